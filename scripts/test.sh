@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. Installs the Python test tools into .venv (pinned in
+# requirements-dev.txt), starts moto_server on a free 127.0.0.1 port for the SQS and
+# Secrets Manager tests, and stops it on exit, whether the tests pass or fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s requirements-dev.txt "$VENV/.installed-requirements"; then
+  echo "==> installing test tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
+  cp requirements-dev.txt "$VENV/.installed-requirements"
+fi
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >target/moto.log 2>&1 &
+MOTO_PID=$!
+cleanup() {
+  kill "$MOTO_PID" 2>/dev/null || true
+  wait "$MOTO_PID" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+for _ in $(seq 1 150); do
+  if curl -fs "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$MOTO_PID" 2>/dev/null; then echo "moto_server died; see target/moto.log" >&2; exit 1; fi
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$PORT/moto-api/" >/dev/null || { echo "moto_server did not start; see target/moto.log" >&2; exit 1; }
+echo "==> moto_server on 127.0.0.1:$PORT"
+
+export MOTO_ENDPOINT="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --all-targets

@@ -1,0 +1,355 @@
+//! A durable in-process queue with SQS semantics, stored in SQLite (WAL).
+//!
+//! Several named queues share one database file; a queue may redrive to another at a
+//! max receive count, as an SQS redrive policy does. Every call is one transaction, so
+//! what a send returned `Ok` for survives a crash of the process (kill -9). Several
+//! processes may open the same file (`routerctl dlq` beside `routerctl serve`).
+
+use crate::ports::{
+    EntryFailure, MAX_BATCH, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT    NOT NULL,
+    message_id    TEXT    NOT NULL UNIQUE,
+    body          TEXT    NOT NULL,
+    attributes    TEXT    NOT NULL,
+    sent_at       INTEGER NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
+";
+
+/// Longest pause between polls while a receive waits (other processes may send).
+const POLL: Duration = Duration::from_millis(100);
+
+/// One SQLite database holding any number of queues.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    sent: Notify,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) `dir/queue.db`.
+    pub fn open(dir: &Path) -> Result<Arc<Self>, QueueError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            QueueError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("queue.db");
+        let conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(|e| unavailable(&path, e))?;
+        // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash
+        // or power loss can take the last commits.
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(|e| unavailable(&path, e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| unavailable(&path, e))?;
+        Ok(Arc::new(Self {
+            conn: Mutex::new(conn),
+            path,
+            sent: Notify::new(),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A handle on the queue `name` in this store.
+    pub fn queue(self: &Arc<Self>, name: &str, settings: QueueSettings) -> EmbeddedQueue {
+        EmbeddedQueue {
+            store: Arc::clone(self),
+            name: name.to_owned(),
+            settings,
+        }
+    }
+
+    async fn with_conn<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn).map_err(|e| unavailable(&store.path, e))
+        })
+        .await
+        .map_err(|e| QueueError::Unavailable(format!("queue task failed: {e}")))?
+    }
+}
+
+fn unavailable(path: &Path, e: rusqlite::Error) -> QueueError {
+    QueueError::Unavailable(format!("embedded queue {}: {e}", path.display()))
+}
+
+/// A queue's settings, as SQS keeps them on the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub visibility_timeout: Duration,
+    /// Move a message to this queue when it is received after `max_receive_count` receives.
+    pub redrive: Option<Redrive>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    pub dead_letter_queue: String,
+    pub max_receive_count: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            redrive: None,
+        }
+    }
+}
+
+/// One named queue of an [`EmbeddedStore`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedQueue {
+    store: Arc<EmbeddedStore>,
+    name: String,
+    settings: QueueSettings,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+fn check_batch(n: usize) -> Result<(), QueueError> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(QueueError::BadRequest(format!(
+            "a batch holds 1 to {MAX_BATCH} entries, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+impl EmbeddedQueue {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn receive_now(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> impl FnOnce(&mut Connection) -> rusqlite::Result<Vec<ReceivedMessage>> + Send + 'static
+    {
+        let name = self.name.clone();
+        let redrive = self.settings.redrive.clone();
+        move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            let mut out = Vec::new();
+            {
+                let mut select = tx.prepare_cached(
+                    "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
+                     WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
+                )?;
+                let mut take = tx.prepare_cached(
+                    "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE seq = ?1",
+                )?;
+                let mut move_dead = tx.prepare_cached(
+                    "UPDATE messages SET queue = ?2, receive_count = 0, visible_at = ?3, receipt = NULL WHERE seq = ?1",
+                )?;
+                loop {
+                    let rows: Vec<(i64, String, String, String, i64, u32)> = select
+                        .query_map(params![name, now, (max - out.len()) as i64], |r| {
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<_>>()?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    for (seq, message_id, body, attrs, sent_at, count) in rows {
+                        if let Some(r) = redrive.as_ref().filter(|r| count >= r.max_receive_count) {
+                            move_dead.execute(params![seq, r.dead_letter_queue, now])?;
+                            continue;
+                        }
+                        let receipt = format!("{}:{}", message_id, uuid::Uuid::new_v4().simple());
+                        take.execute(params![seq, now + ms(visibility), receipt])?;
+                        out.push(ReceivedMessage {
+                            message_id,
+                            receipt_handle: receipt,
+                            body,
+                            attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+                            receive_count: count + 1,
+                            sent_at_ms: sent_at,
+                        });
+                    }
+                    if out.len() >= max {
+                        break;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryFailure>, QueueError> {
+        check_batch(messages.len())?;
+        let name = self.name.clone();
+        let rows: Vec<(String, String, String, Duration)> = messages
+            .iter()
+            .map(|m| {
+                let attrs = serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
+                (
+                    uuid::Uuid::new_v4().to_string(),
+                    m.body.clone(),
+                    attrs,
+                    m.delay,
+                )
+            })
+            .collect();
+        self.store
+            .with_conn(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut insert = tx.prepare_cached(
+                        "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?;
+                    let now = now_ms();
+                    for (id, body, attrs, delay) in &rows {
+                        insert.execute(params![name, id, body, attrs, now, now + ms(*delay)])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await?;
+        self.store.sent.notify_waiters();
+        Ok(Vec::new())
+    }
+
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        check_batch(max)?;
+        let visibility = visibility.unwrap_or(self.settings.visibility_timeout);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.store.sent.notified();
+            let got = self
+                .store
+                .with_conn(self.receive_now(max, visibility))
+                .await?;
+            let now = tokio::time::Instant::now();
+            if !got.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let pause = POLL.min(deadline - now);
+            let _ = tokio::time::timeout(pause, notified).await;
+        }
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        if !receipt_handle.contains(':') {
+            return Err(QueueError::ReceiptInvalid(
+                "not a receipt handle of this queue".to_owned(),
+            ));
+        }
+        let (name, receipt) = (self.name.clone(), receipt_handle.to_owned());
+        self.store
+            .with_conn(move |conn| {
+                conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")?
+                    .execute(params![name, receipt])
+            })
+            .await?;
+        // Like SQS, deleting an already deleted message (or through a handle made stale by
+        // a later receive, which leaves the message to that receive) is not an error.
+        Ok(())
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        if timeout > crate::retry::MAX_DELAY {
+            return Err(QueueError::BadRequest(
+                "visibility timeout over 12h".to_owned(),
+            ));
+        }
+        let (name, receipt) = (self.name.clone(), receipt_handle.to_owned());
+        let changed = self
+            .store
+            .with_conn(move |conn| {
+                let now = now_ms();
+                conn.prepare_cached(
+                    "UPDATE messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2 AND visible_at > ?4",
+                )?
+                .execute(params![name, receipt, now + ms(timeout), now])
+            })
+            .await?;
+        if changed == 0 {
+            return Err(QueueError::ReceiptInvalid(
+                "the message is not in flight".to_owned(),
+            ));
+        }
+        if timeout.is_zero() {
+            self.store.sent.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let name = self.name.clone();
+        self.store
+            .with_conn(move |conn| {
+                let now = now_ms();
+                let (visible, in_flight): (i64, i64) = conn
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0)
+                         FROM messages WHERE queue = ?1",
+                    )?
+                    .query_row(params![name, now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .unwrap_or((0, 0));
+                Ok(QueueDepth {
+                    visible: visible as u64,
+                    in_flight: in_flight as u64,
+                })
+            })
+            .await
+    }
+}

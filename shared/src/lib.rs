@@ -1,0 +1,18 @@
+//! The Cognigy webhook router's core, shared by every function and `routerctl`:
+//! the domain types, the routes file, rendering, the retry decision, signing, and the
+//! ports (queue, secrets) with their AWS and embedded adapters. No Lambda runtime here.
+
+pub mod aws;
+pub mod domain;
+pub mod embedded;
+pub mod event;
+pub mod ports;
+pub mod render;
+pub mod retry;
+pub mod routes;
+pub mod secrets;
+pub mod signing;
+pub mod time_fmt;
+
+/// The router's version, as sent in `user-agent` and reported by the health endpoint.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,260 @@
+//! The routes file (CONTRACT section 2): the loaded, validated model and route matching.
+//!
+//! Loading lives in [`load`]; it reports every problem of a file at once.
+
+mod load;
+mod section;
+
+pub use load::{LoadError, LoadErrors};
+
+use crate::domain::{DeliveryJob, EventType, RouteName, TriggerEvent};
+use crate::render::{RenderError, Renderer};
+use crate::retry::RetryPolicy;
+use minijinja::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// A loaded routes file: settings, auth profiles, routes, and their compiled templates.
+#[derive(Debug)]
+pub struct Routes {
+    pub ingest: Ingest,
+    pub delivery: DeliverySettings,
+    pub signing: Option<Signing>,
+    pub auth: BTreeMap<String, AuthProfile>,
+    routes: Vec<Route>,
+    index: HashMap<String, usize>,
+    renderer: Renderer,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingest {
+    /// The `api_key` profile inbound requests must present; `None` is an open endpoint.
+    pub auth: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeliverySettings {
+    pub allow_private_targets: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signing {
+    /// Secret id; its value is `whsec_<base64 key>`.
+    pub secret: String,
+}
+
+/// An `[auth.<name>]` profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthProfile {
+    /// Inbound: `X-API-Key` or `Authorization: ApiKey <key>`. Outbound: `X-API-Key: <key>`.
+    ApiKey { secret: String },
+    /// Outbound: `<header>: <prefix><secret value>`.
+    Header {
+        header: String,
+        prefix: String,
+        secret: String,
+    },
+    /// Outbound: `Authorization: Bearer <token>`, the token kept fresh by token-refresh.
+    OAuth2(OAuth2Profile),
+}
+
+impl AuthProfile {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ApiKey { .. } => "api_key",
+            Self::Header { .. } => "header",
+            Self::OAuth2(_) => "oauth2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuth2Profile {
+    pub token_url: Url,
+    pub request: TokenRequestStyle,
+    pub credentials_secret: String,
+    pub token_secret: String,
+    pub scope: Option<String>,
+}
+
+/// How a client-credentials token request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRequestStyle {
+    /// RFC 6749 section 4.4: form body, client credentials in Basic auth.
+    Form,
+    /// The tutorial's style: Basic credentials, JSON body `{"grant_type":"client_credentials"}`.
+    JsonBasic,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: RouteName,
+    pub target_url: Url,
+    pub auth: Option<String>,
+    pub timeout: Duration,
+    pub max_payload_bytes: usize,
+    pub retry: RetryPolicy,
+    pub enrich: Option<Enrich>,
+    pub triggers: Vec<Trigger>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrich {
+    pub auth: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub event_type: EventType,
+    pub name: Option<String>,
+    pub threshold: f64,
+    pub negate: bool,
+}
+
+impl Trigger {
+    /// Type matches, name matches (if given) and `score >= threshold`.
+    pub fn holds(&self, event: &TriggerEvent) -> bool {
+        self.event_type == event.event_type
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|n| event.name.as_deref() == Some(n))
+            && event.score >= self.threshold
+    }
+}
+
+impl Route {
+    /// At least one non-negated trigger holds and no negated one does; a route with only
+    /// negated triggers fires when none of them holds.
+    pub fn fires(&self, event: &TriggerEvent) -> bool {
+        let (mut has_positive, mut positive_holds) = (false, false);
+        for t in &self.triggers {
+            if t.negate {
+                if t.holds(event) {
+                    return false;
+                }
+            } else {
+                has_positive = true;
+                positive_holds = positive_holds || t.holds(event);
+            }
+        }
+        positive_holds || !has_positive
+    }
+}
+
+fn payload_template(route: &str) -> String {
+    format!("route:{route}")
+}
+
+fn enrich_template(route: &str) -> String {
+    format!("enrich:{route}")
+}
+
+impl Routes {
+    /// Loads and validates a routes file; `template_file`s resolve relative to it.
+    pub fn load(path: &Path) -> Result<Self, LoadErrors> {
+        load::load(path)
+    }
+
+    /// Parses routes from text, as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, LoadErrors> {
+        load::parse(text, path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Route> {
+        self.index.get(name).map(|&i| &self.routes[i])
+    }
+
+    /// The routes that fire for `event`, in file order.
+    pub fn matching<'a, 'e>(
+        &'a self,
+        event: &'e TriggerEvent,
+    ) -> impl Iterator<Item = &'a Route> + use<'a, 'e> {
+        self.routes.iter().filter(move |r| r.fires(event))
+    }
+
+    /// Whether deliveries may go to private addresses (file setting; the environment's
+    /// `ALLOW_PRIVATE_TARGETS` is ORed in by the caller).
+    pub fn allow_private_targets(&self) -> bool {
+        self.delivery.allow_private_targets
+    }
+
+    /// Every secret id the file names, for start-up checks and infrastructure.
+    pub fn secret_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.signing.iter().map(|s| s.secret.as_str()).collect();
+        for p in self.auth.values() {
+            match p {
+                AuthProfile::ApiKey { secret } | AuthProfile::Header { secret, .. } => {
+                    ids.push(secret)
+                }
+                AuthProfile::OAuth2(o) => {
+                    ids.push(&o.credentials_secret);
+                    ids.push(&o.token_secret);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    pub fn oauth2_profiles(&self) -> impl Iterator<Item = (&str, &OAuth2Profile)> {
+        self.auth.iter().filter_map(|(name, p)| match p {
+            AuthProfile::OAuth2(o) => Some((name.as_str(), o)),
+            _ => None,
+        })
+    }
+
+    /// The payload template's context for one attempt of a job.
+    pub fn context(
+        job: &DeliveryJob,
+        attempt: u32,
+        now: time::OffsetDateTime,
+        external: Option<&serde_json::Value>,
+    ) -> Value {
+        let route = minijinja::context! { name => job.route.as_str() };
+        let delivery = minijinja::context! { id => job.delivery_id.as_str(), attempt => attempt };
+        let mut ctx = minijinja::context! {
+            event => Value::from_serialize(&job.event),
+            route => route,
+            delivery => delivery,
+            now => crate::time_fmt::rfc3339(now),
+        };
+        if let Some(external) = external {
+            ctx = minijinja::context! { external => Value::from_serialize(external), ..ctx };
+        }
+        ctx
+    }
+
+    /// Renders a route's payload: JSON, at most its `max_payload_kb`.
+    pub fn render_payload(&self, route: &Route, ctx: &Value) -> Result<String, RenderError> {
+        self.renderer.render_json(
+            &payload_template(route.name.as_str()),
+            ctx,
+            route.max_payload_bytes,
+        )
+    }
+
+    /// Renders a route's enrich URL (only for routes with `enrich`).
+    pub fn render_enrich_url(&self, route: &Route, ctx: &Value) -> Result<String, RenderError> {
+        self.renderer
+            .render_text(&enrich_template(route.name.as_str()), ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests;

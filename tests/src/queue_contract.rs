@@ -1,0 +1,231 @@
+//! The queue contract: what SQS does and the embedded queue must do too. Every case runs
+//! against both adapters (see `tests/queue_contract.rs`) with the same assertions.
+//! The queue under test has a 30 s default visibility and redrives at 3 receives.
+
+use router_core::ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const VISIBILITY: Duration = Duration::from_secs(30);
+pub const MAX_RECEIVE_COUNT: u32 = 3;
+const NOW: Duration = Duration::ZERO;
+const SECOND: Duration = Duration::from_secs(1);
+
+fn msg(i: usize, delay: Duration) -> OutgoingMessage {
+    let mut attributes = BTreeMap::new();
+    attributes.insert("route".to_owned(), format!("route-{i}"));
+    attributes.insert("delivery_id".to_owned(), format!("dlv_{i}"));
+    OutgoingMessage {
+        id: format!("m{i}"),
+        body: format!("{{\"n\":{i}}}"),
+        attributes,
+        delay,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+async fn send(q: &dyn Queue, range: std::ops::Range<usize>) {
+    let batch: Vec<_> = range.map(|i| msg(i, Duration::ZERO)).collect();
+    let failed = q.send_batch(&batch).await.expect("send a batch");
+    assert!(failed.is_empty(), "no entry fails: {failed:?}");
+}
+
+/// Receives until `n` messages arrived (SQS may hand out fewer per call) or 5 s passed.
+async fn receive_n(q: &dyn Queue, n: usize, visibility: Option<Duration>) -> Vec<ReceivedMessage> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while got.len() < n && tokio::time::Instant::now() < deadline {
+        got.extend(
+            q.receive(10.min(n - got.len()), SECOND, visibility)
+                .await
+                .expect("receive"),
+        );
+    }
+    assert_eq!(got.len(), n, "received {} of {n} messages", got.len());
+    got
+}
+
+async fn receive_none(q: &dyn Queue) {
+    let got = q.receive(10, NOW, None).await.expect("receive");
+    assert!(got.is_empty(), "expected no visible message, got {got:?}");
+}
+
+pub async fn messages_round_trip_with_attributes(q: &dyn Queue, _dlq: &dyn Queue) {
+    let before = now_ms();
+    send(q, 0..3).await;
+    let mut got = receive_n(q, 3, None).await;
+    got.sort_by(|a, b| a.body.cmp(&b.body));
+    for (i, m) in got.iter().enumerate() {
+        let sent = msg(i, NOW);
+        assert_eq!(m.body, sent.body);
+        assert_eq!(m.attributes, sent.attributes);
+        assert_eq!(m.receive_count, 1);
+        assert!(
+            (before - 2000..=now_ms() + 2000).contains(&m.sent_at_ms),
+            "sent_at {}",
+            m.sent_at_ms
+        );
+        assert!(!m.receipt_handle.is_empty());
+    }
+    let mut ids: Vec<_> = got.iter().map(|m| m.message_id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "message ids are distinct");
+}
+
+pub async fn a_received_message_is_hidden_until_its_visibility_expires(
+    q: &dyn Queue,
+    _dlq: &dyn Queue,
+) {
+    send(q, 0..1).await;
+    let first = receive_n(q, 1, Some(SECOND)).await.remove(0);
+    receive_none(q).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let again = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(again.message_id, first.message_id);
+    assert_eq!(again.receive_count, 2, "the receive count counts up");
+}
+
+pub async fn visibility_zero_releases_a_message_at_once(q: &dyn Queue, _dlq: &dyn Queue) {
+    send(q, 0..1).await;
+    let first = receive_n(q, 1, None).await.remove(0);
+    receive_none(q).await;
+    q.change_visibility(&first.receipt_handle, NOW)
+        .await
+        .expect("change visibility");
+    let again = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(
+        (again.message_id, again.receive_count),
+        (first.message_id, 2)
+    );
+}
+
+pub async fn change_visibility_extends_the_hiding(q: &dyn Queue, _dlq: &dyn Queue) {
+    send(q, 0..1).await;
+    let first = receive_n(q, 1, Some(SECOND)).await.remove(0);
+    q.change_visibility(&first.receipt_handle, Duration::from_secs(4))
+        .await
+        .expect("change visibility");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    receive_none(q).await;
+}
+
+pub async fn a_deleted_message_is_gone_for_good(q: &dyn Queue, _dlq: &dyn Queue) {
+    send(q, 0..1).await;
+    let m = receive_n(q, 1, Some(SECOND)).await.remove(0);
+    q.delete(&m.receipt_handle).await.expect("delete");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    receive_none(q).await;
+    let depth = q.depth().await.expect("depth");
+    assert_eq!((depth.visible, depth.in_flight), (0, 0));
+    let err = q
+        .change_visibility(&m.receipt_handle, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueueError::ReceiptInvalid(_)), "{err:?}");
+}
+
+pub async fn a_message_moves_to_the_dead_letter_queue_after_max_receives(
+    q: &dyn Queue,
+    dlq: &dyn Queue,
+) {
+    send(q, 0..1).await;
+    for attempt in 1..=MAX_RECEIVE_COUNT {
+        let m = receive_n(q, 1, Some(NOW)).await.remove(0);
+        assert_eq!(m.receive_count, attempt);
+    }
+    // The next receive finds it over the limit and redrives it.
+    let more = q.receive(10, SECOND, None).await.expect("receive");
+    assert!(
+        more.is_empty(),
+        "over the limit it is not handed out again: {more:?}"
+    );
+    let dead = receive_n(dlq, 1, None).await.remove(0);
+    assert_eq!(dead.body, msg(0, NOW).body);
+    assert_eq!(
+        dead.attributes,
+        msg(0, NOW).attributes,
+        "attributes survive the redrive"
+    );
+}
+
+pub async fn depth_counts_visible_and_in_flight(q: &dyn Queue, _dlq: &dyn Queue) {
+    send(q, 0..3).await;
+    receive_n(q, 1, None).await;
+    let depth = q.depth().await.expect("depth");
+    assert_eq!((depth.visible, depth.in_flight), (2, 1));
+}
+
+pub async fn a_delayed_message_appears_after_its_delay(q: &dyn Queue, _dlq: &dyn Queue) {
+    q.send_batch(&[msg(0, SECOND)]).await.expect("send");
+    receive_none(q).await;
+    assert_eq!(
+        q.depth().await.expect("depth").in_flight,
+        1,
+        "a delayed message is not visible"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    receive_n(q, 1, None).await;
+}
+
+pub async fn batches_hold_at_most_ten(q: &dyn Queue, _dlq: &dyn Queue) {
+    let eleven: Vec<_> = (0..11).map(|i| msg(i, NOW)).collect();
+    assert!(matches!(
+        q.send_batch(&eleven).await,
+        Err(QueueError::BadRequest(_))
+    ));
+    assert!(matches!(
+        q.send_batch(&[]).await,
+        Err(QueueError::BadRequest(_))
+    ));
+    assert!(matches!(
+        q.receive(11, NOW, None).await,
+        Err(QueueError::BadRequest(_))
+    ));
+    send(q, 0..10).await;
+    let got = receive_n(q, 10, None).await;
+    assert_eq!(got.len(), 10);
+}
+
+pub async fn batch_visibility_and_delete_report_each_entry(q: &dyn Queue, _dlq: &dyn Queue) {
+    send(q, 0..2).await;
+    let got = receive_n(q, 2, None).await;
+    let entries: Vec<_> = got
+        .iter()
+        .map(|m| (m.receipt_handle.clone(), NOW))
+        .collect();
+    let results = q.change_visibility_batch(&entries).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let again = receive_n(q, 2, None).await;
+    assert!(again.iter().all(|m| m.receive_count == 2));
+    let handles: Vec<_> = again.iter().map(|m| m.receipt_handle.clone()).collect();
+    let results = q.delete_batch(&handles).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let depth = q.depth().await.expect("depth");
+    assert_eq!((depth.visible, depth.in_flight), (0, 0));
+    let results = q
+        .change_visibility_batch(&[(handles[0].clone(), NOW)])
+        .await;
+    assert!(
+        matches!(results[0], Err(QueueError::ReceiptInvalid(_))),
+        "{results:?}"
+    );
+}
+
+pub async fn a_long_poll_returns_when_a_message_arrives(q: &dyn Queue, _dlq: &dyn Queue) {
+    let started = tokio::time::Instant::now();
+    let (got, ()) = tokio::join!(q.receive(1, Duration::from_secs(10), None), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        send(q, 0..1).await;
+    });
+    assert_eq!(got.expect("receive").len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "returned before the wait ran out"
+    );
+}
