@@ -3,6 +3,8 @@
 //! ports (queue, secrets) with their AWS and embedded adapters. No Lambda runtime here.
 
 pub mod aws;
+pub mod backends;
+pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod event;
@@ -12,6 +14,7 @@ pub mod retry;
 pub mod routes;
 pub mod secrets;
 pub mod signing;
+pub mod telemetry;
 pub mod time_fmt;
 
 /// The router's version, as sent in `user-agent` and reported by the health endpoint.

@@ -1,0 +1,117 @@
+//! Function configuration from the environment (CONTRACT section 6), parsed once at cold
+//! start. A missing or bad value is an error that names the variable.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `ROUTES_FILE`, default `routes.toml`.
+    pub routes_file: PathBuf,
+    /// `QUEUE_URL`: the delivery queue (SQS). Unset locally means the embedded queue.
+    pub queue_url: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`.
+    pub dead_letter_queue_url: Option<String>,
+    /// `ALLOW_PRIVATE_TARGETS=true` allows private targets whatever the routes file says.
+    pub allow_private_targets: bool,
+    /// `DLQ_DEGRADED_THRESHOLD`, default 10.
+    pub dlq_degraded_threshold: u64,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the variables through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let allow_private_targets = match non_empty("ALLOW_PRIVATE_TARGETS").as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ALLOW_PRIVATE_TARGETS",
+                    reason: format!("must be true or false, got `{other}`"),
+                });
+            }
+        };
+        let dlq_degraded_threshold = match non_empty("DLQ_DEGRADED_THRESHOLD") {
+            None => 10,
+            Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                var: "DLQ_DEGRADED_THRESHOLD",
+                reason: format!("must be a whole number, got `{v}`"),
+            })?,
+        };
+        Ok(Self {
+            routes_file: non_empty("ROUTES_FILE").map_or_else(|| PathBuf::from("routes.toml"), PathBuf::from),
+            queue_url: non_empty("QUEUE_URL"),
+            dead_letter_queue_url: non_empty("DEAD_LETTER_QUEUE_URL"),
+            allow_private_targets,
+            dlq_degraded_threshold,
+        })
+    }
+
+    /// `QUEUE_URL`, for the functions that cannot run without it.
+    pub fn require_queue_url(&self) -> Result<&str, ConfigError> {
+        self.queue_url.as_deref().ok_or(ConfigError {
+            var: "QUEUE_URL",
+            reason: "is required (the delivery queue's URL)".to_owned(),
+        })
+    }
+
+    /// `DEAD_LETTER_QUEUE_URL`, for the functions that cannot run without it.
+    pub fn require_dead_letter_queue_url(&self) -> Result<&str, ConfigError> {
+        self.dead_letter_queue_url.as_deref().ok_or(ConfigError {
+            var: "DEAD_LETTER_QUEUE_URL",
+            reason: "is required (the dead-letter queue's URL)".to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.routes_file, PathBuf::from("routes.toml"));
+        assert_eq!((c.queue_url, c.allow_private_targets, c.dlq_degraded_threshold), (None, false, 10));
+    }
+
+    #[test]
+    fn values_are_read_and_bad_ones_name_their_variable() {
+        let c = config(&[
+            ("ROUTES_FILE", "/var/task/routes.toml"),
+            ("QUEUE_URL", "http://q"),
+            ("DEAD_LETTER_QUEUE_URL", "http://d"),
+            ("ALLOW_PRIVATE_TARGETS", "true"),
+            ("DLQ_DEGRADED_THRESHOLD", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.require_queue_url().unwrap(), "http://q");
+        assert_eq!(c.require_dead_letter_queue_url().unwrap(), "http://d");
+        assert!(c.allow_private_targets);
+        assert_eq!(c.dlq_degraded_threshold, 3);
+
+        let e = config(&[("ALLOW_PRIVATE_TARGETS", "yes")]).unwrap_err();
+        assert_eq!(e.to_string(), "environment variable ALLOW_PRIVATE_TARGETS: must be true or false, got `yes`");
+        let e = config(&[("DLQ_DEGRADED_THRESHOLD", "ten")]).unwrap_err();
+        assert!(e.to_string().starts_with("environment variable DLQ_DEGRADED_THRESHOLD"));
+        let e = config(&[]).unwrap().require_queue_url().unwrap_err();
+        assert!(e.to_string().contains("QUEUE_URL: is required"));
+    }
+}
