@@ -9,6 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A queue shared by the handlers of one process.
+pub type SharedQueue = Arc<dyn Queue>;
+
 /// Name of the delivery queue inside an embedded store.
 pub const EMBEDDED_QUEUE: &str = "deliveries";
 /// Name of the dead-letter queue inside an embedded store.
@@ -33,7 +36,9 @@ impl Backends {
         Ok(Self {
             queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
             dead_letters: Arc::new(SqsQueue::new(sqs, dlq_url)),
-            secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk))),
+            secrets: Arc::new(SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+            )),
         })
     }
 
@@ -44,7 +49,8 @@ impl Backends {
         max_receive_count: u32,
         secrets_file: &Path,
     ) -> Result<Self, LocalSetupError> {
-        let (queue, dead_letters) = embedded_queues(data_dir, visibility_timeout, max_receive_count)?;
+        let (queue, dead_letters) =
+            embedded_queues(data_dir, visibility_timeout, max_receive_count)?;
         Ok(Self {
             queue,
             dead_letters,
@@ -58,7 +64,7 @@ pub fn embedded_queues(
     data_dir: &Path,
     visibility_timeout: Duration,
     max_receive_count: u32,
-) -> Result<(Arc<dyn Queue>, Arc<dyn Queue>), QueueError> {
+) -> Result<(SharedQueue, SharedQueue), QueueError> {
     let store = EmbeddedStore::open(data_dir)?;
     let queue = store.queue(
         EMBEDDED_QUEUE,

@@ -32,16 +32,17 @@ impl Config {
     /// Reads the variables through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let allow_private_targets = match non_empty("ALLOW_PRIVATE_TARGETS").as_deref().map(str::trim) {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "ALLOW_PRIVATE_TARGETS",
-                    reason: format!("must be true or false, got `{other}`"),
-                });
-            }
-        };
+        let allow_private_targets =
+            match non_empty("ALLOW_PRIVATE_TARGETS").as_deref().map(str::trim) {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: "ALLOW_PRIVATE_TARGETS",
+                        reason: format!("must be true or false, got `{other}`"),
+                    });
+                }
+            };
         let dlq_degraded_threshold = match non_empty("DLQ_DEGRADED_THRESHOLD") {
             None => 10,
             Some(v) => v.trim().parse().map_err(|_| ConfigError {
@@ -50,7 +51,8 @@ impl Config {
             })?,
         };
         Ok(Self {
-            routes_file: non_empty("ROUTES_FILE").map_or_else(|| PathBuf::from("routes.toml"), PathBuf::from),
+            routes_file: non_empty("ROUTES_FILE")
+                .map_or_else(|| PathBuf::from("routes.toml"), PathBuf::from),
             queue_url: non_empty("QUEUE_URL"),
             dead_letter_queue_url: non_empty("DEAD_LETTER_QUEUE_URL"),
             allow_private_targets,
@@ -81,7 +83,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -89,7 +94,14 @@ mod tests {
     fn defaults_apply_when_nothing_is_set() {
         let c = config(&[]).unwrap();
         assert_eq!(c.routes_file, PathBuf::from("routes.toml"));
-        assert_eq!((c.queue_url, c.allow_private_targets, c.dlq_degraded_threshold), (None, false, 10));
+        assert_eq!(
+            (
+                c.queue_url,
+                c.allow_private_targets,
+                c.dlq_degraded_threshold
+            ),
+            (None, false, 10)
+        );
     }
 
     #[test]
@@ -108,9 +120,15 @@ mod tests {
         assert_eq!(c.dlq_degraded_threshold, 3);
 
         let e = config(&[("ALLOW_PRIVATE_TARGETS", "yes")]).unwrap_err();
-        assert_eq!(e.to_string(), "environment variable ALLOW_PRIVATE_TARGETS: must be true or false, got `yes`");
+        assert_eq!(
+            e.to_string(),
+            "environment variable ALLOW_PRIVATE_TARGETS: must be true or false, got `yes`"
+        );
         let e = config(&[("DLQ_DEGRADED_THRESHOLD", "ten")]).unwrap_err();
-        assert!(e.to_string().starts_with("environment variable DLQ_DEGRADED_THRESHOLD"));
+        assert!(
+            e.to_string()
+                .starts_with("environment variable DLQ_DEGRADED_THRESHOLD")
+        );
         let e = config(&[]).unwrap().require_queue_url().unwrap_err();
         assert!(e.to_string().contains("QUEUE_URL: is required"));
     }

@@ -2,6 +2,8 @@
 //! the domain types, the routes file, rendering, the retry decision, signing, and the
 //! ports (queue, secrets) with their AWS and embedded adapters. No Lambda runtime here.
 
+#![warn(clippy::unwrap_used)]
+
 pub mod aws;
 pub mod backends;
 pub mod config;
@@ -15,6 +17,8 @@ pub mod routes;
 pub mod secrets;
 pub mod signing;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time_fmt;
 
 /// The router's version, as sent in `user-agent` and reported by the health endpoint.

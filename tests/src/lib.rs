@@ -1,8 +1,6 @@
 //! Shared helpers of the integration tests: moto_server endpoints, queue pairs on SQS and
 //! on the embedded store, and the one queue contract both adapters must meet.
 
-#![allow(clippy::unwrap_used)] // test support: a failed step is a failed test
-
 pub mod queue_contract;
 
 use router_core::aws::SqsQueue;

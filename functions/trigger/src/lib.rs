@@ -1,1 +1,89 @@
-//! placeholder
+//! The trigger function: authenticate, validate, match routes, enqueue one message per
+//! delivery, and answer `202` only once the queue accepted them all (CONTRACT section 3).
+
+#![warn(clippy::unwrap_used)]
+
+pub mod app;
+pub mod auth;
+pub mod enqueue;
+pub mod health;
+pub mod problem;
+
+pub use app::router;
+
+use auth::IngestKey;
+use router_core::backends::Backends;
+use router_core::config::{Config, ConfigError};
+use router_core::ports::{Queue, SecretError, SecretStore};
+use router_core::routes::{LoadErrors, Routes};
+use std::sync::Arc;
+
+/// Everything a request needs, built once per cold start.
+#[derive(Debug)]
+pub struct State {
+    pub routes: Arc<Routes>,
+    pub queue: Arc<dyn Queue>,
+    pub dead_letters: Arc<dyn Queue>,
+    pub secrets: Arc<dyn SecretStore>,
+    /// `None`: the routes file configures an open endpoint.
+    pub ingest_key: Option<IngestKey>,
+    pub dlq_degraded_threshold: u64,
+    pub token_cache: health::TokenCache,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Routes(#[from] LoadErrors),
+    #[error("cannot read the ingest key secret `{id}`: {source}")]
+    IngestKey { id: String, source: SecretError },
+}
+
+impl State {
+    /// Reads the ingest key (once) and assembles the state.
+    pub async fn new(
+        routes: Arc<Routes>,
+        backends: Backends,
+        dlq_degraded_threshold: u64,
+    ) -> Result<Self, InitError> {
+        let ingest_key = match &routes.ingest.auth {
+            Some(profile) => {
+                let id = match routes.auth.get(profile) {
+                    Some(router_core::routes::AuthProfile::ApiKey { secret }) => secret.clone(),
+                    _ => unreachable!("the loader only accepts an api_key profile for [ingest]"),
+                };
+                let secret = backends
+                    .secrets
+                    .get(&id)
+                    .await
+                    .map_err(|source| InitError::IngestKey { id, source })?;
+                Some(IngestKey::new(&secret))
+            }
+            None => {
+                tracing::warn!(
+                    "the routes file sets no [ingest] auth: the trigger endpoint is open to anyone"
+                );
+                None
+            }
+        };
+        Ok(Self {
+            routes,
+            queue: backends.queue,
+            dead_letters: backends.dead_letters,
+            secrets: backends.secrets,
+            ingest_key,
+            dlq_degraded_threshold,
+            token_cache: Default::default(),
+        })
+    }
+
+    /// Lambda's cold start: configuration, routes, AWS clients and the ingest key.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let config = Config::from_env()?;
+        let routes = Arc::new(Routes::load(&config.routes_file)?);
+        let backends = Backends::aws(&config).await?;
+        Self::new(routes, backends, config.dlq_degraded_threshold).await
+    }
+}

@@ -1,0 +1,114 @@
+//! `GET /api/v2/health`: queue depth, dead letters, token expiry; no auth.
+//!
+//! Token expiries are read from the secret store at most once a minute, so an
+//! unauthenticated endpoint cannot run up secret-store calls.
+
+use crate::State;
+use axum::Json;
+use axum::extract::State as Extract;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use router_core::secrets::StoredToken;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN_WARNING_S: i64 = 5 * 60;
+pub const TOKEN_CACHE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub routes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueHealth>,
+    pub tokens: BTreeMap<String, TokenHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct QueueHealth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub dead_letter: u64,
+}
+
+#[derive(Debug, Serialize, PartialEq, Clone)]
+pub struct TokenHealth {
+    /// Seconds until the stored token expires (negative: expired); null when no
+    /// readable token is stored.
+    pub expires_in_s: Option<i64>,
+}
+
+/// Cached `expires_at` per oauth2 profile (`None`: no readable token).
+pub type TokenCache = tokio::sync::Mutex<Option<(Instant, BTreeMap<String, Option<i64>>)>>;
+
+async fn token_expiries(state: &State) -> BTreeMap<String, Option<i64>> {
+    let mut cache = state.token_cache.lock().await;
+    if let Some((at, v)) = cache.as_ref()
+        && at.elapsed() < TOKEN_CACHE
+    {
+        return v.clone();
+    }
+    let mut out = BTreeMap::new();
+    for (name, profile) in state.routes.oauth2_profiles() {
+        let expires_at = match state.secrets.get(&profile.token_secret).await {
+            Ok(secret) => StoredToken::parse(&secret).map(|t| t.expires_at),
+            Err(_) => None,
+        };
+        out.insert(name.to_owned(), expires_at);
+    }
+    *cache = Some((Instant::now(), out.clone()));
+    out
+}
+
+pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let tokens: BTreeMap<String, TokenHealth> = token_expiries(&state)
+        .await
+        .into_iter()
+        .map(|(name, at)| {
+            (
+                name,
+                TokenHealth {
+                    expires_in_s: at.map(|at| at - now),
+                },
+            )
+        })
+        .collect();
+    let token_trouble = tokens
+        .values()
+        .any(|t| t.expires_in_s.is_none_or(|s| s < TOKEN_WARNING_S));
+    let depths = tokio::try_join!(state.queue.depth(), state.dead_letters.depth());
+    let mut health = Health {
+        status: "healthy",
+        version: router_core::VERSION,
+        routes: state.routes.routes().len(),
+        queue: None,
+        tokens,
+        detail: None,
+    };
+    match depths {
+        Ok((q, dlq)) => {
+            let dead_letter = dlq.visible + dlq.in_flight;
+            health.queue = Some(QueueHealth {
+                visible: q.visible,
+                in_flight: q.in_flight,
+                dead_letter,
+            });
+            if dead_letter >= state.dlq_degraded_threshold || token_trouble {
+                health.status = "degraded";
+            }
+            (StatusCode::OK, Json(health)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "health: cannot read the queue");
+            health.status = "unhealthy";
+            health.detail = Some("the delivery queue cannot be read".to_owned());
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response()
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! One structured audit line per trigger, with id, routes, outcome and latency, and never
+//! the event's data or the key.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_trigger_logs_one_audit_line_without_data_or_secrets() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = harness().await;
+    send(&h.app, json_request(HANDOVER)).await;
+    send(
+        &h.app,
+        json_request(r#"{"event_type": "entity", "data": {"text": "agent please"}}"#),
+    )
+    .await;
+    let bad = axum::http::Request::post(trigger::app::TRIGGER_PATH)
+        .header("content-type", "application/json")
+        .header("x-api-key", "not-the-key")
+        .body(axum::body::Body::from(HANDOVER))
+        .unwrap();
+    send(&h.app, bad).await;
+
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let audits: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["target"] == "audit")
+        .collect();
+    assert_eq!(audits.len(), 3, "{text}");
+    assert_eq!(audits[0]["event_id"], "evt_123");
+    assert_eq!(audits[0]["outcome"], "queued");
+    assert_eq!(audits[0]["routes"], "[\"crm-handoff\", \"ticketing\"]");
+    assert!(audits[0]["latency_us"].is_u64());
+    assert_eq!(audits[1]["outcome"], "unrouted");
+    assert_eq!(audits[2]["outcome"], "unauthorized");
+    assert_eq!(audits[2]["status"], 401);
+    assert!(!text.contains("agent please"), "event data leaked: {text}");
+    assert!(
+        !text.contains(KEY) && !text.contains("not-the-key"),
+        "a key leaked: {text}"
+    );
+}

@@ -1,0 +1,123 @@
+//! Shared set-up of the trigger tests: a routes file, fakes for the ports, request helpers.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use router_core::backends::Backends;
+use router_core::routes::Routes;
+use router_core::testing::{FakeQueue, MemorySecrets};
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const KEY: &str = "ingest-key-123";
+
+pub const ROUTES: &str = r#"
+[ingest]
+auth = "flows"
+max_body_kb = 4
+
+[auth.flows]
+type = "api_key"
+secret = "router/ingest-key"
+
+[auth.cognigy]
+type = "oauth2"
+token_url = "https://api-trial.cognigy.ai/auth/oauth2/token"
+credentials_secret = "cognigy/credentials"
+token_secret = "cognigy/token"
+
+[[route]]
+name = "crm-handoff"
+target_url = "https://crm.example.com/hooks"
+template = '{"user": {{ event.user_id | tojson }}}'
+triggers = [{ event_type = "intent", name = "handover", threshold = 0.8 }]
+
+[[route]]
+name = "ticketing"
+target_url = "https://tickets.example.com/hooks"
+template = '{"text": {{ event.data.text | tojson }}}'
+triggers = [{ event_type = "intent", threshold = 0.5 }, { event_type = "intent", name = "smalltalk", negate = true }]
+
+[[route]]
+name = "flow-audit"
+target_url = "https://audit.example.com/hooks"
+template = '{}'
+triggers = [{ event_type = "flow_end" }]
+"#;
+
+#[derive(Debug)]
+pub struct Harness {
+    pub app: Router,
+    pub queue: Arc<FakeQueue>,
+    pub dead_letters: Arc<FakeQueue>,
+    pub secrets: Arc<MemorySecrets>,
+}
+
+pub async fn harness_with(routes_text: &str, threshold: u64) -> Harness {
+    let routes =
+        Arc::new(Routes::parse(routes_text, Path::new("routes.toml")).expect("test routes load"));
+    let queue = Arc::new(FakeQueue::new());
+    let dead_letters = Arc::new(FakeQueue::new());
+    let secrets = Arc::new(MemorySecrets::with(&[("router/ingest-key", KEY)]));
+    let backends = Backends {
+        queue: queue.clone(),
+        dead_letters: dead_letters.clone(),
+        secrets: secrets.clone(),
+    };
+    let state = trigger::State::new(routes, backends, threshold)
+        .await
+        .expect("state builds");
+    Harness {
+        app: trigger::router(Arc::new(state)),
+        queue,
+        dead_letters,
+        secrets,
+    }
+}
+
+pub async fn harness() -> Harness {
+    harness_with(ROUTES, 10).await
+}
+
+pub fn post(content_type: &str) -> axum::http::request::Builder {
+    Request::post(trigger::app::TRIGGER_PATH)
+        .header("content-type", content_type)
+        .header("x-api-key", KEY)
+}
+
+pub fn json_request(body: &str) -> Request<Body> {
+    post("application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let resp = app
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("the router always answers");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub const HANDOVER: &str = r#"{"id": "evt_123", "event_type": "intent", "name": "handover", "score": 0.92,
+  "user_id": "usr_1", "session_id": "sess_1", "data": {"text": "agent please"}}"#;

@@ -1,0 +1,431 @@
+//! The trigger router driven in-process with fakes: every status and every auth variant.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use router_core::domain::DeliveryJob;
+use router_core::ports::QueueDepth;
+use router_core::testing::SendBehaviour;
+use serde_json::json;
+
+fn assert_problem(reply: &Reply, status: u16) {
+    assert_eq!(reply.status.as_u16(), status, "{:?}", reply.body);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert_eq!(reply.body["status"], status);
+    assert!(reply.body["title"].is_string() && reply.body["type"].is_string());
+    assert!(reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+#[tokio::test]
+async fn when_two_routes_fire_should_queue_two_messages_and_answer_202() {
+    let h = harness().await;
+    let reply = send(&h.app, json_request(HANDOVER)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.body["status"], "queued");
+    assert_eq!(reply.body["event_id"], "evt_123");
+    let deliveries = reply.body["deliveries"].as_array().unwrap();
+    let routes: Vec<_> = deliveries
+        .iter()
+        .map(|d| d["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, ["crm-handoff", "ticketing"]);
+
+    let sent = h.queue.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(h.queue.send_calls(), 1, "one batch");
+    for (m, d) in sent.iter().zip(deliveries) {
+        let job = DeliveryJob::from_json(&m.body).unwrap();
+        assert_eq!(job.route, d["route"]);
+        assert_eq!(job.delivery_id, d["delivery_id"]);
+        assert_eq!(job.event.data.as_ref().unwrap()["text"], "agent please");
+        assert_eq!(m.attributes["route"], job.route);
+        assert_eq!(m.attributes["delivery_id"], job.delivery_id);
+    }
+}
+
+#[tokio::test]
+async fn when_no_route_fires_should_answer_200_unrouted() {
+    let h = harness().await;
+    let reply = send(
+        &h.app,
+        json_request(r#"{"id": "e1", "event_type": "entity"}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body,
+        json!({"status": "unrouted", "event_id": "e1", "deliveries": []})
+    );
+    assert!(h.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_form_body_is_accepted_like_json() {
+    let h = harness().await;
+    let body = "id=evt_f&event_type=intent&name=handover&score=0.9&user_id=u1&data=%7B%22text%22%3A%22hi%22%7D";
+    let req = post("application/x-www-form-urlencoded; charset=utf-8")
+        .body(Body::from(body))
+        .unwrap();
+    let reply = send(&h.app, req).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let job = DeliveryJob::from_json(&h.queue.sent()[0].body).unwrap();
+    assert_eq!(job.event.score, 0.9);
+    assert_eq!(job.event.data.unwrap()["text"], "hi");
+}
+
+#[tokio::test]
+async fn the_same_event_id_gives_the_same_delivery_ids() {
+    let h = harness().await;
+    let a = send(&h.app, json_request(HANDOVER)).await;
+    let b = send(&h.app, json_request(HANDOVER)).await;
+    assert_eq!(a.body["deliveries"], b.body["deliveries"]);
+
+    let keyed = |key: &str| {
+        post("application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(r#"{"event_type": "flow_end"}"#))
+            .unwrap()
+    };
+    let c = send(&h.app, keyed("k-1")).await;
+    let d = send(&h.app, keyed("k-1")).await;
+    assert_eq!(c.body["event_id"], "k-1");
+    assert_eq!(c.body["deliveries"], d.body["deliveries"]);
+    let e = send(&h.app, json_request(r#"{"event_type": "flow_end"}"#)).await;
+    assert_ne!(
+        e.body["event_id"], c.body["event_id"],
+        "without id or key one is generated"
+    );
+}
+
+#[tokio::test]
+async fn both_key_forms_authenticate() {
+    let h = harness().await;
+    for (name, value) in [
+        ("x-api-key", KEY.to_owned()),
+        ("authorization", format!("ApiKey {KEY}")),
+    ] {
+        let req = Request::post(trigger::app::TRIGGER_PATH)
+            .header("content-type", "application/json")
+            .header(name, value)
+            .body(Body::from(HANDOVER))
+            .unwrap();
+        assert_eq!(
+            send(&h.app, req).await.status,
+            StatusCode::ACCEPTED,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_auth_failure_is_the_same_401_without_a_hint() {
+    let h = harness().await;
+    let variants: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![("x-api-key", "wrong".into())],
+        vec![("x-api-key", format!("{KEY}x"))],
+        vec![("authorization", format!("Bearer {KEY}"))],
+        vec![("authorization", "ApiKey wrong".into())],
+        vec![("authorization", KEY.into())],
+    ];
+    let mut bodies = Vec::new();
+    for headers in variants {
+        let mut req =
+            Request::post(trigger::app::TRIGGER_PATH).header("content-type", "application/json");
+        for (k, v) in &headers {
+            req = req.header(*k, v);
+        }
+        let reply = send(&h.app, req.body(Body::from(HANDOVER)).unwrap()).await;
+        assert_problem(&reply, 401);
+        bodies.push(reply.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "401s are identical: {bodies:?}"
+    );
+    assert!(h.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn without_ingest_auth_the_endpoint_is_open() {
+    let open = common::ROUTES.replace("[ingest]\nauth = \"flows\"\n", "[ingest]\n");
+    let h = harness_with(&open, 10).await;
+    let req = Request::post(trigger::app::TRIGGER_PATH)
+        .header("content-type", "application/json")
+        .body(Body::from(HANDOVER))
+        .unwrap();
+    assert_eq!(send(&h.app, req).await.status, StatusCode::ACCEPTED);
+    assert_eq!(h.secrets.reads(), 0, "no ingest key is read");
+}
+
+#[tokio::test]
+async fn the_ingest_key_is_read_once_not_per_request() {
+    let h = harness().await;
+    for _ in 0..3 {
+        send(&h.app, json_request(HANDOVER)).await;
+    }
+    assert_eq!(h.secrets.reads(), 1);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_400() {
+    let h = harness().await;
+    for body in ["{", "[1]", "nope", "{\"event_type\":\"intent\"} trailing"] {
+        assert_problem(&send(&h.app, json_request(body)).await, 400);
+    }
+    let req = post("application/x-www-form-urlencoded")
+        .body(Body::from(&b"event_type=%ff"[..]))
+        .unwrap();
+    assert_problem(&send(&h.app, req).await, 400);
+    assert!(h.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn schema_violations_get_422_naming_each_field() {
+    let h = harness().await;
+    let reply = send(
+        &h.app,
+        json_request(r#"{"id": "bad id!", "event_type": "nope", "score": "x", "extra": 1}"#),
+    )
+    .await;
+    assert_problem(&reply, 422);
+    let mut fields: Vec<_> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["event_type", "extra", "id", "score"]);
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("event_type") && detail.contains("score"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_max_body_kb_get_413() {
+    let h = harness().await;
+    let big = format!(
+        r#"{{"event_type": "intent", "data": {{"x": "{}"}}}}"#,
+        "a".repeat(5000)
+    );
+    assert_problem(&send(&h.app, json_request(&big)).await, 413);
+    // Without a Content-Length (streamed), the limit still holds.
+    let stream = futures_stream(big.into_bytes());
+    let req = post("application/json").body(stream).unwrap();
+    assert_problem(&send(&h.app, req).await, 413);
+    assert!(h.queue.sent().is_empty());
+}
+
+fn futures_stream(bytes: Vec<u8>) -> Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(512).map(|c| Ok(c.to_vec())).collect();
+    Body::from_stream(tokio_stream_iter(chunks))
+}
+
+fn tokio_stream_iter(
+    items: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    struct Iter(std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>);
+    impl futures_core::Stream for Iter {
+        type Item = Result<Vec<u8>, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.next())
+        }
+    }
+    Iter(items.into_iter())
+}
+
+#[tokio::test]
+async fn other_content_types_get_415() {
+    let h = harness().await;
+    for ct in [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+    ] {
+        let req = post(ct).body(Body::from(HANDOVER)).unwrap();
+        assert_problem(&send(&h.app, req).await, 415);
+    }
+    let req = Request::post(trigger::app::TRIGGER_PATH)
+        .header("x-api-key", KEY)
+        .body(Body::from(HANDOVER))
+        .unwrap();
+    assert_problem(&send(&h.app, req).await, 415);
+}
+
+#[tokio::test]
+async fn when_the_queue_is_down_should_answer_503_with_retry_after() {
+    let h = harness().await;
+    h.queue
+        .then(SendBehaviour::Unavailable)
+        .then(SendBehaviour::Unavailable);
+    let reply = send(&h.app, json_request(HANDOVER)).await;
+    assert_problem(&reply, 503);
+    assert_eq!(reply.headers["retry-after"], "2");
+    assert_eq!(h.queue.send_calls(), 2, "the batch was tried twice");
+    assert!(h.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn failed_entries_are_retried_once_and_then_it_is_202() {
+    let h = harness().await;
+    h.queue.then(SendBehaviour::FailEntries(vec!["1".into()]));
+    let reply = send(&h.app, json_request(HANDOVER)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(h.queue.send_calls(), 2);
+    let sent = h.queue.sent();
+    assert_eq!(sent.len(), 2, "each message exactly once: {sent:?}");
+    assert_ne!(sent[0].attributes["route"], sent[1].attributes["route"]);
+}
+
+#[tokio::test]
+async fn entries_failing_twice_give_503() {
+    let h = harness().await;
+    h.queue
+        .then(SendBehaviour::FailEntries(vec!["1".into()]))
+        .then(SendBehaviour::FailEntries(vec!["1".into()]));
+    let reply = send(&h.app, json_request(HANDOVER)).await;
+    assert_problem(&reply, 503);
+    assert!(reply.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn more_than_ten_deliveries_go_in_batches_of_ten() {
+    let mut text = String::from(common::ROUTES);
+    for i in 0..12 {
+        text.push_str(&format!(
+            "\n[[route]]\nname = \"extra-{i}\"\ntarget_url = \"https://x.example/\"\ntemplate = '{{}}'\ntriggers = [{{ event_type = \"custom\" }}]\n"
+        ));
+    }
+    let h = harness_with(&text, 10).await;
+    let reply = send(&h.app, json_request(r#"{"event_type": "custom"}"#)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.body["deliveries"].as_array().unwrap().len(), 12);
+    assert_eq!(h.queue.send_calls(), 2);
+    assert_eq!(h.queue.sent().len(), 12);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_problems() {
+    let h = harness().await;
+    let reply = send(&h.app, Request::get("/nope").body(Body::empty()).unwrap()).await;
+    assert_problem(&reply, 404);
+    let reply = send(
+        &h.app,
+        Request::get(trigger::app::TRIGGER_PATH)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_problem(&reply, 405);
+}
+
+async fn health(h: &Harness) -> Reply {
+    send(
+        &h.app,
+        Request::get(trigger::app::HEALTH_PATH)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+fn token_expiring_in(secs: i64) -> String {
+    let at = time::OffsetDateTime::now_utc().unix_timestamp() + secs;
+    format!(r#"{{"access_token":"t","token_type":"Bearer","expires_at":{at}}}"#)
+}
+
+#[tokio::test]
+async fn health_is_healthy_with_depths_and_token_expiry() {
+    let h = harness().await;
+    h.secrets.set("cognigy/token", &token_expiring_in(3600));
+    h.queue.set_depth(Some(QueueDepth {
+        visible: 4,
+        in_flight: 2,
+    }));
+    h.dead_letters.set_depth(Some(QueueDepth {
+        visible: 1,
+        in_flight: 0,
+    }));
+    let reply = health(&h).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["status"], "healthy");
+    assert_eq!(reply.body["routes"], 3);
+    assert_eq!(reply.body["version"], router_core::VERSION);
+    assert_eq!(
+        reply.body["queue"],
+        json!({"visible": 4, "in_flight": 2, "dead_letter": 1})
+    );
+    let expires = reply.body["tokens"]["cognigy"]["expires_in_s"]
+        .as_i64()
+        .unwrap();
+    assert!((3590..=3600).contains(&expires), "{expires}");
+}
+
+#[tokio::test]
+async fn health_is_degraded_by_dead_letters_at_the_threshold() {
+    let h = harness_with(common::ROUTES, 3).await;
+    h.secrets.set("cognigy/token", &token_expiring_in(3600));
+    h.dead_letters.set_depth(Some(QueueDepth {
+        visible: 3,
+        in_flight: 0,
+    }));
+    assert_eq!(health(&h).await.body["status"], "degraded");
+}
+
+#[tokio::test]
+async fn health_is_degraded_by_a_token_expiring_within_5_minutes_or_missing() {
+    let h = harness().await;
+    h.secrets.set("cognigy/token", &token_expiring_in(200));
+    assert_eq!(health(&h).await.body["status"], "degraded");
+    let h = harness().await;
+    let reply = health(&h).await;
+    assert_eq!(reply.body["status"], "degraded");
+    assert_eq!(
+        reply.body["tokens"]["cognigy"]["expires_in_s"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn health_is_503_unhealthy_when_the_queue_cannot_be_read() {
+    let h = harness().await;
+    h.queue.set_depth(None);
+    let reply = health(&h).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body["status"], "unhealthy");
+}
+
+#[tokio::test]
+async fn health_reads_token_secrets_at_most_once_a_minute() {
+    let h = harness().await;
+    h.secrets.set("cognigy/token", &token_expiring_in(3600));
+    let before = h.secrets.reads();
+    for _ in 0..5 {
+        health(&h).await;
+    }
+    assert_eq!(h.secrets.reads() - before, 1);
+}
+
+#[tokio::test]
+async fn init_fails_naming_the_secret_when_the_ingest_key_is_missing() {
+    let routes = std::sync::Arc::new(
+        router_core::routes::Routes::parse(common::ROUTES, std::path::Path::new("routes.toml"))
+            .unwrap(),
+    );
+    let backends = router_core::backends::Backends {
+        queue: std::sync::Arc::new(router_core::testing::FakeQueue::new()),
+        dead_letters: std::sync::Arc::new(router_core::testing::FakeQueue::new()),
+        secrets: std::sync::Arc::new(router_core::testing::MemorySecrets::default()),
+    };
+    let err = trigger::State::new(routes, backends, 10).await.unwrap_err();
+    assert!(err.to_string().contains("router/ingest-key"), "{err}");
+}

@@ -1,0 +1,168 @@
+//! In-memory port implementations for handler tests (feature `testing`): a queue that
+//! records what was sent and can be told to fail, and a secret store in a map.
+
+use crate::ports::{
+    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage, SecretError,
+    SecretStore,
+};
+use crate::secrets::Secret;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How the fake queue answers the next `send_batch` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendBehaviour {
+    /// Accept everything.
+    Accept,
+    /// The whole call fails.
+    Unavailable,
+    /// The entries with these batch ids fail; the rest are accepted.
+    FailEntries(Vec<String>),
+}
+
+/// A queue that records accepted messages. Scripted behaviours apply to the next calls in
+/// order; after they run out every call is accepted.
+#[derive(Debug, Default)]
+pub struct FakeQueue {
+    pub sent: Mutex<Vec<OutgoingMessage>>,
+    pub script: Mutex<VecDeque<SendBehaviour>>,
+    pub calls: Mutex<usize>,
+    pub depth: Mutex<Option<QueueDepth>>,
+    pub visibility_changes: Mutex<Vec<(String, Duration)>>,
+    pub deleted: Mutex<Vec<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FakeQueue {
+    pub fn new() -> Self {
+        Self {
+            depth: Mutex::new(Some(QueueDepth::default())),
+            ..Self::default()
+        }
+    }
+
+    pub fn then(&self, behaviour: SendBehaviour) -> &Self {
+        lock(&self.script).push_back(behaviour);
+        self
+    }
+
+    /// `None` makes `depth` fail as an unreachable queue would.
+    pub fn set_depth(&self, depth: Option<QueueDepth>) {
+        *lock(&self.depth) = depth;
+    }
+
+    pub fn sent(&self) -> Vec<OutgoingMessage> {
+        lock(&self.sent).clone()
+    }
+
+    pub fn send_calls(&self) -> usize {
+        *lock(&self.calls)
+    }
+}
+
+#[async_trait]
+impl Queue for FakeQueue {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryFailure>, QueueError> {
+        *lock(&self.calls) += 1;
+        let behaviour = lock(&self.script)
+            .pop_front()
+            .unwrap_or(SendBehaviour::Accept);
+        match behaviour {
+            SendBehaviour::Accept => {
+                lock(&self.sent).extend_from_slice(messages);
+                Ok(Vec::new())
+            }
+            SendBehaviour::Unavailable => Err(QueueError::Unavailable("fake queue is down".into())),
+            SendBehaviour::FailEntries(ids) => {
+                let mut failures = Vec::new();
+                for m in messages {
+                    if ids.contains(&m.id) {
+                        failures.push(EntryFailure {
+                            id: m.id.clone(),
+                            reason: "InternalError: fake".into(),
+                        });
+                    } else {
+                        lock(&self.sent).push(m.clone());
+                    }
+                }
+                Ok(failures)
+            }
+        }
+    }
+
+    async fn receive(
+        &self,
+        _max: usize,
+        _wait: Duration,
+        _vis: Option<Duration>,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        Ok(Vec::new())
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        lock(&self.deleted).push(receipt_handle.to_owned());
+        Ok(())
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        lock(&self.visibility_changes).push((receipt_handle.to_owned(), timeout));
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        lock(&self.depth).ok_or_else(|| QueueError::Unavailable("fake queue is down".into()))
+    }
+}
+
+/// Secrets in a map; `reads` counts `get` calls.
+#[derive(Debug, Default)]
+pub struct MemorySecrets {
+    pub values: Mutex<BTreeMap<String, String>>,
+    pub reads: Mutex<usize>,
+}
+
+impl MemorySecrets {
+    pub fn with(pairs: &[(&str, &str)]) -> Self {
+        let s = Self::default();
+        for (k, v) in pairs {
+            lock(&s.values).insert((*k).to_owned(), (*v).to_owned());
+        }
+        s
+    }
+
+    pub fn set(&self, id: &str, value: &str) {
+        lock(&self.values).insert(id.to_owned(), value.to_owned());
+    }
+
+    pub fn reads(&self) -> usize {
+        *lock(&self.reads)
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemorySecrets {
+    async fn get(&self, id: &str) -> Result<Secret, SecretError> {
+        *lock(&self.reads) += 1;
+        lock(&self.values)
+            .get(id)
+            .map(|v| Secret::new(v.clone()))
+            .ok_or_else(|| SecretError::NotFound(id.to_owned()))
+    }
+
+    async fn put(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
+        self.set(id, value.expose());
+        Ok(())
+    }
+}

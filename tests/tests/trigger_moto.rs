@@ -1,0 +1,165 @@
+//! The trigger function against real SQS and Secrets Manager APIs (moto_server).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use router_core::aws::SecretsManagerStore;
+use router_core::backends::Backends;
+use router_core::domain::DeliveryJob;
+use router_core::ports::Queue;
+use router_core::routes::Routes;
+use router_tests::{moto_queue_pair, moto_sdk_config};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const ROUTES: &str = r#"
+[ingest]
+auth = "flows"
+
+[auth.flows]
+type = "api_key"
+secret = "SECRET_ID"
+
+[[route]]
+name = "crm-handoff"
+target_url = "https://crm.example.com/hooks"
+template = '{}'
+triggers = [{ event_type = "intent", name = "handover" }]
+
+[[route]]
+name = "ticketing"
+target_url = "https://tickets.example.com/hooks"
+template = '{}'
+triggers = [{ event_type = "intent", threshold = 0.5 }]
+
+[[route]]
+name = "analytics"
+target_url = "https://analytics.example.com/hooks"
+template = '{}'
+triggers = [{ event_type = "intent", name = "smalltalk", negate = true }]
+
+[[route]]
+name = "never"
+target_url = "https://never.example.com/hooks"
+template = '{}'
+triggers = [{ event_type = "flow_end" }]
+"#;
+
+struct Setup {
+    app: axum::Router,
+    queue: Arc<router_core::aws::SqsQueue>,
+    sqs: aws_sdk_sqs::Client,
+}
+
+async fn setup() -> Setup {
+    let sdk = moto_sdk_config().await;
+    let secret_id = format!("router/ingest-key-{}", uuid::Uuid::new_v4().simple());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.create_secret()
+        .name(&secret_id)
+        .secret_string("moto-key")
+        .send()
+        .await
+        .unwrap();
+    let (queue, dlq) = moto_queue_pair(Duration::from_secs(30), 10).await;
+    let queue = Arc::new(queue);
+    let routes = Routes::parse(
+        &ROUTES.replace("SECRET_ID", &secret_id),
+        std::path::Path::new("routes.toml"),
+    )
+    .unwrap();
+    let backends = Backends {
+        queue: queue.clone(),
+        dead_letters: Arc::new(dlq),
+        secrets: Arc::new(SecretsManagerStore::new(sm)),
+    };
+    let state = trigger::State::new(Arc::new(routes), backends, 10)
+        .await
+        .unwrap();
+    Setup {
+        app: trigger::router(Arc::new(state)),
+        queue,
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+    }
+}
+
+fn request(body: &str) -> Request<Body> {
+    Request::post(trigger::app::TRIGGER_PATH)
+        .header("content-type", "application/json")
+        .header("x-api-key", "moto-key")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+async fn call(app: &axum::Router, body: &str) -> (StatusCode, serde_json::Value) {
+    let resp = app.clone().oneshot(request(body)).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_trigger_matching_three_routes_leaves_exactly_three_messages() {
+    let s = setup().await;
+    let event = r#"{"id": "evt_moto_1", "event_type": "intent", "name": "handover", "score": 0.9, "data": {"text": "agent"}}"#;
+    let (status, body) = call(&s.app, event).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.extend(
+            s.queue
+                .receive(10, Duration::from_secs(1), None)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(got.len(), 3, "exactly three messages: {got:?}");
+    let mut routes: Vec<String> = Vec::new();
+    for m in &got {
+        let job = DeliveryJob::from_json(&m.body).unwrap();
+        assert_eq!(job.event_id.as_str(), "evt_moto_1");
+        assert_eq!(job.event.data.as_ref().unwrap()["text"], "agent");
+        assert_eq!(m.attributes["route"], job.route);
+        assert_eq!(m.attributes["delivery_id"], job.delivery_id);
+        let listed = body["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["route"] == job.route.as_str())
+            .unwrap();
+        assert_eq!(listed["delivery_id"], job.delivery_id.as_str());
+        routes.push(job.route);
+    }
+    routes.sort();
+    assert_eq!(routes, ["analytics", "crm-handoff", "ticketing"]);
+}
+
+#[tokio::test]
+async fn when_the_queue_is_gone_the_caller_gets_503_and_no_202() {
+    let s = setup().await;
+    s.sqs
+        .delete_queue()
+        .queue_url(s.queue.url())
+        .send()
+        .await
+        .unwrap();
+    let event = r#"{"id": "evt_moto_2", "event_type": "intent", "name": "handover"}"#;
+    let (status, body) = call(&s.app, event).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], 503);
+}
+
+#[tokio::test]
+async fn the_ingest_key_comes_from_secrets_manager() {
+    let s = setup().await;
+    let bad = Request::post(trigger::app::TRIGGER_PATH)
+        .header("content-type", "application/json")
+        .header("x-api-key", "wrong")
+        .body(Body::from(r#"{"event_type": "intent"}"#))
+        .unwrap();
+    let resp = s.app.clone().oneshot(bad).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
