@@ -1,6 +1,8 @@
 //! Rendering payloads with minijinja: one environment per routes load, strict undefined,
 //! bounded work (fuel) and bounded output, and a JSON check on the result.
 
+mod tojson;
+
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::de::IgnoredAny;
 use std::io;
@@ -43,6 +45,7 @@ impl Renderer {
         env.set_fuel(Some(RENDER_FUEL));
         env.set_recursion_limit(64);
         env.set_keep_trailing_newline(false);
+        env.add_filter("tojson", tojson::tojson);
         Self { env }
     }
 
