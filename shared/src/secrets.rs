@@ -36,6 +36,9 @@ pub struct StoredToken {
     pub token_type: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Unix seconds when it was obtained (lets token-refresh renew at half its lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
 }
 
 impl fmt::Debug for StoredToken {
@@ -44,6 +47,7 @@ impl fmt::Debug for StoredToken {
             .field("access_token", &"***")
             .field("token_type", &self.token_type)
             .field("expires_at", &self.expires_at)
+            .field("issued_at", &self.issued_at)
             .finish()
     }
 }
@@ -82,6 +86,7 @@ mod tests {
             access_token: "tok-123".into(),
             token_type: "Bearer".into(),
             expires_at: 1,
+            issued_at: None,
         };
         assert!(!format!("{t:?}").contains("tok-123"));
         let c: ClientCredentials =

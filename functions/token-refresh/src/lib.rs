@@ -1,1 +1,173 @@
-//! placeholder
+//! The token-refresh function: keeps every oauth2 profile's client-credentials token fresh
+//! in its token secret. The same [`refresh_all`] runs on Lambda (on a schedule), from
+//! `routerctl token refresh`, and in `routerctl serve`'s scheduler.
+
+#![warn(clippy::unwrap_used)]
+
+mod policy;
+mod request;
+
+pub use policy::{Freshness, freshness};
+pub use request::{TokenError, TokenResponse};
+
+use router_core::ports::SecretStore;
+use router_core::routes::{OAuth2Profile, Routes};
+use router_core::secrets::{ClientCredentials, Secret, StoredToken};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What happened to one profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileOutcome {
+    /// A new token was stored; it expires at this unix time.
+    Refreshed {
+        expires_at: i64,
+    },
+    /// The stored token was fresh enough; left alone.
+    Fresh {
+        expires_at: i64,
+    },
+    /// Another refresher stored a token at least as new meanwhile; ours was not written.
+    Superseded {
+        expires_at: i64,
+    },
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub profiles: Vec<(String, ProfileOutcome)>,
+}
+
+impl Report {
+    pub fn failures(&self) -> Vec<(&str, &str)> {
+        self.profiles
+            .iter()
+            .filter_map(|(name, o)| match o {
+                ProfileOutcome::Failed(e) => Some((name.as_str(), e.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Refreshes every oauth2 profile (or only `only`) whose token needs it, until `deadline`.
+/// One failing profile does not stop the others.
+pub async fn refresh_all(
+    routes: &Routes,
+    secrets: &dyn SecretStore,
+    http: &reqwest::Client,
+    deadline: Instant,
+    only: Option<&str>,
+) -> Report {
+    let mut report = Report::default();
+    for (name, profile) in routes.oauth2_profiles() {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let outcome = match refresh_one(profile, secrets, http, deadline).await {
+            Ok(o) => o,
+            Err(e) => ProfileOutcome::Failed(e.to_string()),
+        };
+        match &outcome {
+            ProfileOutcome::Failed(error) => {
+                tracing::error!(profile = name, %error, "token refresh failed")
+            }
+            other => tracing::info!(profile = name, outcome = ?other, "token refresh"),
+        }
+        report.profiles.push((name.to_owned(), outcome));
+    }
+    report
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn read_token(secrets: &dyn SecretStore, id: &str) -> Option<StoredToken> {
+    secrets
+        .get(id)
+        .await
+        .ok()
+        .as_ref()
+        .and_then(StoredToken::parse)
+}
+
+async fn refresh_one(
+    profile: &OAuth2Profile,
+    secrets: &dyn SecretStore,
+    http: &reqwest::Client,
+    deadline: Instant,
+) -> Result<ProfileOutcome, TokenError> {
+    let current = read_token(secrets, &profile.token_secret).await;
+    if let Freshness::Fresh = freshness(current.as_ref(), now_unix()) {
+        let expires_at = current.map_or(0, |t| t.expires_at);
+        return Ok(ProfileOutcome::Fresh { expires_at });
+    }
+    let creds_secret = secrets
+        .get(&profile.credentials_secret)
+        .await
+        .map_err(|e| {
+            TokenError::Credentials(format!("cannot read `{}`: {e}", profile.credentials_secret))
+        })?;
+    let creds: ClientCredentials = serde_json::from_str(creds_secret.expose()).map_err(|_| {
+        TokenError::Credentials(format!(
+            "`{}` must hold {{\"client_id\": \"...\", \"client_secret\": \"...\"}}",
+            profile.credentials_secret
+        ))
+    })?;
+    let issued_at = now_unix();
+    let response = request::request_token(http, profile, &creds, deadline).await?;
+    let token = StoredToken {
+        access_token: response.access_token,
+        token_type: response.token_type,
+        expires_at: issued_at + response.expires_in,
+        issued_at: Some(issued_at),
+    };
+    // A racing refresher may have stored a newer token meanwhile: never replace it with ours.
+    if let Some(latest) = read_token(secrets, &profile.token_secret).await
+        && latest.expires_at >= token.expires_at
+    {
+        return Ok(ProfileOutcome::Superseded {
+            expires_at: latest.expires_at,
+        });
+    }
+    let value = serde_json::to_string(&token).map_err(|e| TokenError::Store(e.to_string()))?;
+    secrets
+        .put(&profile.token_secret, &Secret::new(value))
+        .await
+        .map_err(|e| TokenError::Store(format!("cannot write `{}`: {e}", profile.token_secret)))?;
+    Ok(ProfileOutcome::Refreshed {
+        expires_at: token.expires_at,
+    })
+}
+
+/// One scheduled invocation: refresh every profile; an error (failing the invocation, so
+/// the Errors alarm sees it) when any profile failed, naming each.
+pub async fn invoke(
+    routes: &Routes,
+    secrets: &dyn SecretStore,
+    http: &reqwest::Client,
+    deadline: Instant,
+) -> Result<serde_json::Value, String> {
+    let report = refresh_all(routes, secrets, http, deadline, None).await;
+    let failures = report.failures();
+    if failures.is_empty() {
+        return Ok(serde_json::json!({ "profiles": report.profiles.len() }));
+    }
+    let list: Vec<String> = failures.iter().map(|(p, e)| format!("{p}: {e}")).collect();
+    Err(format!("token refresh failed for {}", list.join("; ")))
+}
+
+/// The HTTP client for token requests: no redirects, a bounded per-request timeout.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!(
+            "cognigy-webhook-router/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .unwrap_or_default()
+}

@@ -1,1 +1,41 @@
-fn main() {}
+//! The token-refresh function on Lambda, invoked by an EventBridge schedule. The invocation
+//! fails (so the Errors alarm sees it) when any profile failed.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use router_core::config::Config;
+use router_core::routes::Routes;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Time kept back from the invocation's deadline to write results and return.
+const MARGIN: Duration = Duration::from_secs(2);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    router_core::telemetry::init();
+    let config = Config::from_env()?;
+    let routes =
+        Arc::new(Routes::load(&config.routes_file).inspect_err(|e| tracing::error!("{e}"))?);
+    let sdk = router_core::aws::sdk_config().await;
+    let secrets = Arc::new(router_core::aws::SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+    ));
+    let http = token_refresh::http_client();
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let (routes, secrets, http) = (routes.clone(), secrets.clone(), http.clone());
+        async move {
+            let deadline_ms = event.context.deadline;
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let left =
+                Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(MARGIN);
+            let deadline = tokio::time::Instant::now() + left;
+            token_refresh::invoke(&routes, secrets.as_ref(), &http, deadline)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}

@@ -18,8 +18,15 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// the call failed (connection refused, timeout, ...). Never holds request data.
 pub(crate) fn describe<E, R>(e: &aws_sdk_sqs::error::SdkError<E, R>) -> String
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    aws_sdk_sqs::error::DisplayErrorContext(e).to_string()
+    match e.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("ServiceError"),
+            service.message().unwrap_or("no message")
+        ),
+        None => aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+    }
 }

@@ -2,8 +2,8 @@
 
 use super::section::Section;
 use super::{
-    AuthProfile, DeliverySettings, Enrich, Ingest, OAuth2Profile, Route, Routes, Signing,
-    TokenRequestStyle, Trigger, enrich_template, payload_template,
+    AuthProfile, ClientAuth, DeliverySettings, Enrich, Ingest, OAuth2Profile, Route, Routes,
+    Signing, TokenRequestStyle, Trigger, enrich_template, payload_template,
 };
 use crate::domain::{EventType, RouteName};
 use crate::render::{CONTEXT_NAMES, Renderer};
@@ -291,6 +291,7 @@ fn auth_profiles(t: &Table, errs: &mut Vec<LoadError>) -> BTreeMap<String, AuthP
                         "credentials_secret",
                         "token_secret",
                         "scope",
+                        "client_auth",
                     ],
                     errs,
                 );
@@ -312,18 +313,38 @@ fn auth_profiles(t: &Table, errs: &mut Vec<LoadError>) -> BTreeMap<String, AuthP
                 let credentials_secret = s.secret_id("credentials_secret", errs);
                 let token_secret = s.secret_id("token_secret", errs);
                 let scope = s.str("scope", errs).map(str::to_owned);
-                match (token_url, request, credentials_secret, token_secret) {
+                let client_auth = match s.str("client_auth", errs).unwrap_or("basic") {
+                    "basic" => Some(ClientAuth::Basic),
+                    "body" => Some(ClientAuth::Body),
+                    other => {
+                        s.error(
+                            errs,
+                            "client_auth",
+                            format!("must be \"basic\" or \"body\", got \"{other}\""),
+                        );
+                        None
+                    }
+                };
+                match (
+                    token_url,
+                    request,
+                    credentials_secret,
+                    token_secret,
+                    client_auth,
+                ) {
                     (
                         Some(token_url),
                         Some(request),
                         Some(credentials_secret),
                         Some(token_secret),
+                        Some(client_auth),
                     ) => Some(AuthProfile::OAuth2(OAuth2Profile {
                         token_url,
                         request,
                         credentials_secret,
                         token_secret,
                         scope,
+                        client_auth,
                     })),
                     _ => None,
                 }

@@ -79,6 +79,17 @@ pub struct OAuth2Profile {
     pub credentials_secret: String,
     pub token_secret: String,
     pub scope: Option<String>,
+    /// Where `form` requests carry the client credentials (`json_basic` always uses Basic).
+    pub client_auth: ClientAuth,
+}
+
+/// How a `form` token request presents the client credentials (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `Authorization: Basic base64(client_id:client_secret)` (the default).
+    Basic,
+    /// `client_id` and `client_secret` as form fields.
+    Body,
 }
 
 /// How a client-credentials token request is sent.

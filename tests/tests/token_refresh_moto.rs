@@ -1,0 +1,435 @@
+//! token-refresh against a fake token server on 127.0.0.1 and Secrets Manager on moto.
+
+use base64::Engine;
+use router_core::aws::SecretsManagerStore;
+use router_core::ports::SecretStore;
+use router_core::routes::Routes;
+use router_core::secrets::{Secret, StoredToken};
+use router_tests::moto_sdk_config;
+use router_tests::token_server::{Scripted, TokenServer};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use token_refresh::{ProfileOutcome, refresh_all};
+use tokio::time::Instant;
+
+const CLIENT_SECRET: &str = "cs-very-secret-42";
+
+struct Setup {
+    store: SecretsManagerStore,
+    prefix: String,
+}
+
+async fn setup() -> Setup {
+    let sdk = moto_sdk_config().await;
+    Setup {
+        store: SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk)),
+        prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+impl Setup {
+    fn token_id(&self, profile: &str) -> String {
+        format!("{}/{profile}/token", self.prefix)
+    }
+
+    /// A routes file with one oauth2 profile per (name, server, extra settings).
+    async fn routes(&self, profiles: &[(&str, &TokenServer, &str)]) -> Routes {
+        let mut text = String::new();
+        for (name, server, extra) in profiles {
+            let creds = format!("{}/{name}/credentials", self.prefix);
+            self.store
+                .put(
+                    &creds,
+                    &Secret::new(format!(
+                        r#"{{"client_id":"id-{name}","client_secret":"{CLIENT_SECRET}"}}"#
+                    )),
+                )
+                .await
+                .unwrap();
+            text.push_str(&format!(
+                "[auth.{name}]\ntype = \"oauth2\"\ntoken_url = \"{}\"\ncredentials_secret = \"{creds}\"\ntoken_secret = \"{}\"\n{extra}\n",
+                server.url,
+                self.token_id(name)
+            ));
+        }
+        Routes::parse(&text, std::path::Path::new("routes.toml")).unwrap()
+    }
+
+    async fn stored(&self, profile: &str) -> Option<StoredToken> {
+        let s = self.store.get(&self.token_id(profile)).await.ok()?;
+        Some(StoredToken::parse(&s).expect("a stored token is always complete JSON"))
+    }
+
+    async fn store_token(&self, profile: &str, token: &str, issued_ago: i64, expires_in: i64) {
+        let now = now();
+        let t = StoredToken {
+            access_token: token.into(),
+            token_type: "Bearer".into(),
+            expires_at: now + expires_in,
+            issued_at: Some(now - issued_ago),
+        };
+        self.store
+            .put(
+                &self.token_id(profile),
+                &Secret::new(serde_json::to_string(&t).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn refresh(&self, routes: &Routes) -> token_refresh::Report {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        refresh_all(
+            routes,
+            &self.store,
+            &token_refresh::http_client(),
+            deadline,
+            None,
+        )
+        .await
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn outcome(report: &token_refresh::Report, name: &str) -> ProfileOutcome {
+    report
+        .profiles
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap()
+        .1
+        .clone()
+}
+
+#[tokio::test]
+async fn the_first_run_creates_the_token_with_a_form_request_and_basic_auth() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s
+        .routes(&[("cognigy", &server, "scope = \"flows:read\"")])
+        .await;
+    let report = s.refresh(&routes).await;
+    assert!(
+        matches!(
+            outcome(&report, "cognigy"),
+            ProfileOutcome::Refreshed { .. }
+        ),
+        "{report:?}"
+    );
+    let t = s.stored("cognigy").await.unwrap();
+    assert_eq!(
+        (t.access_token.as_str(), t.token_type.as_str()),
+        ("tok-1", "Bearer")
+    );
+    assert!((now() + 3590..=now() + 3600).contains(&t.expires_at));
+
+    let seen = &server.seen()[0];
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("id-cognigy:{CLIENT_SECRET}"));
+    assert_eq!(
+        seen.authorization.as_deref(),
+        Some(format!("Basic {basic}").as_str())
+    );
+    assert_eq!(
+        seen.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        seen.body,
+        "grant_type=client_credentials&scope=flows%3Aread"
+    );
+}
+
+#[tokio::test]
+async fn form_requests_can_carry_the_credentials_in_the_body() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s
+        .routes(&[("crm", &server, "client_auth = \"body\"")])
+        .await;
+    s.refresh(&routes).await;
+    let seen = &server.seen()[0];
+    assert_eq!(seen.authorization, None);
+    assert_eq!(
+        seen.body,
+        format!("grant_type=client_credentials&client_id=id-crm&client_secret={CLIENT_SECRET}")
+    );
+}
+
+#[tokio::test]
+async fn json_basic_requests_send_a_json_body_with_basic_auth() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s
+        .routes(&[("legacy", &server, "request = \"json_basic\"")])
+        .await;
+    let report = s.refresh(&routes).await;
+    assert!(matches!(
+        outcome(&report, "legacy"),
+        ProfileOutcome::Refreshed { .. }
+    ));
+    let seen = &server.seen()[0];
+    assert!(seen.authorization.as_deref().unwrap().starts_with("Basic "));
+    assert_eq!(seen.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&seen.body).unwrap(),
+        serde_json::json!({"grant_type": "client_credentials"})
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_token_is_left_alone() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    s.store_token("cognigy", "still-good", 60, 3600).await;
+    let report = s.refresh(&routes).await;
+    assert!(matches!(
+        outcome(&report, "cognigy"),
+        ProfileOutcome::Fresh { .. }
+    ));
+    assert!(server.seen().is_empty(), "the token server is not called");
+    assert_eq!(
+        s.stored("cognigy").await.unwrap().access_token,
+        "still-good"
+    );
+}
+
+#[tokio::test]
+async fn a_near_expiry_token_is_replaced() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    s.store_token("cognigy", "old", 3300, 300).await;
+    let report = s.refresh(&routes).await;
+    assert!(matches!(
+        outcome(&report, "cognigy"),
+        ProfileOutcome::Refreshed { .. }
+    ));
+    assert_eq!(s.stored("cognigy").await.unwrap().access_token, "tok-1");
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![Scripted {
+        status: 429,
+        retry_after: Some("1"),
+        body: String::new(),
+    }])
+    .await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    let started = std::time::Instant::now();
+    let report = s.refresh(&routes).await;
+    assert!(
+        matches!(
+            outcome(&report, "cognigy"),
+            ProfileOutcome::Refreshed { .. }
+        ),
+        "{report:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited Retry-After"
+    );
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_429_longer_than_the_time_left_fails_without_waiting() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![Scripted {
+        status: 429,
+        retry_after: Some("3600"),
+        body: String::new(),
+    }])
+    .await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    let started = std::time::Instant::now();
+    let report = s.refresh(&routes).await;
+    assert!(
+        matches!(outcome(&report, "cognigy"), ProfileOutcome::Failed(e) if e.contains("rate limiting")),
+        "{report:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn two_500s_then_a_token() {
+    let s = setup().await;
+    let server =
+        TokenServer::start(vec![Scripted::status(500, ""), Scripted::status(503, "")]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    let report = s.refresh(&routes).await;
+    assert!(
+        matches!(
+            outcome(&report, "cognigy"),
+            ProfileOutcome::Refreshed { .. }
+        ),
+        "{report:?}"
+    );
+    assert_eq!(server.seen().len(), 3);
+    assert_eq!(s.stored("cognigy").await.unwrap().access_token, "tok-1");
+}
+
+#[tokio::test]
+async fn a_401_is_reported_and_the_old_token_kept() {
+    let s = setup().await;
+    let server =
+        TokenServer::start(vec![Scripted::status(401, r#"{"error":"invalid_client"}"#)]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    s.store_token("cognigy", "old", 3300, 300).await;
+    let report = s.refresh(&routes).await;
+    match outcome(&report, "cognigy") {
+        ProfileOutcome::Failed(e) => assert!(
+            e.contains("HTTP 401") && e.contains("invalid_client"),
+            "{e}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(server.seen().len(), 1, "no retry on 401");
+    assert_eq!(s.stored("cognigy").await.unwrap().access_token, "old");
+}
+
+#[tokio::test]
+async fn a_malformed_answer_is_an_error_and_nothing_is_stored() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![Scripted::status(200, r#"{"token":"x"}"#)]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    let report = s.refresh(&routes).await;
+    assert!(
+        matches!(outcome(&report, "cognigy"), ProfileOutcome::Failed(e) if e.contains("not a usable token"))
+    );
+    assert!(s.stored("cognigy").await.is_none());
+}
+
+#[tokio::test]
+async fn one_bad_profile_among_three_leaves_the_other_two_refreshed() {
+    let s = setup().await;
+    let good = TokenServer::start(vec![]).await;
+    let bad =
+        TokenServer::start(vec![Scripted::status(400, r#"{"error":"invalid_client"}"#)]).await;
+    let routes = s
+        .routes(&[
+            ("alpha", &good, ""),
+            ("bravo", &bad, ""),
+            ("charlie", &good, ""),
+        ])
+        .await;
+    let report = s.refresh(&routes).await;
+    assert_eq!(report.failures().len(), 1);
+    assert_eq!(report.failures()[0].0, "bravo");
+    assert!(s.stored("alpha").await.is_some());
+    assert!(s.stored("charlie").await.is_some());
+    assert!(s.stored("bravo").await.is_none());
+}
+
+#[tokio::test]
+async fn a_fresher_stored_token_is_never_replaced_by_an_older_one() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    // Past half its lifetime (so a refresh runs) but expiring later than the new token would.
+    s.store_token("cognigy", "long-lived", 7300, 7200).await;
+    let report = s.refresh(&routes).await;
+    assert!(
+        matches!(
+            outcome(&report, "cognigy"),
+            ProfileOutcome::Superseded { .. }
+        ),
+        "{report:?}"
+    );
+    assert_eq!(
+        s.stored("cognigy").await.unwrap().access_token,
+        "long-lived"
+    );
+}
+
+#[tokio::test]
+async fn racing_refreshers_leave_one_complete_unexpired_token() {
+    let s = setup().await;
+    let server = TokenServer::start(vec![]).await;
+    let routes = s.routes(&[("cognigy", &server, "")]).await;
+    let (a, b) = tokio::join!(s.refresh(&routes), s.refresh(&routes));
+    assert!(
+        a.failures().is_empty() && b.failures().is_empty(),
+        "{a:?} {b:?}"
+    );
+    let t = s.stored("cognigy").await.unwrap();
+    assert!(t.access_token.starts_with("tok-"));
+    assert!(t.expires_at > now() + 3000);
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_the_logs_of_a_refresh() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = setup().await;
+    let good = TokenServer::start(vec![Scripted::status(500, "")]).await;
+    let bad = TokenServer::start(vec![Scripted::status(
+        401,
+        r#"{"error":"invalid_client","error_description":"cs-very-secret-42 is wrong"}"#,
+    )])
+    .await;
+    let routes = s.routes(&[("alpha", &good, ""), ("bravo", &bad, "")]).await;
+    let report = s.refresh(&routes).await;
+    assert_eq!(report.failures().len(), 1);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("token refresh"), "the refresh logged: {logs}");
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("id-alpha:{CLIENT_SECRET}"));
+    for secret in [CLIENT_SECRET, "tok-1", basic.as_str()] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` leaked into the logs:\n{logs}"
+        );
+    }
+    let errors = format!("{report:?}");
+    assert!(
+        !errors.contains(CLIENT_SECRET) && !errors.contains("tok-1"),
+        "{errors}"
+    );
+}
+
+#[tokio::test]
+async fn the_invocation_fails_naming_the_profile_when_any_profile_failed() {
+    let s = setup().await;
+    let good = TokenServer::start(vec![]).await;
+    let bad = TokenServer::start(vec![Scripted::status(401, "")]).await;
+    let routes = s.routes(&[("alpha", &good, ""), ("bravo", &bad, "")]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = token_refresh::invoke(&routes, &s.store, &token_refresh::http_client(), deadline)
+        .await
+        .unwrap_err();
+    assert!(err.contains("bravo") && !err.contains("alpha"), "{err}");
+    let ok =
+        token_refresh::invoke(&routes, &s.store, &token_refresh::http_client(), deadline).await;
+    assert!(
+        ok.is_ok(),
+        "the second run succeeds once the endpoint accepts: {ok:?}"
+    );
+}
