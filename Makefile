@@ -5,7 +5,7 @@
 .PHONY: run test bench fmt lint
 
 run:
-	cargo run --release -p routerctl -- serve --routes examples/routes.toml --secrets examples/secrets.toml
+	cargo run -p routerctl -- serve --routes examples/routes.toml --secrets examples/secrets.toml --demo-echo
 
 test:
 	./scripts/test.sh

@@ -51,6 +51,64 @@ section_render() {
   echo "| one event against 100 routes (\`cargo bench --bench matching\`) | $(python3 -c "print(f'{$ns_match:.0f} ns')") |"
 }
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2; return 1
+}
+
+# wrk at 32 connections for $2 seconds against $1 with script $3; prints "rps p50 p99".
+load() {
+  wrk -t1 -c32 -d"$2"s --latency -s "$3" "$1" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+rps = re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1)
+def pct(p):
+    m = re.search(r"^\s+%s%%\s+([0-9.]+)(us|ms|s)" % p, text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+if errors:
+    sys.exit("non-2xx answers under load: " + errors.group(1))
+print(f"{float(rps):.0f} {pct(50):.2f} {pct(99):.2f}")'
+}
+
+peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+section_trigger() {
+  command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+  local py; py=$(baseline_python)
+  local secs=${TRIGGER_SECONDS:-10}
+  echo "== trigger (32 connections, ${secs}s each)" >&2
+  cargo build -q --release -p trigger --example bench_server >&2
+  local port pid base ours base_rss our_rss
+  port=$(free_port)
+  "$py" "$BASELINE_DIR/serve_seed.py" "$port" >/dev/null 2>&1 &
+  pid=$!
+  wait_port "$port"
+  base=$(load "http://127.0.0.1:$port/api/v2/webhooks/trigger" "$secs" "$BASELINE_DIR/trigger.lua")
+  base_rss=$(peak_rss_mb "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  port=$(free_port)
+  LOG_FORMAT=json target/release/examples/bench_server "$port" >/dev/null 2>&1 &
+  pid=$!
+  wait_port "$port"
+  ours=$(load "http://127.0.0.1:$port/api/v2/webhooks/trigger" "$secs" scripts/trigger.lua)
+  our_rss=$(peak_rss_mb "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  read -r brps bp50 bp99 <<<"$base"
+  read -r orps op50 op99 <<<"$ours"
+  echo
+  echo "| trigger, 32 connections | requests/s | p50 ms | p99 ms | peak RSS MB | vs baseline |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| Python baseline (\`serve_seed.py\`, wrk \`trigger.lua\`) | $brps | $bp50 | $bp99 | $base_rss | 1.0x |"
+  echo "| trigger router, embedded durable queue (\`--example bench_server\`) | $orps | $op50 | $op99 | $our_rss | $(ratio "$orps" "$brps") |"
+}
+
 for s in $SECTIONS; do
   if declare -F "section_$s" >/dev/null; then "section_$s"; else echo "unknown section $s" >&2; exit 2; fi
 done

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Installs the Python test tools into .venv (pinned in
+# Runs every test: the template checks (cfn-lint, sam validate, invariants), fmt, clippy
+# and the workspace's tests. Installs the Python test tools into .venv (pinned in
 # requirements-dev.txt), starts moto_server on a free 127.0.0.1 port for the SQS and
 # Secrets Manager tests, and stops it on exit, whether the tests pass or fail.
 set -euo pipefail
@@ -33,6 +34,11 @@ echo "==> moto_server on 127.0.0.1:$PORT"
 
 export MOTO_ENDPOINT="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+
+echo "==> template.yaml: cfn-lint, sam validate --lint, invariants"
+"$VENV/bin/cfn-lint" template.yaml
+SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" validate --lint --template template.yaml --region us-east-1 >/dev/null
+"$VENV/bin/python" -m unittest discover -s infra/tests
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -2,6 +2,7 @@
 //! on the embedded store, and the one queue contract both adapters must meet.
 
 pub mod queue_contract;
+pub mod targets;
 pub mod token_server;
 
 use router_core::aws::SqsQueue;

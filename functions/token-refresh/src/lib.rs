@@ -27,7 +27,7 @@ pub enum ProfileOutcome {
     Fresh {
         expires_at: i64,
     },
-    /// Another refresher stored a token at least as new meanwhile; ours was not written.
+    /// Another refresher stored a newer token meanwhile; ours was not written.
     Superseded {
         expires_at: i64,
     },
@@ -60,12 +60,24 @@ pub async fn refresh_all(
     deadline: Instant,
     only: Option<&str>,
 ) -> Report {
+    refresh_profiles(routes, secrets, http, deadline, only, false).await
+}
+
+/// As [`refresh_all`]; with `force`, fresh tokens are renewed too (`routerctl token refresh`).
+pub async fn refresh_profiles(
+    routes: &Routes,
+    secrets: &dyn SecretStore,
+    http: &reqwest::Client,
+    deadline: Instant,
+    only: Option<&str>,
+    force: bool,
+) -> Report {
     let mut report = Report::default();
     for (name, profile) in routes.oauth2_profiles() {
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let outcome = match refresh_one(profile, secrets, http, deadline).await {
+        let outcome = match refresh_one(profile, secrets, http, deadline, force).await {
             Ok(o) => o,
             Err(e) => ProfileOutcome::Failed(e.to_string()),
         };
@@ -98,9 +110,10 @@ async fn refresh_one(
     secrets: &dyn SecretStore,
     http: &reqwest::Client,
     deadline: Instant,
+    force: bool,
 ) -> Result<ProfileOutcome, TokenError> {
     let current = read_token(secrets, &profile.token_secret).await;
-    if let Freshness::Fresh = freshness(current.as_ref(), now_unix()) {
+    if !force && freshness(current.as_ref(), now_unix()) == Freshness::Fresh {
         let expires_at = current.map_or(0, |t| t.expires_at);
         return Ok(ProfileOutcome::Fresh { expires_at });
     }
@@ -126,7 +139,7 @@ async fn refresh_one(
     };
     // A racing refresher may have stored a newer token meanwhile: never replace it with ours.
     if let Some(latest) = read_token(secrets, &profile.token_secret).await
-        && latest.expires_at >= token.expires_at
+        && latest.expires_at > token.expires_at
     {
         return Ok(ProfileOutcome::Superseded {
             expires_at: latest.expires_at,

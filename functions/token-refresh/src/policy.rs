@@ -69,8 +69,13 @@ mod tests {
         );
         assert_eq!(freshness(Some(&token(None, 1000)), 399), Freshness::Fresh);
         assert_eq!(
-            freshness(Some(&token(Some(0), 900)), 0),
+            freshness(Some(&token(Some(0), 500)), 0),
             Freshness::ExpiringSoon
+        );
+        assert_eq!(
+            freshness(Some(&token(Some(0), 900)), 0),
+            Freshness::Fresh,
+            "15 minutes left, none of it spent"
         );
         assert_eq!(
             freshness(Some(&token(None, 100)), 200),

@@ -19,7 +19,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     queue         TEXT    NOT NULL,
-    message_id    TEXT    NOT NULL UNIQUE,
+    message_id    TEXT    NOT NULL,
     body          TEXT    NOT NULL,
     attributes    TEXT    NOT NULL,
     sent_at       INTEGER NOT NULL,
@@ -28,18 +28,94 @@ CREATE TABLE IF NOT EXISTS messages (
     receipt       TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
 ";
 
 /// Longest pause between polls while a receive waits (other processes may send).
 const POLL: Duration = Duration::from_millis(100);
 
+/// How often the WAL is copied into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Most sends one group commit takes.
+const GROUP_COMMIT_MAX: usize = 512;
+
 /// One SQLite database holding any number of queues.
+///
+/// Sends go through one writer thread that commits every send waiting at that moment in
+/// one transaction (group commit), answering each only after the commit.
 #[derive(Debug)]
 pub struct EmbeddedStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     path: PathBuf,
-    sent: Notify,
+    sent: Arc<Notify>,
+    writer: std::sync::mpsc::Sender<SendRequest>,
+    /// Dropped with the store, which ends the checkpoint thread.
+    _stop_checkpoints: std::sync::mpsc::Sender<()>,
+}
+
+/// Rows of one `send_batch`: (message id, body, attributes JSON, delay).
+type Rows = Vec<(String, String, String, Duration)>;
+
+#[derive(Debug)]
+struct SendRequest {
+    queue: String,
+    rows: Rows,
+    reply: tokio::sync::oneshot::Sender<Result<(), QueueError>>,
+}
+
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The writer thread: drains every waiting send, commits them together, answers each.
+fn group_commit(
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    sent: Arc<Notify>,
+    requests: std::sync::mpsc::Receiver<SendRequest>,
+) {
+    while let Ok(first) = requests.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT_MAX {
+            match requests.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = insert_all(&mut lock(&conn), &group).map_err(|e| unavailable(&path, e));
+        for r in group {
+            let _ = r.reply.send(result.clone());
+        }
+        sent.notify_waiters();
+    }
+}
+
+/// Copies the WAL into the database every second (a passive checkpoint never blocks a
+/// writer), until the store is dropped.
+fn checkpoints(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    let _ = conn.busy_timeout(Duration::from_secs(1));
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+    }
+}
+
+fn insert_all(conn: &mut Connection, group: &[SendRequest]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let now = now_ms();
+        for req in group {
+            for (id, body, attrs, delay) in &req.rows {
+                insert.execute(params![req.queue, id, body, attrs, now, now + ms(*delay)])?;
+            }
+        }
+    }
+    tx.commit()
 }
 
 impl EmbeddedStore {
@@ -54,14 +130,35 @@ impl EmbeddedStore {
             .map_err(|e| unavailable(&path, e))?;
         // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash
         // or power loss can take the last commits.
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(|e| unavailable(&path, e))?;
+        // Checkpoints run on their own thread (below), off the senders' path.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;",
+        )
+        .map_err(|e| unavailable(&path, e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| unavailable(&path, e))?;
+        let conn = Arc::new(Mutex::new(conn));
+        let sent = Arc::new(Notify::new());
+        let (writer, requests) = std::sync::mpsc::channel();
+        let (c, p, n) = (conn.clone(), path.clone(), sent.clone());
+        std::thread::Builder::new()
+            .name("queue-writer".into())
+            .spawn(move || group_commit(c, p, n, requests))
+            .map_err(|e| QueueError::Unavailable(format!("cannot start the queue writer: {e}")))?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let checkpoint_conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
+        std::thread::Builder::new()
+            .name("queue-checkpoint".into())
+            .spawn(move || checkpoints(checkpoint_conn, stopped))
+            .map_err(|e| {
+                QueueError::Unavailable(format!("cannot start the queue checkpointer: {e}"))
+            })?;
         Ok(Arc::new(Self {
-            conn: Mutex::new(conn),
+            conn,
             path,
-            sent: Notify::new(),
+            sent,
+            writer,
+            _stop_checkpoints: stop_checkpoints,
         }))
     }
 
@@ -84,8 +181,7 @@ impl EmbeddedStore {
     ) -> Result<T, QueueError> {
         let store = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let mut conn = store.conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn).map_err(|e| unavailable(&store.path, e))
+            f(&mut lock(&store.conn)).map_err(|e| unavailable(&store.path, e))
         })
         .await
         .map_err(|e| QueueError::Unavailable(format!("queue task failed: {e}")))?
@@ -225,8 +321,7 @@ impl Queue for EmbeddedQueue {
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryFailure>, QueueError> {
         check_batch(messages.len())?;
-        let name = self.name.clone();
-        let rows: Vec<(String, String, String, Duration)> = messages
+        let rows: Rows = messages
             .iter()
             .map(|m| {
                 let attrs = serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
@@ -238,23 +333,19 @@ impl Queue for EmbeddedQueue {
                 )
             })
             .collect();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = SendRequest {
+            queue: self.name.clone(),
+            rows,
+            reply,
+        };
         self.store
-            .with_conn(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut insert = tx.prepare_cached(
-                        "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?;
-                    let now = now_ms();
-                    for (id, body, attrs, delay) in &rows {
-                        insert.execute(params![name, id, body, attrs, now, now + ms(*delay)])?;
-                    }
-                }
-                tx.commit()
-            })
-            .await?;
-        self.store.sent.notify_waiters();
+            .writer
+            .send(request)
+            .map_err(|_| QueueError::Unavailable("the queue writer stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| QueueError::Unavailable("the queue writer stopped".to_owned()))??;
         Ok(Vec::new())
     }
 

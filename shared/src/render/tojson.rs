@@ -26,7 +26,9 @@ fn write_json(v: &Value, out: &mut String, depth: usize) -> Result<(), Error> {
         ));
     }
     match v.kind() {
-        ValueKind::None | ValueKind::Undefined => out.push_str("null"),
+        ValueKind::None => out.push_str("null"),
+        // Strict: an undefined name is an error, never a silent `null`.
+        ValueKind::Undefined => return Err(Error::from(ErrorKind::UndefinedError)),
         ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
         ValueKind::Number => match v
             .is_integer()
@@ -150,6 +152,14 @@ mod tests {
                 serde_json::to_string(&v).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn an_undefined_value_is_an_error_not_null() {
+        let mut r = Renderer::new();
+        r.add("t", "{{ v.missing | tojson }}").unwrap();
+        let ctx = context! { v => Value::from_serialize(serde_json::json!({"present": 1})) };
+        assert!(r.render_json("t", &ctx, 1024).is_err());
     }
 
     #[test]

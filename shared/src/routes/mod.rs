@@ -159,6 +159,25 @@ impl Route {
     }
 }
 
+/// The event as templates see it: every field of the schema is there, an absent optional
+/// field as `none` (`data` as an empty object), so `{{ event.user_id | tojson }}` renders
+/// `null` instead of failing; only names outside the schema are undefined.
+fn template_event(event: &TriggerEvent) -> Value {
+    let data = match &event.data {
+        Some(d) => Value::from_serialize(d),
+        None => Value::from(std::collections::BTreeMap::<String, Value>::new()),
+    };
+    minijinja::context! {
+        id => event.id.as_str(),
+        event_type => Value::from_serialize(event.event_type),
+        name => event.name.as_deref(),
+        score => event.score,
+        user_id => event.user_id.as_deref(),
+        session_id => event.session_id.as_deref(),
+        data => data,
+    }
+}
+
 fn payload_template(route: &str) -> String {
     format!("route:{route}")
 }
@@ -240,7 +259,7 @@ impl Routes {
         let route = minijinja::context! { name => job.route.as_str() };
         let delivery = minijinja::context! { id => job.delivery_id.as_str(), attempt => attempt };
         let mut ctx = minijinja::context! {
-            event => Value::from_serialize(&job.event),
+            event => template_event(&job.event),
             route => route,
             delivery => delivery,
             now => crate::time_fmt::rfc3339(now),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::EventId;
+use crate::domain::{EventId, RouteName};
 use std::path::Path;
 
 const GOOD: &str = r#"
@@ -447,6 +447,35 @@ fn matching_follows_the_trigger_and_negate_semantics() {
         .map(|r| r.name.as_str())
         .collect();
     assert_eq!(names, ["flow-ends"]);
+}
+
+#[test]
+fn absent_optional_event_fields_render_as_null_and_data_as_empty() {
+    let text = with_route(
+        "name = 'abc'\ntemplate = '[{{ event.user_id | tojson }}, {{ event.name | tojson }}, {{ event.data | tojson }}, {{ event.data.text | default(\"-\") | tojson }}, {{ event.event_type | tojson }}]'",
+    );
+    let r = parse(&text).unwrap();
+    let route = r.get("abc").unwrap();
+    let mut e = event(EventType::Intent, None, 1.0);
+    e.user_id = None;
+    let now = time::macros::datetime!(2026-11-27 10:00:00 UTC);
+    let job = DeliveryJob::new(&e, &route.name, now);
+    let body = r
+        .render_payload(route, &Routes::context(&job, 1, now, None))
+        .unwrap();
+    assert_eq!(body, r#"[null, null, {}, "-", "intent"]"#);
+    let typo = parse(&with_route(
+        "name = 'abc'\ntemplate = '{{ event.usr_id | tojson }}'",
+    ))
+    .unwrap();
+    let job = DeliveryJob::new(&e, &RouteName::parse("abc").unwrap(), now);
+    assert!(
+        typo.render_payload(
+            typo.get("abc").unwrap(),
+            &Routes::context(&job, 1, now, None)
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -1,0 +1,174 @@
+//! One HTTP attempt (a delivery POST or an enrich GET) and what it came to, as the
+//! retry module's [`Outcome`] plus the status, `Retry-After`, latency and a safe error
+//! text (no URL, no body, no secret). Also builds the one pooled client per cold start.
+
+use crate::guard::{self, GuardedResolver};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Client, Method, redirect};
+use router_core::retry::{Outcome, parse_retry_after};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use url::Url;
+
+/// How much of a delivery's answer is read (so the connection can be reused).
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// The largest enrich answer accepted.
+pub const MAX_ENRICH_ANSWER: usize = 1024 * 1024;
+
+/// The client every attempt goes through: pooled connections, the guard as its resolver,
+/// redirects never followed.
+pub fn client(resolver: GuardedResolver, user_agent: &str) -> reqwest::Result<Client> {
+    Client::builder()
+        .dns_resolver(Arc::new(resolver))
+        .redirect(redirect::Policy::none())
+        .user_agent(user_agent)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// One request to make.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: &'a Url,
+    pub headers: HeaderMap,
+    pub body: Option<String>,
+    pub timeout: Duration,
+    /// Keep the answer's body (up to [`MAX_ENRICH_ANSWER`]); otherwise it is drained.
+    pub keep_body: bool,
+}
+
+/// What one request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// Why it did not succeed, safe to log and to put in `last_error`.
+    pub error: Option<String>,
+    /// The answer's body, when asked for and the status was 2xx.
+    pub body: Option<Vec<u8>>,
+}
+
+impl Attempt {
+    fn failed(outcome: Outcome, error: String, latency: Duration) -> Self {
+        Self {
+            outcome,
+            status: None,
+            latency,
+            error: Some(error),
+            body: None,
+        }
+    }
+}
+
+/// Sends one request: the guard first (IP literals), then the request with its timeout.
+pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Attempt {
+    let started = Instant::now();
+    if let Err(blocked) = guard::check_url(req.url, allow_private) {
+        return Attempt::failed(Outcome::Blocked, blocked.to_string(), started.elapsed());
+    }
+    let mut builder = client
+        .request(req.method, req.url.clone())
+        .headers(req.headers)
+        .timeout(req.timeout);
+    if let Some(body) = req.body {
+        builder = builder.body(body);
+    }
+    let mut resp = match builder.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let (outcome, text) = describe(&e, req.timeout);
+            return Attempt::failed(outcome, text, started.elapsed());
+        }
+    };
+    let code = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let success = (200..300).contains(&code);
+    let limit = if req.keep_body && success {
+        MAX_ENRICH_ANSWER
+    } else {
+        DRAIN_LIMIT
+    };
+    let mut body = Vec::new();
+    let mut read_error = None;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    if req.keep_body && success {
+                        read_error = Some(format!(
+                            "the answer is larger than {} KiB",
+                            MAX_ENRICH_ANSWER / 1024
+                        ));
+                    }
+                    break; // dropping the response closes the connection
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // The status is in; a delivery is judged by it. An enrich answer is not usable.
+                if req.keep_body && success {
+                    let (outcome, text) = describe(&e, req.timeout);
+                    return Attempt::failed(outcome, text, started.elapsed());
+                }
+                break;
+            }
+        }
+    }
+    let latency = started.elapsed();
+    if let Some(text) = read_error {
+        return Attempt {
+            outcome: Outcome::TooLarge,
+            status: Some(code),
+            latency,
+            error: Some(text),
+            body: None,
+        };
+    }
+    let reason = resp.status().canonical_reason().unwrap_or("");
+    Attempt {
+        outcome: Outcome::Status { code, retry_after },
+        status: Some(code),
+        latency,
+        error: (!success).then(|| format!("answered {code} {reason}").trim_end().to_owned()),
+        body: (req.keep_body && success).then_some(body),
+    }
+}
+
+/// Classifies a transport error and describes it without its URL.
+fn describe(e: &reqwest::Error, timeout: Duration) -> (Outcome, String) {
+    if let Some(blocked) = guard::blocked_in(e) {
+        return (Outcome::Blocked, blocked.to_string());
+    }
+    if e.is_timeout() {
+        return (
+            Outcome::Timeout,
+            format!("no answer within {} s", timeout.as_secs()),
+        );
+    }
+    let what = if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    (Outcome::Connect, format!("{what}: {}", root_cause(e)))
+}
+
+/// The innermost cause's message (e.g. "Connection refused (os error 111)"). reqwest's
+/// own message names the URL, which may carry a key: it is never used.
+fn root_cause(e: &reqwest::Error) -> String {
+    let Some(mut cur) = std::error::Error::source(e) else {
+        return "the request could not be sent".to_owned();
+    };
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

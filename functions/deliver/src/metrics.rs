@@ -1,0 +1,196 @@
+//! Delivery metrics in CloudWatch Embedded Metric Format, written once per batch: one
+//! JSON line per route (`Delivered`, `Retried`, `DeadLettered`, `DeliveryLatency` in ms,
+//! dimension `Route`) and one per route and failure (`DeadLettered`, dimensions `Route`,
+//! `Failure`). CloudWatch Logs turns those lines into metrics; nothing is called.
+
+use router_core::retry::Failure;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::Write;
+use std::time::Duration;
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "CognigyWebhookRouter";
+
+/// Where metric lines go: stdout on Lambda (the log stream), anything in tests.
+pub trait MetricsSink: Send + Sync + Debug {
+    fn emit(&self, line: &str);
+}
+
+/// One line per metric document on stdout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdoutSink;
+
+impl MetricsSink for StdoutSink {
+    fn emit(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+#[derive(Debug, Default)]
+struct RouteCounts {
+    delivered: u64,
+    retried: u64,
+    dead_lettered: BTreeMap<&'static str, u64>,
+    latency_ms: Vec<f64>,
+}
+
+/// The counts of one batch, by route.
+#[derive(Debug, Default)]
+pub struct BatchMetrics {
+    routes: BTreeMap<String, RouteCounts>,
+}
+
+impl BatchMetrics {
+    fn route(&mut self, route: &str) -> &mut RouteCounts {
+        self.routes.entry(route.to_owned()).or_default()
+    }
+
+    pub fn delivered(&mut self, route: &str) {
+        self.route(route).delivered += 1;
+    }
+
+    pub fn retried(&mut self, route: &str) {
+        self.route(route).retried += 1;
+    }
+
+    pub fn dead_lettered(&mut self, route: &str, failure: Failure) {
+        *self
+            .route(route)
+            .dead_lettered
+            .entry(failure.as_str())
+            .or_default() += 1;
+    }
+
+    /// The latency of one delivery request (the POST, whatever its answer).
+    pub fn latency(&mut self, route: &str, latency: Duration) {
+        let ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
+        self.route(route).latency_ms.push(ms);
+    }
+
+    /// The EMF documents, one per line, stamped `timestamp_ms` (Unix milliseconds).
+    pub fn lines(&self, timestamp_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for (route, c) in &self.routes {
+            let dead: u64 = c.dead_lettered.values().sum();
+            let mut metrics = vec![
+                json!({"Name": "Delivered", "Unit": "Count"}),
+                json!({"Name": "Retried", "Unit": "Count"}),
+                json!({"Name": "DeadLettered", "Unit": "Count"}),
+            ];
+            let mut doc = json!({
+                "Route": route,
+                "Delivered": c.delivered,
+                "Retried": c.retried,
+                "DeadLettered": dead,
+            });
+            if !c.latency_ms.is_empty() {
+                metrics.push(json!({"Name": "DeliveryLatency", "Unit": "Milliseconds"}));
+                doc["DeliveryLatency"] = json!(c.latency_ms);
+            }
+            doc["_aws"] = envelope(timestamp_ms, &["Route"], metrics);
+            out.push(doc.to_string());
+            for (failure, n) in &c.dead_lettered {
+                let mut doc = json!({"Route": route, "Failure": failure, "DeadLettered": n});
+                doc["_aws"] = envelope(
+                    timestamp_ms,
+                    &["Route", "Failure"],
+                    vec![json!({"Name": "DeadLettered", "Unit": "Count"})],
+                );
+                out.push(doc.to_string());
+            }
+        }
+        out
+    }
+}
+
+fn envelope(timestamp_ms: i64, dimensions: &[&str], metrics: Vec<Value>) -> Value {
+    json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": [dimensions],
+            "Metrics": metrics,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(lines: &[String]) -> Vec<Value> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_line_per_route_and_one_per_failure() {
+        let mut m = BatchMetrics::default();
+        m.delivered("crm");
+        m.delivered("crm");
+        m.latency("crm", Duration::from_micros(12_345));
+        m.latency("crm", Duration::from_millis(3));
+        m.retried("crm");
+        m.dead_lettered("crm", Failure::HttpStatus);
+        m.dead_lettered("crm", Failure::HttpStatus);
+        m.dead_lettered("crm", Failure::Render);
+        m.dead_lettered("other", Failure::UnknownRoute);
+        let docs = parse(&m.lines(1_700_000_000_000));
+        assert_eq!(docs.len(), 5);
+
+        let crm = &docs[0];
+        assert_eq!(crm["Route"], "crm");
+        assert_eq!(
+            (&crm["Delivered"], &crm["Retried"], &crm["DeadLettered"]),
+            (&json!(2), &json!(1), &json!(3))
+        );
+        assert_eq!(crm["DeliveryLatency"], json!([12.345, 3.0]));
+        let directive = &crm["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(crm["_aws"]["Timestamp"], 1_700_000_000_000i64);
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"], json!([["Route"]]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Delivered", "Retried", "DeadLettered", "DeliveryLatency"]
+        );
+
+        assert_eq!(
+            (&docs[1]["Failure"], &docs[1]["DeadLettered"]),
+            (&json!("http_status"), &json!(2))
+        );
+        assert_eq!(
+            docs[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Route", "Failure"]])
+        );
+        assert_eq!(docs[2]["Failure"], "render");
+
+        // A route without a delivery request declares no latency metric.
+        let other = &docs[3];
+        assert_eq!(other["Route"], "other");
+        assert!(other.get("DeliveryLatency").is_none());
+        assert_eq!(
+            other["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(docs[4]["Failure"], "unknown_route");
+    }
+
+    #[test]
+    fn an_empty_batch_writes_nothing() {
+        assert!(BatchMetrics::default().lines(0).is_empty());
+    }
+}

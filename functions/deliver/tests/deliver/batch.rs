@@ -1,0 +1,164 @@
+//! A batch as a whole: concurrency, one batched visibility call, DLQ copies, what is
+//! reported failed when the queue misbehaves, and the metric lines.
+
+use crate::support::*;
+use router_core::ports::QueueError;
+use std::time::{Duration, Instant};
+
+/// Three routes on one target: `/ok` answers 200, `/retry` 503, `/gone` 404, each slowly.
+async fn three_routes() -> (Target, String) {
+    let target = Target::start(|req, _| {
+        let status = match req.path.as_str() {
+            "/ok" => 200,
+            "/retry" => 503,
+            _ => 404,
+        };
+        Reply::status(status).after(Duration::from_millis(400))
+    })
+    .await;
+    let toml = format!(
+        "[delivery]\nallow_private_targets = true\n\n{}{}{}",
+        route_block("to-ok", &target.url("/ok"), ""),
+        route_block("to-retry", &target.url("/retry"), ""),
+        route_block("to-gone", &target.url("/gone"), ""),
+    );
+    (target, toml)
+}
+
+#[tokio::test]
+async fn records_are_delivered_concurrently_and_only_retries_are_reported() {
+    let (target, toml) = three_routes().await;
+    let h = Harness::new(&toml);
+    let mut msgs: Vec<_> = (0..8)
+        .map(|i| message(&job(&format!("evt_ok{i}"), "to-ok"), 1))
+        .collect();
+    msgs.push(message(&job("evt_retry", "to-retry"), 1));
+    msgs.push(message(&job("evt_gone", "to-gone"), 1));
+
+    let started = Instant::now();
+    let failed = h.run(msgs).await;
+    let took = started.elapsed();
+    assert_eq!(failed, ["msg-evt_retry"]);
+    assert_eq!(target.requests().len(), 10);
+    assert!(
+        took < Duration::from_millis(2000),
+        "10 x 400 ms answers took {took:?}"
+    );
+
+    let calls = h.queue.visibility_calls();
+    assert_eq!(
+        calls,
+        [vec![("rh-evt_retry-1".to_owned(), Duration::from_secs(5))]]
+    );
+    let dl = h.dead_letter();
+    assert_eq!(dl.attributes["route"], "to-gone");
+    assert_eq!(dl.attributes["last_status"], "404");
+}
+
+#[tokio::test]
+async fn retries_of_one_batch_share_one_visibility_call() {
+    let target = Target::always(500).await;
+    let h = Harness::new(&one_route(&target.url("/hook"), ""));
+    let msgs: Vec<_> = (0..4)
+        .map(|i| message(&job(&format!("evt_{i}"), ROUTE), 2))
+        .collect();
+    let failed = h.run(msgs).await;
+    assert_eq!(failed.len(), 4);
+    let calls = h.queue.visibility_calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].iter().all(|(_, d)| *d == Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn a_dead_letter_the_dlq_refuses_is_reported_failed_so_it_is_not_lost() {
+    let target = Target::always(404).await;
+    let h = Harness::new(&one_route(&target.url("/hook"), ""));
+    *h.dlq.send_error.lock().unwrap() = Some(QueueError::Unavailable("down".into()));
+    let msg = message(&job("evt_keep", ROUTE), 1);
+    assert_eq!(h.run(vec![msg]).await, ["msg-evt_keep"]);
+    let docs = h.metrics.0.lock().unwrap().clone();
+    assert_eq!(docs[0]["DeadLettered"], 0, "not counted as dead-lettered");
+}
+
+#[tokio::test]
+async fn a_stale_receipt_handle_is_logged_not_fatal() {
+    let target = Target::always(503).await;
+    let h = Harness::new(&one_route(&target.url("/hook"), ""));
+    *h.queue.visibility_error.lock().unwrap() =
+        Some(QueueError::ReceiptInvalid("ReceiptHandleIsInvalid".into()));
+    let ok_target = Target::always(200).await;
+    let h2 = Harness::new(&one_route(&ok_target.url("/hook"), ""));
+    assert_eq!(
+        h.run(vec![message(&job("evt_stale", ROUTE), 1)]).await,
+        ["msg-evt_stale"]
+    );
+    assert_eq!(h.delays(), [Duration::from_secs(5)]);
+    // The next batch on the same deliverer goes on as usual.
+    assert!(h.run(vec![]).await.is_empty());
+    assert!(
+        h2.run(vec![message(&job("evt_next", ROUTE), 1)])
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn one_metric_line_per_route_and_per_failure() {
+    let (_target, toml) = three_routes().await;
+    let h = Harness::new(&toml);
+    let msgs = vec![
+        message(&job("evt_a", "to-ok"), 1),
+        message(&job("evt_b", "to-ok"), 1),
+        message(&job("evt_c", "to-retry"), 1),
+        message(&job("evt_d", "to-gone"), 1),
+    ];
+    h.run(msgs).await;
+    let docs = h.metrics.0.lock().unwrap().clone();
+    let find = |route: &str, failure: Option<&str>| {
+        docs.iter()
+            .find(|d| d["Route"] == route && d.get("Failure").and_then(|f| f.as_str()) == failure)
+            .unwrap_or_else(|| panic!("no line for {route} {failure:?}: {docs:#?}"))
+            .clone()
+    };
+    let ok = find("to-ok", None);
+    assert_eq!(
+        (ok["Delivered"].as_u64(), ok["Retried"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let latencies = ok["DeliveryLatency"].as_array().unwrap();
+    assert_eq!(latencies.len(), 2);
+    assert!(
+        latencies.iter().all(|l| l.as_f64().unwrap() >= 400.0),
+        "{latencies:?}"
+    );
+    assert_eq!(find("to-retry", None)["Retried"], 1);
+    assert_eq!(find("to-gone", None)["DeadLettered"], 1);
+    let by_failure = find("to-gone", Some("http_status"));
+    assert_eq!(by_failure["DeadLettered"], 1);
+    assert_eq!(
+        by_failure["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["Route", "Failure"]])
+    );
+    assert_eq!(docs.len(), 4);
+}
+
+#[tokio::test]
+async fn more_than_ten_dead_letters_go_out_in_calls_of_ten_and_a_refused_entry_is_kept() {
+    let target = Target::always(404).await;
+    let h = Harness::new(&one_route(&target.url("/hook"), ""));
+    // SQS accepts the call but fails entry "1" of each call.
+    *h.dlq.refuse_entries.lock().unwrap() = vec!["1".to_owned()];
+    let msgs: Vec<_> = (0..12)
+        .map(|i| message(&job(&format!("evt_{i:02}"), ROUTE), 1))
+        .collect();
+    let failed = h.run(msgs).await;
+    assert_eq!(
+        failed,
+        ["msg-evt_01", "msg-evt_11"],
+        "the refused copies stay on the queue"
+    );
+    let calls = h.dlq.sent.lock().unwrap().clone();
+    assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [9, 1]);
+    let docs = h.metrics.0.lock().unwrap().clone();
+    assert_eq!(docs[0]["DeadLettered"], 10);
+}

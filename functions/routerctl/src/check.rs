@@ -1,0 +1,143 @@
+//! `routerctl routes check [FILE] [--probe]`: every load error; with `--probe`, also that
+//! each target and token URL answers (any HTTP status counts) and each template renders
+//! with a sample event.
+
+use crate::error::{CliError, CliResult};
+use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
+use router_core::routes::{Route, Routes};
+use std::path::Path;
+use std::time::Duration;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(path: &Path, probe: bool, event: Option<&Path>) -> CliResult {
+    let routes = match Routes::load(path) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{e}");
+            return Err(CliError::problems(format!(
+                "{} has {} problem{}.",
+                path.display(),
+                e.errors.len(),
+                if e.errors.len() == 1 { "" } else { "s" }
+            )));
+        }
+    };
+    println!(
+        "{}: OK ({} routes, {} auth profiles)",
+        path.display(),
+        routes.routes().len(),
+        routes.auth.len()
+    );
+    if !probe {
+        return Ok(());
+    }
+    let sample = match event {
+        Some(p) => Some(read_event(p)?),
+        None => None,
+    };
+    let problems = run_probe(&routes, sample.as_ref()).await;
+    match problems {
+        0 => Ok(()),
+        n => Err(CliError::problems(format!(
+            "The probe found {n} problem{}.",
+            if n == 1 { "" } else { "s" }
+        ))),
+    }
+}
+
+pub fn read_event(path: &Path) -> CliResult<TriggerEvent> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::setup(format!("Cannot read {}: {e}", path.display())))?;
+    router_core::event::from_json(&bytes, None).map_err(|e| {
+        CliError::setup(format!(
+            "{} is not a valid trigger event: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// An event that fires `route`: its first non-negated trigger's type and name.
+pub fn sample_event(route: &Route) -> TriggerEvent {
+    let trigger = route
+        .triggers
+        .iter()
+        .find(|t| !t.negate)
+        .or(route.triggers.first());
+    let mut data = serde_json::Map::new();
+    data.insert("text".into(), "sample text".into());
+    TriggerEvent {
+        id: EventId::parse("evt_probe").unwrap_or_else(|_| EventId::generate()),
+        event_type: trigger.map_or(router_core::domain::EventType::Custom, |t| t.event_type),
+        name: trigger.and_then(|t| t.name.clone()),
+        score: 1.0,
+        user_id: Some("usr_sample".into()),
+        session_id: Some("sess_sample".into()),
+        data: Some(data),
+    }
+}
+
+async fn reachable(http: &reqwest::Client, url: &url::Url) -> Result<u16, String> {
+    match http.head(url.clone()).send().await {
+        Ok(resp) => Ok(resp.status().as_u16()),
+        Err(e) if e.is_timeout() => Err("timed out".into()),
+        Err(e) if e.is_connect() => Err("connection failed".into()),
+        Err(e) => Err(e.without_url().to_string()),
+    }
+}
+
+async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
+    let http = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
+    let mut problems = 0;
+    let now = time::OffsetDateTime::now_utc();
+    for route in routes.routes() {
+        let name = &route.name;
+        match reachable(&http, &route.target_url).await {
+            Ok(status) => println!(
+                "route {name}: target {} answered HTTP {status}",
+                route.target_url
+            ),
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "route {name}: target {} is not reachable: {e}",
+                    route.target_url
+                );
+            }
+        }
+        let event = sample.cloned().unwrap_or_else(|| sample_event(route));
+        let job = DeliveryJob::new(&event, name, now);
+        let external = route.enrich.as_ref().map(|_| serde_json::json!({}));
+        let ctx = Routes::context(&job, 1, now, external.as_ref());
+        match routes.render_payload(route, &ctx) {
+            Ok(body) => println!("route {name}: template renders ({} bytes)", body.len()),
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "route {name}: template does not render with the sample event: {e} \
+                     (try `routerctl render {name} --event FILE` with a real event)"
+                );
+            }
+        }
+    }
+    for (name, profile) in routes.oauth2_profiles() {
+        match reachable(&http, &profile.token_url).await {
+            Ok(status) => println!(
+                "auth {name}: token URL {} answered HTTP {status}",
+                profile.token_url
+            ),
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "auth {name}: token URL {} is not reachable: {e}",
+                    profile.token_url
+                );
+            }
+        }
+    }
+    problems
+}

@@ -1,0 +1,304 @@
+//! `routerctl dlq list | redrive`: dead letters on the embedded queue or on SQS. Both read
+//! the dead-letter queue through the queue port (receive, then release what stays).
+
+use crate::cli::{DlqCommand, Global};
+use crate::error::{CliError, CliResult};
+use crate::setup;
+use router_core::domain::DeliveryJob;
+use router_core::ports::{EntryFailure, MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
+use router_core::retry::Failure;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long messages stay hidden while a command holds them.
+const HOLD: Duration = Duration::from_secs(300);
+/// Progress is printed every this many messages.
+const PROGRESS_EVERY: usize = 100;
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct DeadLetterRow {
+    pub delivery_id: String,
+    pub route: String,
+    pub failure: String,
+    pub last_status: Option<u16>,
+    pub attempts: Option<u32>,
+    pub age_s: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl DeadLetterRow {
+    pub fn from_message(m: &ReceivedMessage, now: time::OffsetDateTime) -> Self {
+        let job = DeliveryJob::from_json(&m.body).ok();
+        let attr = |k: &str| m.attributes.get(k).cloned();
+        let age_s = job
+            .as_ref()
+            .and_then(DeliveryJob::received_at)
+            .map(|t| (now - t).whole_seconds())
+            .or_else(|| (m.sent_at_ms > 0).then(|| now.unix_timestamp() - m.sent_at_ms / 1000));
+        Self {
+            delivery_id: attr("delivery_id")
+                .or_else(|| job.as_ref().map(|j| j.delivery_id.clone()))
+                .unwrap_or_else(|| "-".into()),
+            route: attr("route")
+                .or_else(|| job.as_ref().map(|j| j.route.clone()))
+                .unwrap_or_else(|| "-".into()),
+            // A message the queue itself moved here (a crash loop) carries no failure.
+            failure: attr("failure").unwrap_or_else(|| "redriven_by_queue".into()),
+            last_status: attr("last_status").and_then(|s| s.parse().ok()),
+            attempts: attr("attempts")
+                .and_then(|s| s.parse().ok())
+                .or(Some(m.receive_count)),
+            age_s,
+            last_error: attr("last_error"),
+        }
+    }
+}
+
+pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
+    let config = setup::config()?;
+    let routes = setup::load_routes(&global.routes)?;
+    let (queue, dead_letters) =
+        setup::queues(&config, global, &routes, Duration::from_secs(60)).await?;
+    match command {
+        DlqCommand::List { json } => list(dead_letters.as_ref(), *json).await,
+        DlqCommand::Redrive {
+            route,
+            failure,
+            limit,
+        } => {
+            if let Some(f) = failure
+                && Failure::parse(f).is_none()
+            {
+                let known: Vec<&str> = Failure::ALL.iter().map(|f| f.as_str()).collect();
+                return Err(CliError::setup(format!(
+                    "Unknown failure `{f}`. Use one of: {}.",
+                    known.join(", ")
+                )));
+            }
+            let filter = Filter {
+                route: route.clone(),
+                failure: failure.clone(),
+                limit: limit.unwrap_or(usize::MAX),
+            };
+            redrive(queue.as_ref(), dead_letters.as_ref(), &filter).await
+        }
+    }
+}
+
+/// Receives every dead letter, holding each hidden until it is released or deleted.
+async fn drain(dlq: &dyn Queue) -> CliResult<Vec<ReceivedMessage>> {
+    let mut all = Vec::new();
+    loop {
+        let got = dlq
+            .receive(MAX_BATCH, Duration::from_secs(1), Some(HOLD))
+            .await
+            .map_err(|e| CliError::setup(format!("Cannot read the dead-letter queue: {e}")))?;
+        if got.is_empty() {
+            break;
+        }
+        all.extend(got);
+        if all.len() % PROGRESS_EVERY < MAX_BATCH && all.len() >= PROGRESS_EVERY {
+            eprintln!("... {} dead letters read", all.len());
+        }
+    }
+    Ok(all)
+}
+
+async fn release(dlq: &dyn Queue, messages: &[ReceivedMessage]) {
+    let entries: Vec<(String, Duration)> = messages
+        .iter()
+        .map(|m| (m.receipt_handle.clone(), Duration::ZERO))
+        .collect();
+    for chunk in entries.chunks(MAX_BATCH) {
+        for r in dlq.change_visibility_batch(chunk).await {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not release a dead letter; it reappears after its hold");
+            }
+        }
+    }
+}
+
+async fn list(dlq: &dyn Queue, json: bool) -> CliResult {
+    let messages = drain(dlq).await?;
+    release(dlq, &messages).await;
+    let now = time::OffsetDateTime::now_utc();
+    let rows: Vec<DeadLetterRow> = messages
+        .iter()
+        .map(|m| DeadLetterRow::from_message(m, now))
+        .collect();
+    if json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row).unwrap_or_default());
+        }
+        return Ok(());
+    }
+    print_table(&rows);
+    println!(
+        "{} dead letter{}",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+fn age(secs: Option<i64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) if s < 172_800 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+fn print_table(rows: &[DeadLetterRow]) {
+    let header = [
+        "DELIVERY ID",
+        "ROUTE",
+        "FAILURE",
+        "LAST STATUS",
+        "ATTEMPTS",
+        "AGE",
+    ];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.delivery_id.clone(),
+                r.route.clone(),
+                r.failure.clone(),
+                r.last_status.map_or("-".into(), |s| s.to_string()),
+                r.attempts.map_or("-".into(), |a| a.to_string()),
+                age(r.age_s),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cols: Vec<&str>| {
+        let parts: Vec<String> = cols
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &cells {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[derive(Debug)]
+struct Filter {
+    route: Option<String>,
+    failure: Option<String>,
+    limit: usize,
+}
+
+impl Filter {
+    fn matches(&self, row: &DeadLetterRow) -> bool {
+        self.route.as_ref().is_none_or(|r| *r == row.route)
+            && self.failure.as_ref().is_none_or(|f| *f == row.failure)
+    }
+}
+
+/// The message a dead letter goes back as: same body and delivery id, a fresh schedule
+/// (a new message starts at receive count 1; `received_at` restarts `max_age`).
+pub fn redriven(m: &ReceivedMessage, id: String) -> Option<OutgoingMessage> {
+    let mut job = DeliveryJob::from_json(&m.body).ok()?;
+    job.received_at = router_core::time_fmt::rfc3339(time::OffsetDateTime::now_utc());
+    let mut attributes = BTreeMap::new();
+    attributes.insert("route".to_owned(), job.route.clone());
+    attributes.insert("delivery_id".to_owned(), job.delivery_id.clone());
+    Some(OutgoingMessage {
+        id,
+        body: job.to_json(),
+        attributes,
+        delay: Duration::ZERO,
+    })
+}
+
+async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResult {
+    let now = time::OffsetDateTime::now_utc();
+    let mut chosen = 0usize;
+    let messages = drain(dlq).await?;
+    let mut keep = Vec::new();
+    let mut selected = Vec::new();
+    for m in messages {
+        let row = DeadLetterRow::from_message(&m, now);
+        if chosen < filter.limit && filter.matches(&row) {
+            chosen += 1;
+            selected.push(m);
+        } else {
+            keep.push(m);
+        }
+    }
+    let (mut moved, mut unparseable, mut failed) = (0usize, 0usize, 0usize);
+    for chunk in selected.chunks(MAX_BATCH) {
+        let mut sendable = Vec::new();
+        for (i, m) in chunk.iter().enumerate() {
+            match redriven(m, i.to_string()) {
+                Some(out) => sendable.push((m, out)),
+                None => {
+                    unparseable += 1;
+                    keep.push(m.clone());
+                }
+            }
+        }
+        if sendable.is_empty() {
+            continue;
+        }
+        let out: Vec<OutgoingMessage> = sendable.iter().map(|(_, o)| o.clone()).collect();
+        let failures: Vec<EntryFailure> = match queue.send_batch(&out).await {
+            Ok(f) => f,
+            Err(e) => out
+                .iter()
+                .map(|o| EntryFailure {
+                    id: o.id.clone(),
+                    reason: e.to_string(),
+                })
+                .collect(),
+        };
+        let mut delete = Vec::new();
+        for (m, o) in &sendable {
+            if failures.iter().any(|f| f.id == o.id) {
+                failed += 1;
+                keep.push((*m).clone());
+            } else {
+                delete.push(m.receipt_handle.clone());
+            }
+        }
+        for r in dlq.delete_batch(&delete).await {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "a redriven dead letter could not be deleted; it may be redriven twice");
+            }
+        }
+        moved += delete.len();
+        if moved > 0 && moved % PROGRESS_EVERY < MAX_BATCH && moved >= PROGRESS_EVERY {
+            eprintln!("... {moved} redriven");
+        }
+    }
+    release(dlq, &keep).await;
+    println!(
+        "Redrove {moved} dead letter{} to the delivery queue; {} left in the dead-letter queue.",
+        if moved == 1 { "" } else { "s" },
+        keep.len()
+    );
+    if unparseable > 0 {
+        println!(
+            "{unparseable} could not be redriven: their body is not a delivery job (failure `malformed`)."
+        );
+    }
+    if failed > 0 {
+        return Err(CliError::problems(format!(
+            "{failed} dead letters could not be sent back to the delivery queue; run the command again."
+        )));
+    }
+    Ok(())
+}

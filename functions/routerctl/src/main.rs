@@ -1,0 +1,71 @@
+//! `routerctl`: the operator CLI, and the whole router in one process (`serve`).
+
+#![warn(clippy::unwrap_used)]
+
+mod check;
+mod cli;
+mod dlq;
+mod echo;
+mod error;
+mod render_cmd;
+mod serve;
+mod setup;
+mod token;
+
+use clap::Parser;
+use cli::{Cli, Command, RoutesCommand, TokenCommand};
+use error::CliResult;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        router_core::telemetry::init();
+    } else {
+        // Operator commands print their own output; only warnings and errors are logged.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("routerctl: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("routerctl: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Serve(args) => serve::run(global, args).await,
+        Command::Routes {
+            command: RoutesCommand::Check { file, probe, event },
+        } => {
+            check::run(
+                file.as_deref().unwrap_or(&global.routes),
+                *probe,
+                event.as_deref(),
+            )
+            .await
+        }
+        Command::Render(args) => render_cmd::run(global, args),
+        Command::Dlq { command } => dlq::run(global, command).await,
+        Command::Token {
+            command: TokenCommand::Refresh { profile },
+        } => token::refresh(global, profile.as_deref()).await,
+    }
+}

@@ -1,0 +1,199 @@
+//! `routerctl serve`: the trigger API on a local port, consumers that poll the queue as
+//! Lambda's SQS event source would (batches of up to 10, partial-batch failures honoured,
+//! bounded concurrency), and the token refresh on its schedule, in one process.
+//!
+//! SIGTERM or Ctrl-C: stop accepting triggers, stop polling, let in-flight batches finish
+//! (up to `--grace`), exit. Whatever is not finished reappears after the visibility
+//! timeout, so nothing acknowledged is lost, even on kill -9.
+
+use crate::cli::{Global, ServeArgs};
+use crate::error::{CliError, CliResult};
+use crate::setup;
+use deliver::Deliverer;
+use router_core::ports::{MAX_BATCH, Queue};
+use router_core::routes::Routes;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long one poll waits for messages.
+const POLL_WAIT: Duration = Duration::from_secs(1);
+
+pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
+    let config = setup::config()?;
+    let routes = setup::load_routes(&global.routes)?;
+    let backends = setup::backends(
+        &config,
+        global,
+        &routes,
+        Duration::from_secs(args.visibility_timeout.max(1)),
+    )
+    .await?;
+    let state = trigger::State::new(
+        routes.clone(),
+        backends.clone(),
+        config.dlq_degraded_threshold,
+    )
+    .await
+    .map_err(|e| CliError::setup(format!("Cannot start the trigger API: {e}")))?;
+    let deliverer = Deliverer::new(
+        routes.clone(),
+        backends.clone(),
+        config.allow_private_targets,
+    )
+    .map_err(|e| CliError::setup(format!("Cannot start the deliveries: {e}")))?;
+    let deliverer = Arc::new(deliverer);
+
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        CliError::setup(format!(
+            "Cannot listen on {addr}: {e}. Is another serve running? Try --port."
+        ))
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::setup(e.to_string()))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut consumers = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        consumers.push(tokio::spawn(consume(
+            backends.queue.clone(),
+            deliverer.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let refresher = tokio::spawn(refresh_tokens(
+        routes.clone(),
+        backends.secrets.clone(),
+        Duration::from_secs(args.token_interval.max(1)),
+        stop_rx.clone(),
+    ));
+
+    let mut app = trigger::router(Arc::new(state));
+    if args.demo_echo {
+        app = app.merge(crate::echo::router());
+    }
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    println!(
+        "routerctl serve: ready on http://{local} (POST /api/v2/webhooks/trigger, GET /api/v2/health; queue: {}; {} routes)",
+        setup::queue_description(&config, global),
+        routes.routes().len()
+    );
+    let _ = std::io::stdout().flush();
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new triggers, finishing in-flight deliveries");
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(args.grace);
+    let all = async {
+        let _ = server.await;
+        for c in consumers {
+            let _ = c.await;
+        }
+        let _ = refresher.await;
+    };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        tracing::warn!(
+            "in-flight deliveries did not finish within {grace:?}; they will be retried after their visibility timeout"
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// One consumer: poll, deliver the batch, delete what the handler did not report failed.
+async fn consume(
+    queue: Arc<dyn Queue>,
+    deliverer: Arc<Deliverer>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = queue.receive(MAX_BATCH, POLL_WAIT, None) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let batch = match received {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot poll the delivery queue; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        // A batch once received is finished even during shutdown (bounded by --grace).
+        let failed = deliverer.handle_batch(batch.clone()).await;
+        let done: Vec<String> = batch
+            .iter()
+            .filter(|m| !failed.contains(&m.message_id))
+            .map(|m| m.receipt_handle.clone())
+            .collect();
+        if done.is_empty() {
+            continue;
+        }
+        for (result, handle) in queue.delete_batch(&done).await.into_iter().zip(&done) {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, receipt = handle.as_str(), "could not delete a finished message; it may be delivered again");
+            }
+        }
+    }
+}
+
+/// Refreshes tokens now and then every `interval`, as the scheduled function does on AWS.
+async fn refresh_tokens(
+    routes: Arc<Routes>,
+    secrets: Arc<dyn router_core::ports::SecretStore>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if routes.oauth2_profiles().next().is_none() {
+        return;
+    }
+    let http = token_refresh::http_client();
+    loop {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        tokio::select! {
+            _ = token_refresh::refresh_all(&routes, secrets.as_ref(), &http, deadline, None) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Wiring a command to its routes, queue and secrets: the embedded queue in `--data-dir`
+//! unless `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL` are set; the `--secrets` file, or
+//! Secrets Manager without it.
+
+use crate::cli::Global;
+use crate::error::{CliError, CliResult};
+use router_core::aws::{SecretsManagerStore, SqsQueue, sdk_config};
+use router_core::backends::{Backends, SharedQueue, embedded_queues};
+use router_core::config::Config;
+use router_core::embedded::FileSecrets;
+use router_core::ports::SecretStore;
+use router_core::routes::Routes;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receives over this many are left to the dead-letter queue by the embedded queue, as an
+/// SQS redrive policy would: the longest schedule's attempts plus headroom.
+pub fn max_receive_count(routes: &Routes) -> u32 {
+    let longest = routes
+        .routes()
+        .iter()
+        .map(|r| r.retry.attempts())
+        .max()
+        .unwrap_or(1);
+    (longest + 5).max(10)
+}
+
+pub fn load_routes(path: &Path) -> CliResult<Arc<Routes>> {
+    Routes::load(path)
+        .map(Arc::new)
+        .map_err(|e| CliError::setup(e.to_string()))
+}
+
+pub fn config() -> CliResult<Config> {
+    Config::from_env().map_err(|e| CliError::setup(e.to_string()))
+}
+
+/// Where the queue lives, for the ready line and errors.
+pub fn queue_description(config: &Config, global: &Global) -> String {
+    match &config.queue_url {
+        Some(url) => format!("SQS {url}"),
+        None => format!("embedded {}", global.data_dir.join("queue.db").display()),
+    }
+}
+
+pub async fn secrets(global: &Global) -> CliResult<Arc<dyn SecretStore>> {
+    match &global.secrets {
+        Some(path) => {
+            let store = FileSecrets::open(path).map_err(|e| CliError::setup(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let sdk = sdk_config().await;
+            Ok(Arc::new(SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+            )))
+        }
+    }
+}
+
+pub async fn queues(
+    config: &Config,
+    global: &Global,
+    routes: &Routes,
+    visibility: Duration,
+) -> CliResult<(SharedQueue, SharedQueue)> {
+    match (&config.queue_url, &config.dead_letter_queue_url) {
+        (Some(q), Some(d)) => {
+            let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+            Ok((
+                Arc::new(SqsQueue::new(sqs.clone(), q.clone())),
+                Arc::new(SqsQueue::new(sqs, d.clone())),
+            ))
+        }
+        (Some(_), None) | (None, Some(_)) => Err(CliError::setup(
+            "Set both QUEUE_URL and DEAD_LETTER_QUEUE_URL to use SQS, or neither for the embedded queue.",
+        )),
+        (None, None) => embedded_queues(&global.data_dir, visibility, max_receive_count(routes))
+            .map_err(|e| CliError::setup(format!("Cannot open the embedded queue: {e}"))),
+    }
+}
+
+pub async fn backends(
+    config: &Config,
+    global: &Global,
+    routes: &Routes,
+    visibility: Duration,
+) -> CliResult<Backends> {
+    let (queue, dead_letters) = queues(config, global, routes, visibility).await?;
+    Ok(Backends {
+        queue,
+        dead_letters,
+        secrets: secrets(global).await?,
+    })
+}

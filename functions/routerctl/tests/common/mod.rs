@@ -1,0 +1,224 @@
+//! Running `routerctl` as a subprocess against real local targets.
+#![allow(dead_code)]
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use router_tests::targets::{Delivery, Targets};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const KEY: &str = "test-ingest-key";
+pub const SIGNING_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// A data dir with routes and secrets files; `extra_env` is passed to every command.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Workspace {
+    pub fn new(routes: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+        let signing = base64::engine::general_purpose::STANDARD.encode(SIGNING_KEY);
+        std::fs::write(
+            dir.path().join("secrets.toml"),
+            format!(
+                "\"router/ingest-key\" = \"{KEY}\"\n\"router/signing-key\" = \"whsec_{signing}\"\n"
+            ),
+        )
+        .unwrap();
+        Self {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_routerctl"));
+        c.arg("--routes")
+            .arg(self.path("routes.toml"))
+            .arg("--secrets")
+            .arg(self.path("secrets.toml"))
+            .arg("--data-dir")
+            .arg(self.path("data"))
+            .args(args)
+            .env_remove("QUEUE_URL")
+            .env_remove("DEAD_LETTER_QUEUE_URL")
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run routerctl")
+    }
+
+    /// Starts `serve` on a free port and waits for its ready line.
+    pub fn serve(&self, extra: &[&str]) -> Serve {
+        let mut args = vec![
+            "serve",
+            "--port",
+            "0",
+            "--visibility-timeout",
+            "3",
+            "--grace",
+            "5",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let log = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("ready on http://").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let log = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("serve did not get ready:\n{}", output.lock().unwrap());
+            }
+        };
+        Serve {
+            child,
+            base: format!("http://{addr}"),
+            output,
+        }
+    }
+}
+
+pub struct Serve {
+    pub child: Child,
+    pub base: String,
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    pub async fn trigger(&self, body: &str) -> (u16, serde_json::Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v2/webhooks/trigger", self.base))
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("serve answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("serve exits")
+    }
+
+    pub fn log(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A routes file delivering to `targets`: route `<name>` posts to `<targets>/<name>`.
+pub fn routes_for(targets: &Targets, routes: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "[ingest]\nauth = \"flows\"\n[delivery]\nallow_private_targets = true\n[signing]\nsecret = \"router/signing-key\"\n\
+         [auth.flows]\ntype = \"api_key\"\nsecret = \"router/ingest-key\"\n",
+    );
+    for (name, extra) in routes {
+        s.push_str(&format!(
+            "[[route]]\nname = \"{name}\"\ntarget_url = \"{}\"\ntimeout_seconds = 2\n\
+             template = '{{\"attempt\": {{{{ delivery.attempt }}}}, \"event\": {{{{ event.id | tojson }}}}}}'\n{extra}\n",
+            targets.url(name)
+        ));
+    }
+    s
+}
+
+/// Checks the Standard Webhooks signature of a received delivery with an independent HMAC.
+pub fn signature_is_valid(d: &Delivery) -> bool {
+    let (Some(id), Some(ts), Some(sig)) = (
+        d.headers.get("webhook-id"),
+        d.headers.get("webhook-timestamp"),
+        d.headers.get("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SIGNING_KEY).unwrap();
+    mac.update(format!("{id}.{ts}.{}", d.body).as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    sig.split(' ').any(|s| s == format!("v1,{expected}"))
+}
+
+/// `dlq list --json` rows.
+pub fn dlq_rows(ws: &Workspace) -> Vec<serde_json::Value> {
+    let out = ws.run(&["dlq", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "dlq list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    f()
+}

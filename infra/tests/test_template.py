@@ -1,0 +1,222 @@
+"""Invariants of template.yaml that cfn-lint cannot know: visibility vs timeout, the
+redrive count vs the retry schedules, least-privilege policies, and that every
+environment variable the code reads is set. Run by `make test` (scripts/test.sh)."""
+
+import os
+import re
+import tomllib
+import unittest
+
+from cfnlint.decode import decode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_SCHEDULE_ATTEMPTS = 8  # shared/src/retry.rs: 7 delays + the first attempt
+
+FUNCTIONS = {
+    # function resource -> (cargo binary, env vars it needs)
+    "TriggerFunction": ("trigger", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "DLQ_DEGRADED_THRESHOLD"}),
+    "DeliverFunction": ("deliver", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "ALLOW_PRIVATE_TARGETS"}),
+    "TokenRefreshFunction": ("token-refresh", {"ROUTES_FILE"}),
+}
+
+
+def load_template():
+    template, errors = decode(os.path.join(ROOT, "template.yaml"))
+    assert not errors, errors
+    return template
+
+
+def routes_file():
+    with open(os.path.join(ROOT, "infra", "config", "routes.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def statements(function):
+    out = []
+    for policy in function["Properties"].get("Policies", []):
+        out.extend(policy["Statement"])
+    return out
+
+
+def actions(function):
+    return {a for s in statements(function) for a in s["Action"]}
+
+
+def secret_patterns(function, action):
+    pats = []
+    for s in statements(function):
+        if action in s["Action"]:
+            res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            for r in res:
+                sub = r.get("Fn::Sub") if isinstance(r, dict) else None
+                if sub:
+                    pats.append(sub.split(":secret:")[1])
+    return pats
+
+
+class TemplateInvariants(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = load_template()
+        cls.res = cls.t["Resources"]
+        cls.params = cls.t["Parameters"]
+
+    def test_queue_visibility_is_at_least_six_times_the_deliver_timeout(self):
+        deliver = self.res["DeliverFunction"]["Properties"]
+        self.assertEqual(deliver["Timeout"], {"Ref": "DeliverTimeoutSeconds"})
+        vis = self.res["DeliveryQueue"]["Properties"]["VisibilityTimeout"]
+        self.assertEqual(vis, {"Fn::FindInMap": ["VisibilityFor", {"Ref": "DeliverTimeoutSeconds"}, "Seconds"]})
+        allowed = self.params["DeliverTimeoutSeconds"]["AllowedValues"]
+        mapping = self.t["Mappings"]["VisibilityFor"]
+        for timeout in allowed:
+            self.assertGreaterEqual(mapping[timeout]["Seconds"], 6 * int(timeout), timeout)
+        self.assertIn(self.params["DeliverTimeoutSeconds"]["Default"], allowed)
+        # Longest route timeout (30 s) plus an enrich lookup (30 s) fits the smallest timeout.
+        self.assertGreaterEqual(min(int(v) for v in allowed), 60)
+
+    def test_max_receive_count_is_above_every_schedules_attempts(self):
+        routes = routes_file().get("route", [])
+        attempts = [len(r.get("retry", {}).get("schedule", [0] * (DEFAULT_SCHEDULE_ATTEMPTS - 1))) + 1 for r in routes]
+        longest = max(attempts + [DEFAULT_SCHEDULE_ATTEMPTS])
+        p = self.params["MaxReceiveCount"]
+        self.assertGreater(int(p["Default"]), longest)
+        self.assertGreater(int(p["MinValue"]), DEFAULT_SCHEDULE_ATTEMPTS)
+        redrive = self.res["DeliveryQueue"]["Properties"]["RedrivePolicy"]
+        self.assertEqual(redrive["maxReceiveCount"], {"Ref": "MaxReceiveCount"})
+        self.assertEqual(redrive["deadLetterTargetArn"], {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+
+    def test_dead_letters_are_kept_longer_than_deliveries(self):
+        q = self.res["DeliveryQueue"]["Properties"]["MessageRetentionPeriod"]
+        d = self.res["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+        self.assertGreater(d, q)
+        self.assertEqual(d, 1209600, "the SQS maximum: 14 days")
+
+    def test_the_deliver_event_source_reports_batch_item_failures(self):
+        ev = self.res["DeliverFunction"]["Properties"]["Events"]["Deliveries"]
+        self.assertEqual(ev["Type"], "SQS")
+        p = ev["Properties"]
+        self.assertEqual(p["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertEqual(p["BatchSize"], {"Ref": "DeliverBatchSize"})
+        self.assertEqual(p["ScalingConfig"]["MaximumConcurrency"], {"Ref": "DeliverMaxConcurrency"})
+        self.assertLessEqual(int(self.params["DeliverBatchSize"]["MaxValue"]), 10)
+
+    def test_functions_are_arm64_al2023_cargo_lambda_builds_with_json_logs(self):
+        g = self.t["Globals"]["Function"]
+        self.assertEqual(g["Architectures"], ["arm64"])
+        self.assertEqual(g["Runtime"], "provided.al2023")
+        self.assertEqual(g["LoggingConfig"]["LogFormat"], "JSON")
+        for name, (binary, _) in FUNCTIONS.items():
+            md = self.res[name]["Metadata"]
+            self.assertEqual(md["BuildMethod"], "rust-cargolambda")
+            self.assertEqual(md["BuildProperties"]["Binary"], binary)
+            with open(os.path.join(ROOT, "functions", binary, "Cargo.toml"), "rb") as f:
+                bins = [b["name"] for b in tomllib.load(f).get("bin", [])]
+            self.assertIn(binary, bins, f"functions/{binary} builds a binary named {binary}")
+
+    def test_http_api_has_the_two_routes(self):
+        events = self.res["TriggerFunction"]["Properties"]["Events"]
+        routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
+        self.assertEqual(routes, {("POST", "/api/v2/webhooks/trigger"), ("GET", "/api/v2/health")})
+
+    def test_token_refresh_runs_on_a_schedule_one_at_a_time(self):
+        p = self.res["TokenRefreshFunction"]["Properties"]
+        self.assertEqual(p["ReservedConcurrentExecutions"], 1)
+        ev = p["Events"]["Schedule"]
+        self.assertIn(ev["Type"], ("Schedule", "ScheduleV2"))
+        self.assertEqual(ev["Properties"]["ScheduleExpression"], {"Ref": "TokenRefreshSchedule"})
+
+    def test_each_function_may_do_only_what_it_needs(self):
+        self.assertEqual(
+            actions(self.res["TriggerFunction"]),
+            {"sqs:SendMessage", "sqs:GetQueueAttributes", "secretsmanager:GetSecretValue"},
+        )
+        self.assertEqual(
+            actions(self.res["DeliverFunction"]),
+            {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+             "sqs:SendMessage", "secretsmanager:GetSecretValue"},
+        )
+        self.assertEqual(
+            actions(self.res["TokenRefreshFunction"]),
+            {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:CreateSecret"},
+        )
+        # The trigger sends only to the delivery queue; the deliver function only to the DLQ.
+        for fn, queue in (("TriggerFunction", "DeliveryQueue"), ("DeliverFunction", "DeadLetterQueue")):
+            for s in statements(self.res[fn]):
+                if "sqs:SendMessage" in s["Action"]:
+                    self.assertEqual(s["Resource"], {"Fn::GetAtt": [queue, "Arn"]})
+        # Secrets, by the naming convention.
+        self.assertEqual(sorted(secret_patterns(self.res["TriggerFunction"], "secretsmanager:GetSecretValue")),
+                         ["${SecretPrefix}ingest/*", "${SecretPrefix}tokens/*"])
+        self.assertEqual(sorted(secret_patterns(self.res["DeliverFunction"], "secretsmanager:GetSecretValue")),
+                         ["${SecretPrefix}outbound/*", "${SecretPrefix}tokens/*"])
+        self.assertEqual(secret_patterns(self.res["TokenRefreshFunction"], "secretsmanager:PutSecretValue"),
+                         ["${SecretPrefix}tokens/*"])
+        for fn in FUNCTIONS:
+            for s in statements(self.res[fn]):
+                self.assertNotIn("*", s["Action"])
+                self.assertFalse(any(a.endswith(":*") for a in s["Action"]), s)
+                self.assertNotEqual(s["Resource"], "*")
+
+    def test_the_shipped_routes_files_secrets_are_readable_by_whom_needs_them(self):
+        prefix = self.params["SecretPrefix"]["Default"]
+        r = routes_file()
+        profiles = r.get("auth", {})
+        ingest = r.get("ingest", {}).get("auth")
+        for name, p in profiles.items():
+            if p["type"] == "oauth2":
+                self.assertTrue(p["credentials_secret"].startswith(prefix + "credentials/"), name)
+                self.assertTrue(p["token_secret"].startswith(prefix + "tokens/"), name)
+            elif name == ingest:
+                self.assertTrue(p["secret"].startswith(prefix + "ingest/"), name)
+            else:
+                self.assertTrue(p["secret"].startswith(prefix + "outbound/"), name)
+        if "signing" in r:
+            self.assertTrue(r["signing"]["secret"].startswith(prefix + "outbound/"))
+        # The template creates the ingest and signing secrets the shipped file names.
+        names = {self.res[k]["Properties"]["Name"]["Fn::Sub"] for k in ("IngestKeySecret", "SigningKeySecret")}
+        self.assertEqual(names, {"${SecretPrefix}ingest/api-key", "${SecretPrefix}outbound/signing-key"})
+        self.assertEqual(profiles[ingest]["secret"], prefix + "ingest/api-key")
+        self.assertEqual(r["signing"]["secret"], prefix + "outbound/signing-key")
+
+    def test_every_environment_variable_the_code_reads_is_set(self):
+        with open(os.path.join(ROOT, "shared", "src", "config.rs")) as f:
+            read = set(re.findall(r'non_empty\("([A-Z_]+)"\)', f.read()))
+        self.assertEqual(read, set().union(*(v for _, v in FUNCTIONS.values())),
+                         "config.rs and this test's FUNCTIONS table disagree")
+        globals_env = set(self.t["Globals"]["Function"]["Environment"]["Variables"])
+        for name, (_, needed) in FUNCTIONS.items():
+            own = set(self.res[name]["Properties"].get("Environment", {}).get("Variables", {}))
+            self.assertEqual(needed - (globals_env | own), set(), name)
+        self.assertEqual(self.t["Globals"]["Function"]["Environment"]["Variables"]["ROUTES_FILE"], "/opt/routes.toml")
+        self.assertEqual(self.res["DeliverFunction"]["Properties"]["Environment"]["Variables"]["ALLOW_PRIVATE_TARGETS"], "false")
+
+    def test_alarms_watch_dlq_age_and_errors_and_notify_the_topic(self):
+        alarms = {k: v["Properties"] for k, v in self.res.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+        self.assertEqual(set(alarms), {"DeadLetterAlarm", "OldestDeliveryAlarm", "DeliverErrorsAlarm", "TokenRefreshErrorsAlarm"})
+        for a in alarms.values():
+            self.assertIn({"Ref": "AlarmTopic"}, a["AlarmActions"])
+            self.assertEqual(a["ComparisonOperator"], "GreaterThanOrEqualToThreshold")
+        dlq = alarms["DeadLetterAlarm"]
+        self.assertEqual(dlq["Threshold"], {"Ref": "DeadLetterAlarmThreshold"})
+        self.assertEqual(int(self.params["DeadLetterAlarmThreshold"]["Default"]), 1)
+        self.assertEqual(dlq["Dimensions"][0]["Value"], {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]})
+        self.assertEqual(alarms["OldestDeliveryAlarm"]["MetricName"], "ApproximateAgeOfOldestMessage")
+        sub = self.res["AlarmEmailSubscription"]
+        self.assertEqual(sub["Condition"], "HasAlarmEmail")
+
+    def test_the_dashboard_shows_what_the_functions_emit(self):
+        body = self.res["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+        with open(os.path.join(ROOT, "functions", "deliver", "src", "metrics.rs")) as f:
+            metrics_src = f.read()
+        for metric in ("Delivered", "Retried", "DeadLettered", "DeliveryLatency"):
+            self.assertIn(f'MetricName=\\"{metric}\\"', body)
+            self.assertIn(f'"{metric}"', metrics_src, f"deliver emits {metric}")
+        namespace = re.search(r'NAMESPACE: &str = "([^"]+)"', metrics_src)
+        self.assertIsNotNone(namespace, "metrics.rs names its namespace in a NAMESPACE constant")
+        self.assertIn("{%s,Route}" % namespace.group(1), body)
+        for needle in ("'p50'", "'p99'", "ApproximateNumberOfMessagesVisible", '"Errors"'):
+            self.assertIn(needle, body)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,335 @@
+//! The deliver handler on real SQS queues and Secrets Manager (moto_server), driven as
+//! Lambda drives it: receive a batch from the queue, `handle_batch`, delete every record
+//! not reported failed. Targets are real HTTP servers on 127.0.0.1.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use deliver::Deliverer;
+use router_core::aws::{SecretsManagerStore, SqsQueue};
+use router_core::backends::Backends;
+use router_core::domain::{DeliveryJob, EventId, EventType, RouteName, TriggerEvent};
+use router_core::ports::{OutgoingMessage, Queue, QueueDepth, ReceivedMessage, SecretStore};
+use router_core::routes::Routes;
+use router_core::secrets::Secret;
+use router_tests::{create_moto_queues, moto_sdk_config};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The queue's own visibility timeout: far longer than any retry delay used here, so a
+/// message that comes back early came back because of the handler's delay.
+const VISIBILITY: Duration = Duration::from_secs(30);
+const MAX_RECEIVE_COUNT: u32 = 5;
+/// A Standard Webhooks example secret.
+const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// ---------------------------------------------------------------- a target
+
+/// `/ok` answers 200, `/gone` 404, `/flaky` 500 on its first request and 200 after.
+#[derive(Default)]
+struct Seen {
+    requests: Mutex<Vec<(String, HeaderMap, String)>>,
+}
+
+async fn answer(
+    State(seen): State<Arc<Seen>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let path = uri.path().to_owned();
+    let mut requests = seen.requests.lock().unwrap();
+    let earlier = requests.iter().filter(|(p, _, _)| *p == path).count();
+    requests.push((path.clone(), headers, body));
+    match (path.as_str(), earlier) {
+        ("/ok", _) => StatusCode::OK,
+        ("/flaky", 0) => StatusCode::INTERNAL_SERVER_ERROR,
+        ("/flaky", _) => StatusCode::OK,
+        _ => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn start_target() -> (u16, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, seen)
+}
+
+// ---------------------------------------------------------------- the set-up
+
+/// Metric lines are checked to be JSON and dropped (stdout would bypass test capture).
+#[derive(Debug)]
+struct JsonLines;
+
+impl deliver::metrics::MetricsSink for JsonLines {
+    fn emit(&self, line: &str) {
+        serde_json::from_str::<serde_json::Value>(line).expect("a metric line is JSON");
+    }
+}
+
+struct Setup {
+    queue: Arc<SqsQueue>,
+    dlq: Arc<SqsQueue>,
+    deliverer: Deliverer,
+    seen: Arc<Seen>,
+}
+
+async fn setup() -> Setup {
+    let (port, seen) = start_target().await;
+    let sdk = moto_sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (queue_url, dlq_url) = create_moto_queues(&sqs, VISIBILITY, MAX_RECEIVE_COUNT).await;
+    let secrets = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk));
+    let signing_id = format!("router/signing-{}", uuid::Uuid::new_v4().simple());
+    secrets
+        .put(&signing_id, &Secret::new(SIGNING_KEY.to_owned()))
+        .await
+        .expect("store the signing key on moto");
+
+    let mut toml = format!(
+        "[delivery]\nallow_private_targets = true\n\n[signing]\nsecret = \"{signing_id}\"\n"
+    );
+    for name in ["ok", "gone", "flaky"] {
+        toml.push_str(&format!(
+            "\n[[route]]\nname = \"to-{name}\"\ntarget_url = \"http://127.0.0.1:{port}/{name}\"\n\
+             template = '{{\"user\": {{{{ event.user_id | tojson }}}}, \"attempt\": {{{{ delivery.attempt }}}}}}'\n\
+             retry = {{ schedule = [\"2s\"], max_age = \"1h\" }}\n\
+             triggers = [{{ event_type = \"intent\" }}]\n"
+        ));
+    }
+    let routes =
+        Routes::parse(&toml, Path::new("/tmp/routes.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
+    let dlq = Arc::new(SqsQueue::new(sqs, dlq_url));
+    let backends = Backends {
+        queue: queue.clone(),
+        dead_letters: dlq.clone(),
+        secrets: Arc::new(secrets),
+    };
+    let deliverer = Deliverer::new(Arc::new(routes), backends, false)
+        .unwrap()
+        .with_metrics(Arc::new(JsonLines));
+    Setup {
+        queue,
+        dlq,
+        deliverer,
+        seen,
+    }
+}
+
+fn job(event_id: &str, route: &str) -> DeliveryJob {
+    let event = TriggerEvent {
+        id: EventId::parse(event_id).unwrap(),
+        event_type: EventType::Intent,
+        name: Some("handover".into()),
+        score: 0.9,
+        user_id: Some("usr_1".into()),
+        session_id: None,
+        data: None,
+    };
+    DeliveryJob::new(
+        &event,
+        &RouteName::parse(route).unwrap(),
+        router_core::time_fmt::now(),
+    )
+}
+
+/// Enqueues jobs as the trigger function does: body plus `route` and `delivery_id`.
+async fn enqueue(q: &SqsQueue, jobs: &[&DeliveryJob]) {
+    let batch: Vec<OutgoingMessage> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| OutgoingMessage {
+            id: i.to_string(),
+            body: j.to_json(),
+            attributes: BTreeMap::from([
+                ("route".to_owned(), j.route.clone()),
+                ("delivery_id".to_owned(), j.delivery_id.clone()),
+            ]),
+            delay: Duration::ZERO,
+        })
+        .collect();
+    assert!(q.send_batch(&batch).await.unwrap().is_empty());
+}
+
+/// Receives until `n` messages arrived or `within` passed.
+async fn receive(q: &SqsQueue, n: usize, within: Duration) -> Vec<ReceivedMessage> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(
+            q.receive(n - got.len(), Duration::from_secs(1), None)
+                .await
+                .unwrap(),
+        );
+    }
+    got
+}
+
+/// One invocation as Lambda makes it: the batch goes to the handler, and every record
+/// not reported failed is deleted. Returns the failed message ids.
+async fn invoke(s: &Setup, batch: Vec<ReceivedMessage>) -> Vec<String> {
+    let failed = s.deliverer.handle_batch(batch.clone()).await;
+    let done: Vec<String> = batch
+        .iter()
+        .filter(|m| !failed.contains(&m.message_id))
+        .map(|m| m.receipt_handle.clone())
+        .collect();
+    if !done.is_empty() {
+        for r in s.queue.delete_batch(&done).await {
+            r.expect("delete a handled message");
+        }
+    }
+    failed
+}
+
+async fn depth(q: &SqsQueue) -> QueueDepth {
+    q.depth().await.unwrap()
+}
+
+fn by_route(msgs: &[ReceivedMessage]) -> HashMap<String, ReceivedMessage> {
+    msgs.iter()
+        .map(|m| (m.attributes["route"].clone(), m.clone()))
+        .collect()
+}
+
+// ---------------------------------------------------------------- the tests
+
+#[tokio::test]
+async fn successes_are_really_deleted() {
+    let s = setup().await;
+    let jobs = [
+        job("evt_1", "to-ok"),
+        job("evt_2", "to-ok"),
+        job("evt_3", "to-ok"),
+    ];
+    enqueue(&s.queue, &jobs.iter().collect::<Vec<_>>()).await;
+    let batch = receive(&s.queue, 3, Duration::from_secs(5)).await;
+    assert_eq!(batch.len(), 3);
+    assert!(batch.iter().all(|m| m.receive_count == 1));
+
+    assert!(invoke(&s, batch).await.is_empty());
+    assert_eq!(
+        depth(&s.queue).await,
+        QueueDepth {
+            visible: 0,
+            in_flight: 0
+        },
+        "gone, not hidden"
+    );
+    assert_eq!(depth(&s.dlq).await, QueueDepth::default());
+    let requests = s.seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    for (_, headers, _) in &requests {
+        assert!(
+            headers.contains_key("webhook-signature"),
+            "signed with the key from Secrets Manager"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retried_message_really_reappears_after_the_visibility_delay() {
+    let s = setup().await;
+    let job = job("evt_flaky", "to-flaky");
+    enqueue(&s.queue, &[&job]).await;
+    let batch = receive(&s.queue, 1, Duration::from_secs(5)).await;
+    let id = batch[0].message_id.clone();
+
+    assert_eq!(invoke(&s, batch).await, vec![id.clone()], "reported failed");
+    let parked = Instant::now();
+    assert!(
+        s.queue
+            .receive(10, Duration::ZERO, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "hidden for the delay"
+    );
+    assert_eq!(depth(&s.queue).await.in_flight, 1);
+
+    let again = receive(&s.queue, 1, Duration::from_secs(15)).await;
+    let waited = parked.elapsed();
+    assert_eq!(again.len(), 1, "it came back");
+    assert!(
+        (Duration::from_millis(1000)..Duration::from_secs(15)).contains(&waited),
+        "back after the 2 s delay, long before the queue's 30 s visibility: {waited:?}"
+    );
+    assert_eq!(
+        (again[0].message_id.as_str(), again[0].receive_count),
+        (id.as_str(), 2)
+    );
+
+    assert!(invoke(&s, again).await.is_empty(), "delivered on attempt 2");
+    assert_eq!(depth(&s.queue).await, QueueDepth::default());
+    let requests = s.seen.requests.lock().unwrap().clone();
+    let attempts: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|(_, _, body)| {
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["attempt"].clone()
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_really_lands_in_the_dlq_with_its_attributes() {
+    let s = setup().await;
+    let job = job("evt_gone", "to-gone");
+    enqueue(&s.queue, &[&job]).await;
+    let batch = receive(&s.queue, 1, Duration::from_secs(5)).await;
+    let body = batch[0].body.clone();
+
+    assert!(
+        invoke(&s, batch).await.is_empty(),
+        "not failed: copied, then deleted"
+    );
+    assert_eq!(
+        depth(&s.queue).await,
+        QueueDepth::default(),
+        "gone from the delivery queue"
+    );
+
+    let dead = receive(&s.dlq, 1, Duration::from_secs(5)).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, body, "the same body");
+    let a = &dead[0].attributes;
+    assert_eq!(a["route"], "to-gone");
+    assert_eq!(a["delivery_id"], job.delivery_id);
+    assert_eq!(a["failure"], "http_status");
+    assert_eq!(a["attempts"], "1");
+    assert_eq!(a["last_status"], "404");
+    assert_eq!(a["last_error"], "answered 404 Not Found");
+}
+
+#[tokio::test]
+async fn a_mixed_batch_deletes_the_done_parks_the_retry_and_dead_letters_the_rest() {
+    let s = setup().await;
+    let jobs = [
+        job("evt_a", "to-ok"),
+        job("evt_b", "to-gone"),
+        job("evt_c", "to-flaky"),
+    ];
+    enqueue(&s.queue, &jobs.iter().collect::<Vec<_>>()).await;
+    let batch = receive(&s.queue, 3, Duration::from_secs(5)).await;
+    assert_eq!(batch.len(), 3);
+    let flaky = by_route(&batch)["to-flaky"].message_id.clone();
+
+    assert_eq!(invoke(&s, batch).await, [flaky]);
+    assert_eq!(
+        depth(&s.queue).await,
+        QueueDepth {
+            visible: 0,
+            in_flight: 1
+        }
+    );
+    let dead = receive(&s.dlq, 1, Duration::from_secs(5)).await;
+    assert_eq!(dead[0].attributes["route"], "to-gone");
+    assert_eq!(dead[0].attributes["failure"], "http_status");
+}
