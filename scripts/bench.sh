@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASELINE_DIR=${BASELINE_DIR:-../shared/bench-baseline}
 VENV=target/baseline-venv
-SECTIONS=${*:-render trigger}
+SECTIONS=${*:-render trigger deliver coldstart}
 
 baseline_python() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -107,6 +107,49 @@ section_trigger() {
   echo "|---|---:|---:|---:|---:|---:|"
   echo "| Python baseline (\`serve_seed.py\`, wrk \`trigger.lua\`) | $brps | $bp50 | $bp99 | $base_rss | 1.0x |"
   echo "| trigger router, embedded durable queue (\`--example bench_server\`) | $orps | $op50 | $op99 | $our_rss | $(ratio "$orps" "$brps") |"
+}
+
+section_deliver() {
+  echo "== deliver (batches of 10 against a local sink)" >&2
+  BASELINE_VENV="$VENV" functions/deliver/bench.sh
+}
+
+section_coldstart() {
+  local py; py=$(baseline_python)
+  [ -x .venv/bin/moto_server ] || { echo "run 'make test' once: the trigger's cold start reads its key from moto" >&2; exit 2; }
+  echo "== cold start (process start to the first Runtime API poll, median of 10)" >&2
+  cargo build -q --release -p trigger -p deliver -p token-refresh --bins >&2
+  local port mpid
+  port=$(free_port)
+  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  mpid=$!
+  wait_port "$port"
+  eval "$(infra/local-stack.sh "http://127.0.0.1:$port")"
+  local common=(ROUTES_FILE=infra/config/routes.toml QUEUE_URL="$QUEUE_URL" DEAD_LETTER_QUEUE_URL="$DEAD_LETTER_QUEUE_URL"
+    AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1)
+  local t d r b
+  t=$(python3 scripts/coldstart.py 10 target/release/trigger "${common[@]}")
+  d=$(python3 scripts/coldstart.py 10 target/release/deliver "${common[@]}")
+  r=$(python3 scripts/coldstart.py 10 target/release/token-refresh "${common[@]}")
+  kill "$mpid"; wait "$mpid" 2>/dev/null || true
+  b=$("$py" - "$BASELINE_DIR" <<'PYEOF'
+import resource, statistics, subprocess, sys, time
+runs = []
+for _ in range(10):
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {sys.argv[1]!r}); import webhook_router"], check=True)
+    runs.append((time.perf_counter() - start) * 1000)
+print(f"{statistics.median(runs):.1f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.1f}")
+PYEOF
+)
+  read -r tms trss <<<"$t"; read -r dms drss <<<"$d"; read -r rms rrss <<<"$r"; read -r bms brss <<<"$b"
+  echo
+  echo "| cold start | ms to first poll | peak RSS MB | vs baseline |"
+  echo "|---|---:|---:|---:|"
+  echo "| Python baseline (\`python -c 'import webhook_router'\`) | $bms | $brss | 1.0x |"
+  echo "| trigger (config, routes, SQS + Secrets Manager clients, ingest key read) | $tms | $trss | $(ratio "$bms" "$tms") faster |"
+  echo "| deliver (config, routes, clients, HTTP client) | $dms | $drss | $(ratio "$bms" "$dms") faster |"
+  echo "| token-refresh (config, routes, Secrets Manager client) | $rms | $rrss | $(ratio "$bms" "$rms") faster |"
 }
 
 for s in $SECTIONS; do

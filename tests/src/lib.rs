@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: moto_server endpoints, queue pairs on SQS and
 //! on the embedded store, and the one queue contract both adapters must meet.
 
+pub mod chaos;
 pub mod queue_contract;
 pub mod targets;
 pub mod token_server;

@@ -10,7 +10,7 @@ use crate::cli::{Global, ServeArgs};
 use crate::error::{CliError, CliResult};
 use crate::setup;
 use deliver::Deliverer;
-use router_core::ports::{MAX_BATCH, Queue};
+use router_core::ports::{MAX_BATCH, Queue, ReceivedMessage};
 use router_core::routes::Routes;
 use std::io::Write;
 use std::sync::Arc;
@@ -131,10 +131,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// What a consumer hands each batch to: the deliver handler, or a test's stand-in.
+pub trait BatchHandler: Send + Sync + 'static {
+    /// The message ids to leave on the queue (retries, unwritten dead letters).
+    fn handle(&self, batch: Vec<ReceivedMessage>) -> impl Future<Output = Vec<String>> + Send;
+}
+
+impl BatchHandler for Deliverer {
+    async fn handle(&self, batch: Vec<ReceivedMessage>) -> Vec<String> {
+        self.handle_batch(batch).await
+    }
+}
+
 /// One consumer: poll, deliver the batch, delete what the handler did not report failed.
-async fn consume(
+/// A handler that panics deletes nothing: its messages come back after their visibility
+/// timeout (and reach the DLQ at the max receive count), as on Lambda.
+pub async fn consume<H: BatchHandler>(
     queue: Arc<dyn Queue>,
-    deliverer: Arc<Deliverer>,
+    handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -157,7 +171,15 @@ async fn consume(
             continue;
         }
         // A batch once received is finished even during shutdown (bounded by --grace).
-        let failed = deliverer.handle_batch(batch.clone()).await;
+        let h = handler.clone();
+        let records = batch.clone();
+        let failed = match tokio::spawn(async move { h.handle(records).await }).await {
+            Ok(failed) => failed,
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "a delivery batch crashed; its messages return after their visibility timeout");
+                continue;
+            }
+        };
         let done: Vec<String> = batch
             .iter()
             .filter(|m| !failed.contains(&m.message_id))
@@ -195,5 +217,61 @@ async fn refresh_tokens(
             _ = tokio::time::sleep(interval) => {},
             _ = stop.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use router_core::backends::embedded_queues;
+    use router_core::ports::OutgoingMessage;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Panics(AtomicUsize);
+
+    impl BatchHandler for Panics {
+        async fn handle(&self, _batch: Vec<ReceivedMessage>) -> Vec<String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("a bug in the handler");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_batch_loses_no_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, dead_letters) = embedded_queues(dir.path(), Duration::from_secs(1), 2).unwrap();
+        let message = OutgoingMessage {
+            id: "0".into(),
+            body: "{}".into(),
+            attributes: Default::default(),
+            delay: Duration::ZERO,
+        };
+        queue.send_batch(&[message]).await.unwrap();
+        let handler = Arc::new(Panics(AtomicUsize::new(0)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let consumer = tokio::spawn(consume(queue.clone(), handler.clone(), stop_rx));
+        // Received twice (visibility 1 s), then redriven to the DLQ at the max receive count.
+        let mut dead = Vec::new();
+        for _ in 0..50 {
+            dead = dead_letters
+                .receive(1, Duration::from_millis(100), None)
+                .await
+                .unwrap();
+            if !dead.is_empty() {
+                break;
+            }
+        }
+        stop_tx.send(true).unwrap();
+        consumer.await.unwrap();
+        assert_eq!(
+            dead.len(),
+            1,
+            "the message reached the DLQ instead of vanishing"
+        );
+        assert_eq!(
+            handler.0.load(Ordering::SeqCst),
+            2,
+            "the consumer survived the first panic"
+        );
     }
 }
