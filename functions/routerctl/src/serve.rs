@@ -43,7 +43,8 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         config.allow_private_targets,
     )
     .map_err(|e| CliError::setup(format!("Cannot start the deliveries: {e}")))?;
-    let deliverer = Arc::new(deliverer);
+    // Locally the per-batch metric documents (CloudWatch EMF on Lambda) are debug logs.
+    let deliverer = Arc::new(deliverer.with_metrics(Arc::new(MetricsAsDebugLog)));
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
@@ -128,6 +129,16 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Sends the deliver handler's metric lines to the debug log instead of stdout.
+#[derive(Debug)]
+struct MetricsAsDebugLog;
+
+impl deliver::metrics::MetricsSink for MetricsAsDebugLog {
+    fn emit(&self, line: &str) {
+        tracing::debug!(target: "metrics", "{line}");
     }
 }
 

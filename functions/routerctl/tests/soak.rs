@@ -4,7 +4,7 @@
 //! received by its target or is in the DLQ, and every duplicate carries its webhook-id.
 //!
 //! CI runs a small variant; by hand, the full one:
-//!   SOAK_TRIGGERS=5000 cargo test --release -p routerctl --test soak -- --nocapture
+//!   SOAK_TRIGGERS=5000 cargo test -p routerctl --test soak soak_on_the_embedded -- --nocapture
 //! (`make test` provides moto for the SQS variant: SOAK_SQS_TRIGGERS, default 150.)
 
 mod common;
