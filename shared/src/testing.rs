@@ -166,3 +166,26 @@ impl SecretStore for MemorySecrets {
         Ok(())
     }
 }
+
+/// A `std::io::Write` that keeps everything written, for capturing log output in tests
+/// (`tracing_subscriber::fmt().with_writer(move || capture.clone())`).
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.0)).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -7,8 +7,6 @@ use router_core::routes::Routes;
 use router_core::secrets::{Secret, StoredToken};
 use router_tests::moto_sdk_config;
 use router_tests::token_server::{Scripted, TokenServer};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use token_refresh::{ProfileOutcome, refresh_all};
 use tokio::time::Instant;
@@ -364,22 +362,9 @@ async fn racing_refreshers_leave_one_complete_unexpired_token() {
     assert!(t.expires_at > now() + 3000);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_appears_in_the_logs_of_a_refresh() {
-    let capture = Capture::default();
+    let capture = router_core::testing::LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -398,7 +383,7 @@ async fn no_secret_appears_in_the_logs_of_a_refresh() {
     let report = s.refresh(&routes).await;
     assert_eq!(report.failures().len(), 1);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("token refresh"), "the refresh logged: {logs}");
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("id-alpha:{CLIENT_SECRET}"));
