@@ -1,10 +1,10 @@
 //! Wiring the ports to adapters, once per cold start: SQS + Secrets Manager on AWS, or the
-//! embedded queue + a secrets file locally.
+//! embedded queues locally (routerctl picks the secret store).
 
 use crate::aws::{SecretsManagerStore, SqsQueue, sdk_config};
 use crate::config::{Config, ConfigError};
-use crate::embedded::{EmbeddedStore, FileSecrets, QueueSettings, Redrive};
-use crate::ports::{Queue, QueueError, SecretError, SecretStore};
+use crate::embedded::{EmbeddedStore, QueueSettings, Redrive};
+use crate::ports::{Queue, QueueError, SecretStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,22 +41,6 @@ impl Backends {
             )),
         })
     }
-
-    /// The embedded queues in `data_dir` (redriving at `max_receive_count`) and a secrets file.
-    pub fn local(
-        data_dir: &Path,
-        visibility_timeout: Duration,
-        max_receive_count: u32,
-        secrets_file: &Path,
-    ) -> Result<Self, LocalSetupError> {
-        let (queue, dead_letters) =
-            embedded_queues(data_dir, visibility_timeout, max_receive_count)?;
-        Ok(Self {
-            queue,
-            dead_letters,
-            secrets: Arc::new(FileSecrets::open(secrets_file)?),
-        })
-    }
 }
 
 /// The embedded delivery queue and its dead-letter queue.
@@ -78,12 +62,4 @@ pub fn embedded_queues(
     );
     let dead_letters = store.queue(EMBEDDED_DEAD_LETTERS, QueueSettings::default());
     Ok((Arc::new(queue), Arc::new(dead_letters)))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LocalSetupError {
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Secrets(#[from] SecretError),
 }

@@ -17,18 +17,7 @@ enum Backend {
 async fn workspace(backend: Backend, routes: &str) -> Workspace {
     let mut ws = Workspace::new(routes);
     if let Backend::Moto = backend {
-        let endpoint = router_tests::moto_endpoint();
-        let client = aws_sdk_sqs::Client::new(&router_tests::moto_sdk_config().await);
-        let (queue, dlq) =
-            router_tests::create_moto_queues(&client, Duration::from_secs(3), 10).await;
-        ws.env = vec![
-            ("QUEUE_URL".into(), queue),
-            ("DEAD_LETTER_QUEUE_URL".into(), dlq),
-            ("AWS_ENDPOINT_URL".into(), endpoint),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-        ];
+        ws.use_moto_sqs().await;
     }
     ws
 }

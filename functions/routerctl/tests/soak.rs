@@ -155,17 +155,7 @@ async fn soak_on_the_embedded_queue_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_on_sqs_loses_nothing() {
     let mut ws = Workspace::new("");
-    let endpoint = router_tests::moto_endpoint();
-    let client = aws_sdk_sqs::Client::new(&router_tests::moto_sdk_config().await);
-    let (queue, dlq) = router_tests::create_moto_queues(&client, Duration::from_secs(3), 20).await;
-    ws.env = vec![
-        ("QUEUE_URL".into(), queue),
-        ("DEAD_LETTER_QUEUE_URL".into(), dlq),
-        ("AWS_ENDPOINT_URL".into(), endpoint),
-        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-    ];
+    ws.use_moto_sqs().await;
     soak(
         ws,
         env_or("SOAK_SQS_TRIGGERS", 150),

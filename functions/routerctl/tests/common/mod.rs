@@ -37,6 +37,22 @@ impl Workspace {
         }
     }
 
+    /// Points every command at a fresh queue pair on moto_server (SQS mode).
+    pub async fn use_moto_sqs(&mut self) {
+        let endpoint = router_tests::moto_endpoint();
+        let client = aws_sdk_sqs::Client::new(&router_tests::moto_sdk_config().await);
+        let (queue, dlq) =
+            router_tests::create_moto_queues(&client, Duration::from_secs(3), 20).await;
+        self.env = vec![
+            ("QUEUE_URL".into(), queue),
+            ("DEAD_LETTER_QUEUE_URL".into(), dlq),
+            ("AWS_ENDPOINT_URL".into(), endpoint),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+        ];
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
