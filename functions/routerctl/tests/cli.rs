@@ -255,3 +255,95 @@ fn dlq_list_on_an_empty_queue_says_so() {
     let out = ws.run(&["dlq", "redrive", "--failure", "nonsense"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_commands_report_progress_and_respect_the_limit() {
+    let ws = Workspace::new(
+        "[[route]]\nname = 'sink'\ntarget_url = 'https://example.com/'\ntemplate = '{}'\ntriggers = [{ event_type = 'intent' }]\n",
+    );
+    let (_, dead_letters) = router_core::backends::embedded_queues(
+        &ws.path("data"),
+        std::time::Duration::from_secs(30),
+        10,
+    )
+    .unwrap();
+    for chunk in 0..12 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| {
+                let n = chunk * 10 + i;
+                let body = format!(
+                    r#"{{"v":1,"delivery_id":"dlv_{n}","event_id":"e{n}","route":"sink","event":{{"id":"e{n}","event_type":"intent","score":1.0}},"received_at":"2026-11-27T10:00:00Z"}}"#
+                );
+                router_core::ports::OutgoingMessage {
+                    id: i.to_string(),
+                    body,
+                    attributes: [("route", "sink"), ("failure", "http_status"), ("last_status", "404"), ("attempts", "1")]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    delay: std::time::Duration::ZERO,
+                }
+            })
+            .collect();
+        router_core::ports::Queue::send_batch(dead_letters.as_ref(), &batch)
+            .await
+            .unwrap();
+    }
+    let list = ws.run(&["dlq", "list"]);
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stderr).contains("... 100 dead letters read"));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("120 dead letters"));
+
+    let redrive = ws.run(&[
+        "dlq",
+        "redrive",
+        "--failure",
+        "http_status",
+        "--limit",
+        "110",
+    ]);
+    assert!(
+        redrive.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redrive.stderr)
+    );
+    assert!(String::from_utf8_lossy(&redrive.stderr).contains("... 100 redriven"));
+    let summary = String::from_utf8_lossy(&redrive.stdout);
+    assert!(
+        summary.contains("Redrove 110 dead letters to the delivery queue; 10 left"),
+        "{summary}"
+    );
+    assert_eq!(dlq_rows(&ws).len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refreshes_tokens_on_its_schedule() {
+    let server = TokenServer::start(vec![]).await;
+    let ws = Workspace::new(&format!(
+        "[auth.cognigy]\ntype = 'oauth2'\ntoken_url = '{}'\ncredentials_secret = 'creds'\ntoken_secret = 'cognigy/token'\n",
+        server.url
+    ));
+    let secrets = ws.path("secrets.toml");
+    let mut text = std::fs::read_to_string(&secrets).unwrap();
+    text.push_str("creds = '{\"client_id\":\"id\",\"client_secret\":\"s\"}'\n");
+    std::fs::write(&secrets, text).unwrap();
+    let serve = ws.serve(&["--token-interval", "1"]);
+    let stored = wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&secrets).unwrap().contains("tok-1")
+    })
+    .await;
+    assert!(stored, "serve stored a token at start-up\n{}", serve.log());
+    let health: serde_json::Value = reqwest::get(format!("{}/api/v2/health", serve.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        health["tokens"]["cognigy"]["expires_in_s"]
+            .as_i64()
+            .unwrap()
+            > 3000,
+        "{health}"
+    );
+}
