@@ -172,11 +172,17 @@ class TemplateInvariants(unittest.TestCase):
                 self.assertTrue(p["secret"].startswith(prefix + "outbound/"), name)
         if "signing" in r:
             self.assertTrue(r["signing"]["secret"].startswith(prefix + "outbound/"))
-        # The template creates the ingest and signing secrets the shipped file names.
-        names = {self.res[k]["Properties"]["Name"]["Fn::Sub"] for k in ("IngestKeySecret", "SigningKeySecret")}
-        self.assertEqual(names, {"${SecretPrefix}ingest/api-key", "${SecretPrefix}outbound/signing-key"})
-        self.assertEqual(profiles[ingest]["secret"], prefix + "ingest/api-key")
-        self.assertEqual(r["signing"]["secret"], prefix + "outbound/signing-key")
+        # The template creates every secret the shipped file names, except the OAuth2 tokens
+        # (token-refresh writes those) and the client credentials (only their owner has them).
+        created = {
+            v["Properties"]["Name"]["Fn::Sub"].replace("${SecretPrefix}", prefix)
+            for v in self.res.values()
+            if v["Type"] == "AWS::SecretsManager::Secret"
+        }
+        named = {p["secret"] for p in profiles.values() if p["type"] != "oauth2"}
+        if "signing" in r:
+            named.add(r["signing"]["secret"])
+        self.assertEqual(named, created)
 
     def test_every_environment_variable_the_code_reads_is_set(self):
         with open(os.path.join(ROOT, "shared", "src", "config.rs")) as f:
