@@ -37,6 +37,8 @@ pub enum InitError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Routes(#[from] LoadErrors),
+    #[error("[ingest] auth names `{0}`, which is not an api_key profile")]
+    IngestProfile(String),
     #[error("cannot read the ingest key secret `{id}`: {source}")]
     IngestKey { id: String, source: SecretError },
 }
@@ -52,7 +54,8 @@ impl State {
             Some(profile) => {
                 let id = match routes.auth.get(profile) {
                     Some(router_core::routes::AuthProfile::ApiKey { secret }) => secret.clone(),
-                    _ => unreachable!("the loader only accepts an api_key profile for [ingest]"),
+                    // The loader refuses any other profile for [ingest]; a hand-built Routes may not.
+                    _ => return Err(InitError::IngestProfile(profile.clone())),
                 };
                 let secret = backends
                     .secrets
