@@ -126,11 +126,11 @@ impl Queue for FakeQueue {
     }
 }
 
-/// Secrets in a map; `reads` counts `get` calls.
+/// Secrets in a map; remembers which ids were read.
 #[derive(Debug, Default)]
 pub struct MemorySecrets {
     pub values: Mutex<BTreeMap<String, String>>,
-    pub reads: Mutex<usize>,
+    pub reads: Mutex<Vec<String>>,
 }
 
 impl MemorySecrets {
@@ -146,15 +146,21 @@ impl MemorySecrets {
         lock(&self.values).insert(id.to_owned(), value.to_owned());
     }
 
+    /// How many `get` calls there were.
     pub fn reads(&self) -> usize {
-        *lock(&self.reads)
+        lock(&self.reads).len()
+    }
+
+    /// How many `get` calls read `id`.
+    pub fn reads_of(&self, id: &str) -> usize {
+        lock(&self.reads).iter().filter(|r| *r == id).count()
     }
 }
 
 #[async_trait]
 impl SecretStore for MemorySecrets {
     async fn get(&self, id: &str) -> Result<Secret, SecretError> {
-        *lock(&self.reads) += 1;
+        lock(&self.reads).push(id.to_owned());
         lock(&self.values)
             .get(id)
             .map(|v| Secret::new(v.clone()))

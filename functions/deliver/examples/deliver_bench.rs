@@ -12,22 +12,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use async_trait::async_trait;
 use deliver::Deliverer;
 use deliver::metrics::MetricsSink;
 use router_core::backends::Backends;
 use router_core::domain::{DeliveryJob, EventId, EventType, RouteName, TriggerEvent};
-use router_core::ports::{
-    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage, SecretError,
-    SecretStore,
-};
+use router_core::ports::ReceivedMessage;
 use router_core::routes::Routes;
-use router_core::secrets::Secret;
-use std::collections::{BTreeMap, HashMap};
+use router_core::testing::{FakeQueue, MemorySecrets};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The baseline's reference template (`template.json.j2`), on the router's context.
 const TEMPLATE: &str = r#"{"userId": {{ event.user_id|tojson }}, "sessionId": {{ event.session_id|tojson }}, "text": {{ ("Intent " ~ event.name ~ " matched")|tojson }}, "data": {"score": {{ event.score }}, "slots": {{ event.data.slots|tojson }}, "items": [{% for i in event.data.items %}{"sku": {{ i.sku|tojson }}, "qty": {{ i.qty }}}{% if not loop.last %},{% endif %}{% endfor %}], "crm": {{ event.data.crm|tojson }}}}"#;
@@ -85,16 +81,17 @@ async fn run(url: String, n: usize, in_flight: usize, threads: usize) {
          template = '{TEMPLATE}'\ntriggers = [{{ event_type = \"intent\" }}]\n"
     );
     let routes = Routes::parse(&toml, Path::new("bench.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let secrets = MemorySecrets(HashMap::from([
+    let secrets = MemorySecrets::with(&[
         (
-            "router/signing-key".to_owned(),
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+            "router/signing-key",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         ),
-        ("crm/token".to_owned(), "bench-token".to_owned()),
-    ]));
+        ("crm/token", "bench-token"),
+    ]);
+    // Every delivery succeeds: the queue side of a batch has nothing to do.
     let backends = Backends {
-        queue: Arc::new(NullQueue),
-        dead_letters: Arc::new(NullQueue),
+        queue: Arc::new(FakeQueue::new()),
+        dead_letters: Arc::new(FakeQueue::new()),
         secrets: Arc::new(secrets),
     };
     let deliverer = Arc::new(
@@ -205,49 +202,5 @@ struct CountingSink(AtomicUsize);
 impl MetricsSink for CountingSink {
     fn emit(&self, line: &str) {
         self.0.fetch_add(line.len(), Ordering::Relaxed);
-    }
-}
-
-/// The queue side of a batch when every delivery succeeds: nothing to do.
-#[derive(Debug)]
-struct NullQueue;
-
-#[async_trait]
-impl Queue for NullQueue {
-    async fn send_batch(&self, _m: &[OutgoingMessage]) -> Result<Vec<EntryFailure>, QueueError> {
-        Ok(Vec::new())
-    }
-    async fn receive(
-        &self,
-        _max: usize,
-        _wait: Duration,
-        _visibility: Option<Duration>,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        Ok(Vec::new())
-    }
-    async fn delete(&self, _h: &str) -> Result<(), QueueError> {
-        Ok(())
-    }
-    async fn change_visibility(&self, _h: &str, _t: Duration) -> Result<(), QueueError> {
-        Ok(())
-    }
-    async fn depth(&self) -> Result<QueueDepth, QueueError> {
-        Ok(QueueDepth::default())
-    }
-}
-
-#[derive(Debug)]
-struct MemorySecrets(HashMap<String, String>);
-
-#[async_trait]
-impl SecretStore for MemorySecrets {
-    async fn get(&self, id: &str) -> Result<Secret, SecretError> {
-        self.0
-            .get(id)
-            .map(|v| Secret::new(v.clone()))
-            .ok_or_else(|| SecretError::NotFound(id.to_owned()))
-    }
-    async fn put(&self, _id: &str, _value: &Secret) -> Result<(), SecretError> {
-        Ok(())
     }
 }

@@ -195,44 +195,7 @@ impl Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
-
-    #[derive(Debug, Default)]
-    struct Store {
-        values: Mutex<HashMap<String, String>>,
-        reads: Mutex<Vec<String>>,
-    }
-
-    impl Store {
-        fn set(&self, id: &str, v: &str) {
-            self.values.lock().unwrap().insert(id.into(), v.into());
-        }
-        fn reads(&self, id: &str) -> usize {
-            self.reads
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| *r == id)
-                .count()
-        }
-    }
-
-    #[async_trait]
-    impl SecretStore for Store {
-        async fn get(&self, id: &str) -> Result<Secret, SecretError> {
-            self.reads.lock().unwrap().push(id.into());
-            self.values
-                .lock()
-                .unwrap()
-                .get(id)
-                .map(|v| Secret::new(v.clone()))
-                .ok_or_else(|| SecretError::NotFound(id.into()))
-        }
-        async fn put(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
-            self.set(id, value.expose());
-            Ok(())
-        }
-    }
+    use router_core::testing::MemorySecrets;
 
     fn token(access: &str, expires_in: i64) -> String {
         format!(
@@ -241,7 +204,7 @@ mod tests {
         )
     }
 
-    fn credentials(store: Arc<Store>) -> Credentials {
+    fn credentials(store: Arc<MemorySecrets>) -> Credentials {
         let toml = r#"
 [auth.key]
 type = "api_key"
@@ -266,7 +229,7 @@ token_secret = "s/token"
 
     #[tokio::test]
     async fn each_profile_makes_its_header_and_static_secrets_are_cached() {
-        let store = Arc::new(Store::default());
+        let store = Arc::new(MemorySecrets::default());
         store.set("s/key", "k-1");
         store.set("s/crm", "c-1");
         store.set("s/token", &token("t-1", 3600));
@@ -288,21 +251,25 @@ token_secret = "s/token"
             c.header("key", false).await.unwrap();
             c.header("cognigy", false).await.unwrap();
         }
-        assert_eq!((store.reads("s/key"), store.reads("s/token")), (1, 1));
+        assert_eq!((store.reads_of("s/key"), store.reads_of("s/token")), (1, 1));
         c.forget("key");
         c.header("key", false).await.unwrap();
-        assert_eq!(store.reads("s/key"), 2);
+        assert_eq!(store.reads_of("s/key"), 2);
         assert!(c.is_oauth2("cognigy") && !c.is_oauth2("crm"));
     }
 
     #[tokio::test]
     async fn a_token_near_expiry_is_read_again_and_an_expired_one_refused() {
-        let store = Arc::new(Store::default());
+        let store = Arc::new(MemorySecrets::default());
         store.set("s/token", &token("t-1", 30));
         let c = credentials(store.clone());
         c.header("cognigy", false).await.unwrap();
         c.header("cognigy", false).await.unwrap();
-        assert_eq!(store.reads("s/token"), 2, "within the margin: never cached");
+        assert_eq!(
+            store.reads_of("s/token"),
+            2,
+            "within the margin: never cached"
+        );
 
         store.set("s/token", &token("t-2", -5));
         let err = c.header("cognigy", false).await.unwrap_err();
@@ -315,7 +282,7 @@ token_secret = "s/token"
 
     #[tokio::test]
     async fn fresh_bypasses_the_cache() {
-        let store = Arc::new(Store::default());
+        let store = Arc::new(MemorySecrets::default());
         store.set("s/token", &token("old", 3600));
         let c = credentials(store.clone());
         c.header("cognigy", false).await.unwrap();
@@ -330,7 +297,7 @@ token_secret = "s/token"
 
     #[tokio::test]
     async fn errors_and_debug_never_show_a_secret_value() {
-        let store = Arc::new(Store::default());
+        let store = Arc::new(MemorySecrets::default());
         store.set("s/key", "line\nbreak-secret");
         store.set("sign", "not-whsec-secret");
         let c = credentials(store.clone());
