@@ -19,7 +19,6 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             for i in 0..n / 32 {
                 let m = OutgoingMessage {
-                    id: "0".into(),
                     body: format!("{t}-{i}-{body}"),
                     attributes: Default::default(),
                     delay: Duration::ZERO,

@@ -172,8 +172,12 @@ impl DeliveryJob {
         crate::time_fmt::parse_rfc3339(&self.received_at)
     }
 
+    /// The queue message body: JSON with every character SQS refuses (U+FFFE, U+FFFF, ...)
+    /// written as a `\uXXXX` escape, so any event a user can type can be queued.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a delivery job always serializes")
+        crate::ports::limits::escape_json_for_queue(
+            serde_json::to_string(self).expect("a delivery job always serializes"),
+        )
     }
 
     /// Parses a queue message body; any shape other than version 1 is `malformed`.

@@ -271,8 +271,10 @@ fn percent_decode(s: &str) -> Result<String, BodyError> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Exactly two hex digits (`from_str_radix` alone would take `%+a`).
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| {
@@ -432,6 +434,18 @@ mod tests {
             from_form(b"event_type=%ff", None),
             Err(BodyError::Malformed(_))
         ));
+        for bad in [
+            &b"name=%+a&event_type=intent"[..],
+            b"name=%-1&event_type=intent",
+            b"name=% a&event_type=intent",
+            b"name=%a",
+        ] {
+            assert!(
+                matches!(from_form(bad, None), Err(BodyError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert!(matches!(
             from_form(b"\xff=1", None),
             Err(BodyError::Malformed(_))

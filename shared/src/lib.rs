@@ -20,6 +20,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time_fmt;
+pub mod wire;
 
 /// The router's version, as sent in `user-agent` and reported by the health endpoint.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -29,6 +29,18 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A URL as it may be shown (logs, CLI output): any userinfo (`user:password@`) is
+/// replaced by `***`.
+pub fn mask_url(url: &url::Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("***");
+    shown.to_string()
+}
+
 /// What token-refresh stores in an oauth2 profile's token secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredToken {
@@ -77,6 +89,16 @@ impl fmt::Debug for ClientCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_userinfo() {
+        let u = url::Url::parse("https://bob:pa55@crm.example.com/hooks?x=1").unwrap();
+        assert_eq!(mask_url(&u), "https://***@crm.example.com/hooks?x=1");
+        let u = url::Url::parse("https://tok3n@crm.example.com/").unwrap();
+        assert_eq!(mask_url(&u), "https://***@crm.example.com/");
+        let u = url::Url::parse("https://crm.example.com/a").unwrap();
+        assert_eq!(mask_url(&u), "https://crm.example.com/a");
+    }
 
     #[test]
     fn secrets_never_print() {

@@ -18,8 +18,11 @@ pub enum SendBehaviour {
     Accept,
     /// The whole call fails.
     Unavailable,
-    /// The entries with these batch ids fail; the rest are accepted.
-    FailEntries(Vec<String>),
+    /// The whole call is refused for good (as SQS refuses content it never takes).
+    Refuse,
+    /// The entries at these positions of the call fail (for a passing reason); the rest
+    /// are accepted.
+    FailEntries(Vec<usize>),
 }
 
 /// A queue that records accepted messages. Scripted behaviours apply to the next calls in
@@ -72,6 +75,8 @@ impl Queue for FakeQueue {
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryFailure>, QueueError> {
         *lock(&self.calls) += 1;
+        // What SQS (and the embedded queue) would refuse, this refuses too.
+        crate::ports::limits::check_send(messages)?;
         let behaviour = lock(&self.script)
             .pop_front()
             .unwrap_or(SendBehaviour::Accept);
@@ -81,13 +86,17 @@ impl Queue for FakeQueue {
                 Ok(Vec::new())
             }
             SendBehaviour::Unavailable => Err(QueueError::Unavailable("fake queue is down".into())),
+            SendBehaviour::Refuse => Err(QueueError::BadRequest(
+                "InvalidMessageContents: fake".into(),
+            )),
             SendBehaviour::FailEntries(ids) => {
                 let mut failures = Vec::new();
-                for m in messages {
-                    if ids.contains(&m.id) {
+                for (i, m) in messages.iter().enumerate() {
+                    if ids.contains(&i) {
                         failures.push(EntryFailure {
-                            id: m.id.clone(),
+                            index: i,
                             reason: "InternalError: fake".into(),
+                            permanent: false,
                         });
                     } else {
                         lock(&self.sent).push(m.clone());

@@ -16,7 +16,6 @@ fn msg(i: usize, delay: Duration) -> OutgoingMessage {
     attributes.insert("route".to_owned(), format!("route-{i}"));
     attributes.insert("delivery_id".to_owned(), format!("dlv_{i}"));
     OutgoingMessage {
-        id: format!("m{i}"),
         body: format!("{{\"n\":{i}}}"),
         attributes,
         delay,
@@ -228,4 +227,57 @@ pub async fn a_long_poll_returns_when_a_message_arrives(q: &dyn Queue, _dlq: &dy
         started.elapsed() < Duration::from_secs(8),
         "returned before the wait ran out"
     );
+}
+
+fn with_body(body: String) -> OutgoingMessage {
+    OutgoingMessage {
+        body,
+        ..msg(0, NOW)
+    }
+}
+
+/// What SQS refuses is refused, as a permanent error, and nothing of the call is queued.
+pub async fn content_sqs_refuses_is_refused_for_good(q: &dyn Queue, _dlq: &dyn Queue) {
+    let limit = router_core::ports::MAX_MESSAGE_BYTES;
+    let attrs = router_core::ports::limits::message_size(&msg(0, NOW)) - msg(0, NOW).body.len();
+    let refused = [
+        vec![with_body("bad \u{FFFF} char".into())],
+        vec![with_body("bad \u{FFFE} char".into())],
+        vec![with_body("bad \u{1} control".into())],
+        vec![with_body(String::new())],
+        // One byte over with its attributes.
+        vec![with_body("x".repeat(limit - attrs + 1))],
+        // Each fits, together they are over one call's limit.
+        vec![
+            with_body("y".repeat(limit / 2)),
+            with_body("z".repeat(limit / 2)),
+        ],
+        // A fine message beside a bad one: the whole call is refused.
+        vec![msg(1, NOW), with_body("bad \u{FFFF}".into())],
+    ];
+    for batch in refused {
+        match q.send_batch(&batch).await {
+            Err(e) => assert!(e.is_permanent(), "{e}"),
+            Ok(failed) => panic!("accepted content SQS refuses ({failed:?})"),
+        }
+    }
+    // Exactly at the limit, and the characters SQS allows, go through.
+    let fits = with_body("x".repeat(limit - attrs));
+    let allowed = with_body("tab\t nl\n cr\r é 😀 \u{FFFD} \u{E000} \u{10FFFF}".into());
+    assert!(
+        q.send_batch(std::slice::from_ref(&allowed))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        q.send_batch(std::slice::from_ref(&fits))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut got = receive_n(q, 2, None).await;
+    got.sort_by_key(|m| m.body.len());
+    assert_eq!(got[0].body, allowed.body);
+    assert_eq!(got[1].body.len(), fits.body.len());
 }

@@ -3,13 +3,17 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    pub method: String,
+    /// The path as decoded by the router (`%2F` is `/`).
     pub path: String,
+    /// The path exactly as it arrived on the wire (escapes kept).
+    pub raw_path: String,
     pub headers: HashMap<String, String>,
     pub body: String,
 }
@@ -26,6 +30,7 @@ struct Inner {
     scripts: HashMap<String, VecDeque<u16>>,
     fallback: HashMap<String, u16>,
     delays: HashMap<String, std::time::Duration>,
+    bodies: HashMap<String, String>,
     received: Vec<Delivery>,
 }
 
@@ -40,7 +45,7 @@ impl Targets {
     pub async fn start() -> Self {
         let inner: Arc<Mutex<Inner>> = Arc::default();
         let app = axum::Router::new()
-            .route("/{*path}", axum::routing::post(receive))
+            .route("/{*path}", axum::routing::any(receive))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -73,6 +78,16 @@ impl Targets {
             .expect("lock")
             .delays
             .insert(path.to_owned(), delay);
+    }
+
+    /// `path` answers with this body (e.g. JSON for an enrich lookup); `*` is every path
+    /// without a body of its own.
+    pub fn answer_body(&self, path: &str, body: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .bodies
+            .insert(path.to_owned(), body.to_owned());
     }
 
     /// Every request received (including the ones answered with an error).
@@ -109,9 +124,11 @@ impl Targets {
 async fn receive(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(path): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, String) {
     let delay = inner.lock().expect("lock").delays.get(&path).copied();
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -121,7 +138,15 @@ async fn receive(
         Some(s) => s,
         None => inner.fallback.get(&path).copied().unwrap_or(200),
     };
+    let answer = inner
+        .bodies
+        .get(&path)
+        .or_else(|| inner.bodies.get("*"))
+        .cloned()
+        .unwrap_or_default();
     inner.received.push(Delivery {
+        method: method.to_string(),
+        raw_path: uri.path().to_owned(),
         path,
         headers: headers
             .iter()
@@ -133,5 +158,8 @@ async fn receive(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer,
+    )
 }

@@ -11,8 +11,9 @@ use router_core::domain::{DeliveryJob, EventId, EventType, RouteName, TriggerEve
 use router_core::ports::{OutgoingMessage, Queue, QueueDepth, ReceivedMessage, SecretStore};
 use router_core::routes::Routes;
 use router_core::secrets::Secret;
+use router_core::wire::queue::job_message;
 use router_tests::{create_moto_queues, moto_sdk_config};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -142,19 +143,7 @@ fn job(event_id: &str, route: &str) -> DeliveryJob {
 
 /// Enqueues jobs as the trigger function does: body plus `route` and `delivery_id`.
 async fn enqueue(q: &SqsQueue, jobs: &[&DeliveryJob]) {
-    let batch: Vec<OutgoingMessage> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| OutgoingMessage {
-            id: i.to_string(),
-            body: j.to_json(),
-            attributes: BTreeMap::from([
-                ("route".to_owned(), j.route.clone()),
-                ("delivery_id".to_owned(), j.delivery_id.clone()),
-            ]),
-            delay: Duration::ZERO,
-        })
-        .collect();
+    let batch: Vec<OutgoingMessage> = jobs.iter().map(|j| job_message(j)).collect();
     assert!(q.send_batch(&batch).await.unwrap().is_empty());
 }
 

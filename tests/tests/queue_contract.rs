@@ -40,4 +40,5 @@ contract!(
     batches_hold_at_most_ten,
     batch_visibility_and_delete_report_each_entry,
     a_long_poll_returns_when_a_message_arrives,
+    content_sqs_refuses_is_refused_for_good,
 );

@@ -1,107 +1,17 @@
 //! token-refresh against a fake token server on 127.0.0.1 and Secrets Manager on moto.
 
+#[path = "support/token_refresh.rs"]
+mod support;
+
 use base64::Engine;
-use router_core::aws::SecretsManagerStore;
 use router_core::ports::SecretStore;
 use router_core::routes::Routes;
 use router_core::secrets::{Secret, StoredToken};
-use router_tests::moto_sdk_config;
 use router_tests::token_server::{Scripted, TokenServer};
 use std::time::Duration;
+use support::*;
 use token_refresh::{ProfileOutcome, refresh_all};
 use tokio::time::Instant;
-
-const CLIENT_SECRET: &str = "cs-very-secret-42";
-
-struct Setup {
-    store: SecretsManagerStore,
-    prefix: String,
-}
-
-async fn setup() -> Setup {
-    let sdk = moto_sdk_config().await;
-    Setup {
-        store: SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-        prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
-    }
-}
-
-impl Setup {
-    fn token_id(&self, profile: &str) -> String {
-        format!("{}/{profile}/token", self.prefix)
-    }
-
-    /// A routes file with one oauth2 profile per (name, server, extra settings).
-    async fn routes(&self, profiles: &[(&str, &TokenServer, &str)]) -> Routes {
-        let mut text = String::new();
-        for (name, server, extra) in profiles {
-            let creds = format!("{}/{name}/credentials", self.prefix);
-            self.store
-                .put(
-                    &creds,
-                    &Secret::new(format!(
-                        r#"{{"client_id":"id-{name}","client_secret":"{CLIENT_SECRET}"}}"#
-                    )),
-                )
-                .await
-                .unwrap();
-            text.push_str(&format!(
-                "[auth.{name}]\ntype = \"oauth2\"\ntoken_url = \"{}\"\ncredentials_secret = \"{creds}\"\ntoken_secret = \"{}\"\n{extra}\n",
-                server.url,
-                self.token_id(name)
-            ));
-        }
-        Routes::parse(&text, std::path::Path::new("routes.toml")).unwrap()
-    }
-
-    async fn stored(&self, profile: &str) -> Option<StoredToken> {
-        let s = self.store.get(&self.token_id(profile)).await.ok()?;
-        Some(StoredToken::parse(&s).expect("a stored token is always complete JSON"))
-    }
-
-    async fn store_token(&self, profile: &str, token: &str, issued_ago: i64, expires_in: i64) {
-        let now = now();
-        let t = StoredToken {
-            access_token: token.into(),
-            token_type: "Bearer".into(),
-            expires_at: now + expires_in,
-            issued_at: Some(now - issued_ago),
-        };
-        self.store
-            .put(
-                &self.token_id(profile),
-                &Secret::new(serde_json::to_string(&t).unwrap()),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn refresh(&self, routes: &Routes) -> token_refresh::Report {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        refresh_all(
-            routes,
-            &self.store,
-            &token_refresh::http_client(),
-            deadline,
-            None,
-        )
-        .await
-    }
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn outcome(report: &token_refresh::Report, name: &str) -> ProfileOutcome {
-    report
-        .profiles
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap()
-        .1
-        .clone()
-}
 
 #[tokio::test]
 async fn the_first_run_creates_the_token_with_a_form_request_and_basic_auth() {
@@ -363,58 +273,120 @@ async fn racing_refreshers_leave_one_complete_unexpired_token() {
 }
 
 #[tokio::test]
-async fn no_secret_appears_in_the_logs_of_a_refresh() {
-    let capture = router_core::testing::LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let s = setup().await;
-    let good = TokenServer::start(vec![Scripted::status(500, "")]).await;
-    let bad = TokenServer::start(vec![Scripted::status(
-        401,
-        r#"{"error":"invalid_client","error_description":"cs-very-secret-42 is wrong"}"#,
-    )])
-    .await;
-    let routes = s.routes(&[("alpha", &good, ""), ("bravo", &bad, "")]).await;
-    let report = s.refresh(&routes).await;
-    assert_eq!(report.failures().len(), 1);
-
-    let logs = capture.text();
-    assert!(logs.contains("token refresh"), "the refresh logged: {logs}");
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("id-alpha:{CLIENT_SECRET}"));
-    for secret in [CLIENT_SECRET, "tok-1", basic.as_str()] {
-        assert!(
-            !logs.contains(secret),
-            "`{secret}` leaked into the logs:\n{logs}"
-        );
-    }
-    let errors = format!("{report:?}");
-    assert!(
-        !errors.contains(CLIENT_SECRET) && !errors.contains("tok-1"),
-        "{errors}"
-    );
-}
-
-#[tokio::test]
 async fn the_invocation_fails_naming_the_profile_when_any_profile_failed() {
     let s = setup().await;
     let good = TokenServer::start(vec![]).await;
     let bad = TokenServer::start(vec![Scripted::status(401, "")]).await;
     let routes = s.routes(&[("alpha", &good, ""), ("bravo", &bad, "")]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let err = token_refresh::invoke(&routes, &s.store, &token_refresh::http_client(), deadline)
-        .await
-        .unwrap_err();
+    let err = token_refresh::invoke(
+        &routes,
+        &s.store,
+        &token_refresh::http_client().unwrap(),
+        deadline,
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("bravo") && !err.contains("alpha"), "{err}");
-    let ok =
-        token_refresh::invoke(&routes, &s.store, &token_refresh::http_client(), deadline).await;
+    let ok = token_refresh::invoke(
+        &routes,
+        &s.store,
+        &token_refresh::http_client().unwrap(),
+        deadline,
+    )
+    .await;
     assert!(
         ok.is_ok(),
         "the second run succeeds once the endpoint accepts: {ok:?}"
     );
+}
+
+#[tokio::test]
+async fn a_hostile_token_server_cannot_store_a_broken_token() {
+    let s = setup().await;
+    let huge = format!(
+        r#"{{"access_token":"{}","expires_in":3600}}"#,
+        "a".repeat(100 * 1024)
+    );
+    for body in [
+        // 1e19 s would overflow `expires_at` into the past.
+        r#"{"access_token":"t","expires_in":1e19}"#.to_owned(),
+        r#"{"access_token":"t","expires_in":31536001}"#.to_owned(),
+        r#"{"access_token":"t","expires_in":-1}"#.to_owned(),
+        r#"{"access_token":"line\nbreak","expires_in":3600}"#.to_owned(),
+        // More than the 64 KiB an answer may have.
+        huge,
+    ] {
+        let server = TokenServer::start(vec![Scripted::status(200, &body)]).await;
+        let routes = s.routes(&[("hostile", &server, "")]).await;
+        let report = s.refresh(&routes).await;
+        assert!(
+            matches!(outcome(&report, "hostile"), ProfileOutcome::Failed(_)),
+            "{body:.80}: {report:?}"
+        );
+        assert!(s.stored("hostile").await.is_none(), "{body:.80} was stored");
+    }
+}
+
+/// Two refreshers (as `serve` and `routerctl token refresh` are) on one secrets file: the
+/// one holding the shorter-lived token never puts it over the longer-lived one, and an
+/// entry another writer added meanwhile survives.
+#[tokio::test]
+async fn on_a_secrets_file_racing_refreshers_keep_the_freshest_token_and_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secrets.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "\"c/credentials\" = '{{\"client_id\":\"id\",\"client_secret\":\"{CLIENT_SECRET}\"}}'\n"
+        ),
+    )
+    .unwrap();
+    let long = TokenServer::start(vec![Scripted::status(
+        200,
+        r#"{"access_token":"long","expires_in":86400}"#,
+    )])
+    .await;
+    let short = TokenServer::start(vec![Scripted::status(
+        200,
+        r#"{"access_token":"short","expires_in":600}"#,
+    )])
+    .await;
+    let routes_for = |server: &TokenServer| {
+        Routes::parse(
+            &format!(
+                "[auth.c]\ntype = \"oauth2\"\ntoken_url = \"{}\"\ncredentials_secret = \"c/credentials\"\ntoken_secret = \"c/token\"\n",
+                server.url
+            ),
+            std::path::Path::new("routes.toml"),
+        )
+        .unwrap()
+    };
+    let (a, b) = (routes_for(&long), routes_for(&short));
+    let http = token_refresh::http_client().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The long-lived token lands first; the short-lived one comes later and must lose.
+    let store_a = router_core::embedded::FileSecrets::open(&path).unwrap();
+    let report = refresh_all(&a, &store_a, &http, deadline, None).await;
+    assert!(matches!(
+        outcome(&report, "c"),
+        ProfileOutcome::Refreshed { .. }
+    ));
+    let store_b = router_core::embedded::FileSecrets::open(&path).unwrap();
+    store_b
+        .put("operator/added", &Secret::new("kept".into()))
+        .await
+        .unwrap();
+    let report = token_refresh::refresh_profiles(&b, &store_b, &http, deadline, None, true).await;
+    assert!(
+        matches!(outcome(&report, "c"), ProfileOutcome::Superseded { .. }),
+        "{report:?}"
+    );
+    let token = StoredToken::parse(&store_a.get("c/token").await.unwrap()).unwrap();
+    assert_eq!(token.access_token, "long");
+    assert_eq!(
+        store_a.get("operator/added").await.unwrap().expose(),
+        "kept"
+    );
+    assert!(store_a.get("c/credentials").await.is_ok());
 }

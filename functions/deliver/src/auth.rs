@@ -186,7 +186,10 @@ impl Credentials {
                 expires_at: token.expires_at,
             });
         }
-        let keep = token.expires_at - TOKEN_MARGIN - now;
+        let keep = token
+            .expires_at
+            .saturating_sub(TOKEN_MARGIN)
+            .saturating_sub(now);
         let keep = (keep > 0).then(|| Duration::from_secs(keep as u64));
         Ok((Secret::new(token.access_token), keep))
     }

@@ -1,5 +1,9 @@
 //! The target guard (CONTRACT section 4): loopback, private, link-local (the metadata
-//! address included), unique-local and unspecified addresses are refused, both for
+//! address included), unique-local and unspecified addresses are refused, as are the
+//! special-purpose ranges a target has no business in (carrier-grade NAT, 192.0.0.0/24,
+//! benchmarking 198.18.0.0/15, reserved 240.0.0.0/4, multicast, local-use NAT64), and
+//! IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by
+//! that address. Both for
 //! IP-literal URLs (checked before sending: reqwest skips the resolver for them) and for
 //! names after DNS resolution (a reqwest resolver that filters what the name resolved to).
 //!
@@ -39,23 +43,41 @@ fn is_blocked_v4(ip: Ipv4Addr) -> bool {
         || ip.is_link_local()    // 169.254/16, the metadata address 169.254.169.254
         || a == 0                // 0.0.0.0/8, "this network" (0.0.0.0 reaches localhost)
         || (a == 100 && (64..128).contains(&b)) // 100.64/10, carrier-grade NAT (RFC 6598)
-        || ip.is_broadcast()
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // 192.0.0.0/24, IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // 198.18.0.0/15, benchmarking
+        || a >= 240              // 240.0.0.0/4 reserved, 255.255.255.255 broadcast included
         || ip.is_multicast()
 }
 
 fn is_blocked_v6(ip: Ipv6Addr) -> bool {
     // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d; `::1` and `::` land
     // in 0.0.0.0/8) are judged as the IPv4 address they carry, as is NAT64 (64:ff9b::/96).
-    if let Some(v4) = ip.to_ipv4().or_else(|| nat64(ip)) {
+    // 6to4 (2002::/16) likewise, by the IPv4 address in its bits 16..48.
+    if let Some(v4) = ip
+        .to_ipv4()
+        .or_else(|| nat64(ip))
+        .or_else(|| six_to_four(ip))
+    {
         return is_blocked_v4(v4);
     }
-    let first = ip.segments()[0];
-    ip.is_loopback()
+    let s = ip.segments();
+    let first = s[0];
+    (s[0], s[1], s[2]) == (0x64, 0xff9b, 1) // 64:ff9b:1::/48, local-use NAT64 (RFC 8215)
+        || ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // fc00::/7 unique-local (fd00:ec2::254 is EC2's metadata)
         || (first & 0xffc0) == 0xfe80 // fe80::/10 link-local
         || (first & 0xffc0) == 0xfec0 // fec0::/10 site-local (deprecated)
+}
+
+fn six_to_four(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    (s[0] == 0x2002).then(|| {
+        let [a, b] = s[1].to_be_bytes();
+        let [c, d] = s[2].to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    })
 }
 
 fn nat64(ip: Ipv6Addr) -> Option<Ipv4Addr> {
@@ -215,6 +237,17 @@ mod tests {
             "::ffff:10.1.2.3",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "64:ff9b:1:ffff::808:808",
+            "2002:7f00:1::",     // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1", // 6to4 of 169.254.169.254
+            "2002:c0a8:101::",   // 6to4 of 192.168.1.1
+            "192.0.0.1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "250.1.2.3",
         ] {
             assert!(is_blocked(ip(a)), "{a} must be blocked");
         }
@@ -233,6 +266,11 @@ mod tests {
             "2a00:1450::1",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1", // 6to4 of 8.8.8.8
+            "192.0.1.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "223.255.255.254",
         ] {
             assert!(!is_blocked(ip(a)), "{a} must pass");
         }

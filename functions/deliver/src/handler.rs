@@ -20,7 +20,7 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use router_core::backends::Backends;
 use router_core::domain::DeliveryJob;
-use router_core::ports::{MAX_BATCH, OutgoingMessage, QueueError, ReceivedMessage};
+use router_core::ports::{OutgoingMessage, QueueError, ReceivedMessage};
 use router_core::render::RenderError;
 use router_core::retry::{Failure, MAX_DELAY, NextStep, Verdict, classify, is_expired, next_step};
 use router_core::routes::{Enrich, Route, Routes};
@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use url::Url;
 
 /// `last_error` is cut to this many characters.
 pub const MAX_ERROR_CHARS: usize = 256;
@@ -229,11 +228,7 @@ impl Deliverer {
                 Disposition::Retry { delay, .. } => {
                     retries.push((i, (msg.receipt_handle.clone(), (*delay).min(cap))))
                 }
-                Disposition::DeadLetter(d) => {
-                    // Entry ids number the entries within their batch call of ten.
-                    let id = (dead.len() % MAX_BATCH).to_string();
-                    dead.push((i, dead_letter_message(msg, d, id)))
-                }
+                Disposition::DeadLetter(d) => dead.push((i, dead_letter_message(msg, d))),
             }
         }
         let ((), unsent) = tokio::join!(
@@ -304,32 +299,20 @@ impl Deliverer {
         records: &[ReceivedMessage],
         dead: Vec<(usize, OutgoingMessage)>,
     ) -> Vec<usize> {
+        if dead.is_empty() {
+            return Vec::new();
+        }
         let (indices, messages): (Vec<usize>, Vec<OutgoingMessage>) = dead.into_iter().unzip();
+        let results = self.backends.dead_letters.send(&messages).await;
         let mut unsent = Vec::new();
-        for (chunk, batch) in indices.chunks(MAX_BATCH).zip(messages.chunks(MAX_BATCH)) {
-            match self.backends.dead_letters.send_batch(batch).await {
-                Ok(failures) => {
-                    for f in failures {
-                        if let Some(i) = f.id.parse::<usize>().ok().and_then(|n| chunk.get(n)) {
-                            tracing::error!(
-                                message_id = %records[*i].message_id,
-                                error = %f.reason,
-                                "the DLQ refused the copy; the message stays on the queue"
-                            );
-                            unsent.push(*i);
-                        }
-                    }
-                }
-                Err(e) => {
-                    for i in chunk {
-                        tracing::error!(
-                            message_id = %records[*i].message_id,
-                            error = %e,
-                            "could not write to the DLQ; the message stays on the queue"
-                        );
-                        unsent.push(*i);
-                    }
-                }
+        for (i, result) in indices.into_iter().zip(results) {
+            if let Err(e) = result {
+                tracing::error!(
+                    message_id = %records[i].message_id,
+                    error = %e,
+                    "could not write to the DLQ; the message stays on the queue"
+                );
+                unsent.push(i);
             }
         }
         unsent
@@ -479,19 +462,10 @@ impl Deliverer {
         now: OffsetDateTime,
     ) -> Result<serde_json::Value, Step> {
         let ctx = Routes::context(job, attempt, now, None);
-        let raw = self
+        let url = self
             .routes
             .render_enrich_url(route, &ctx)
             .map_err(|e| Step::permanent(Failure::Render, format!("enrich url: {e}")))?;
-        let url = Url::parse(raw.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                Step::permanent(
-                    Failure::Render,
-                    "enrich url: the rendered url is not an http or https URL",
-                )
-            })?;
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let request = http::Request {
@@ -702,9 +676,8 @@ fn age(job: &DeliveryJob, msg: &ReceivedMessage, now: OffsetDateTime) -> Duratio
 }
 
 /// The DLQ copy: the same body, the original attributes plus the reason.
-fn dead_letter_message(msg: &ReceivedMessage, d: &DeadLetter, id: String) -> OutgoingMessage {
+fn dead_letter_message(msg: &ReceivedMessage, d: &DeadLetter) -> OutgoingMessage {
     OutgoingMessage {
-        id,
         body: msg.body.clone(),
         attributes: dead_letter_attributes(&msg.attributes, d),
         delay: Duration::ZERO,
@@ -746,10 +719,17 @@ pub fn dead_letter_attributes(
     attrs
 }
 
-/// At most [`MAX_ERROR_CHARS`] characters, control characters turned into spaces.
+/// At most [`MAX_ERROR_CHARS`] characters, control characters (and any other character
+/// SQS refuses in an attribute) turned into spaces.
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || !router_core::ports::limits::allowed_char(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(MAX_ERROR_CHARS)
         .collect::<String>()
         .trim()

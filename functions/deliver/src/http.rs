@@ -16,9 +16,11 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 pub const MAX_ENRICH_ANSWER: usize = 1024 * 1024;
 
 /// The client every attempt goes through: pooled connections, the guard as its resolver,
-/// redirects never followed.
+/// redirects never followed, and no proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` are
+/// ignored): through a proxy the guard would only ever judge the proxy's address.
 pub fn client(resolver: GuardedResolver, user_agent: &str) -> reqwest::Result<Client> {
     Client::builder()
+        .no_proxy()
         .dns_resolver(Arc::new(resolver))
         .redirect(redirect::Policy::none())
         .user_agent(user_agent)

@@ -5,6 +5,7 @@
 use crate::error::{CliError, CliResult};
 use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
 use router_core::routes::{Route, Routes};
+use router_core::secrets::mask_url;
 use std::path::Path;
 use std::time::Duration;
 
@@ -87,11 +88,18 @@ async fn reachable(http: &reqwest::Client, url: &url::Url) -> Result<u16, String
 }
 
 async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
-    let http = reqwest::Client::builder()
+    let http = match reqwest::Client::builder()
         .timeout(PROBE_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .build()
-        .unwrap_or_default();
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("cannot set up an HTTP client for the probe: {e}");
+            return 1;
+        }
+    };
     let mut problems = 0;
     let now = time::OffsetDateTime::now_utc();
     for route in routes.routes() {
@@ -99,13 +107,13 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
         match reachable(&http, &route.target_url).await {
             Ok(status) => println!(
                 "route {name}: target {} answered HTTP {status}",
-                route.target_url
+                mask_url(&route.target_url)
             ),
             Err(e) => {
                 problems += 1;
                 println!(
                     "route {name}: target {} is not reachable: {e}",
-                    route.target_url
+                    mask_url(&route.target_url)
                 );
             }
         }
@@ -128,13 +136,13 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
         match reachable(&http, &profile.token_url).await {
             Ok(status) => println!(
                 "auth {name}: token URL {} answered HTTP {status}",
-                profile.token_url
+                mask_url(&profile.token_url)
             ),
             Err(e) => {
                 problems += 1;
                 println!(
                     "auth {name}: token URL {} is not reachable: {e}",
-                    profile.token_url
+                    mask_url(&profile.token_url)
                 );
             }
         }

@@ -5,10 +5,10 @@ use crate::cli::{DlqCommand, Global};
 use crate::error::{CliError, CliResult};
 use crate::setup;
 use router_core::domain::DeliveryJob;
-use router_core::ports::{EntryFailure, MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
+use router_core::ports::{MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
 use router_core::retry::Failure;
+use router_core::wire::queue::job_message;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long messages stay hidden while a command holds them.
@@ -210,18 +210,10 @@ impl Filter {
 
 /// The message a dead letter goes back as: same body and delivery id, a fresh schedule
 /// (a new message starts at receive count 1; `received_at` restarts `max_age`).
-pub fn redriven(m: &ReceivedMessage, id: String) -> Option<OutgoingMessage> {
+pub fn redriven(m: &ReceivedMessage) -> Option<OutgoingMessage> {
     let mut job = DeliveryJob::from_json(&m.body).ok()?;
     job.received_at = router_core::time_fmt::rfc3339(time::OffsetDateTime::now_utc());
-    let mut attributes = BTreeMap::new();
-    attributes.insert("route".to_owned(), job.route.clone());
-    attributes.insert("delivery_id".to_owned(), job.delivery_id.clone());
-    Some(OutgoingMessage {
-        id,
-        body: job.to_json(),
-        attributes,
-        delay: Duration::ZERO,
-    })
+    Some(job_message(&job))
 }
 
 async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResult {
@@ -242,8 +234,8 @@ async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResu
     let (mut moved, mut unparseable, mut failed) = (0usize, 0usize, 0usize);
     for chunk in selected.chunks(MAX_BATCH) {
         let mut sendable = Vec::new();
-        for (i, m) in chunk.iter().enumerate() {
-            match redriven(m, i.to_string()) {
+        for m in chunk {
+            match redriven(m) {
                 Some(out) => sendable.push((m, out)),
                 None => {
                     unparseable += 1;
@@ -255,23 +247,16 @@ async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResu
             continue;
         }
         let out: Vec<OutgoingMessage> = sendable.iter().map(|(_, o)| o.clone()).collect();
-        let failures: Vec<EntryFailure> = match queue.send_batch(&out).await {
-            Ok(f) => f,
-            Err(e) => out
-                .iter()
-                .map(|o| EntryFailure {
-                    id: o.id.clone(),
-                    reason: e.to_string(),
-                })
-                .collect(),
-        };
+        let results = queue.send(&out).await;
         let mut delete = Vec::new();
-        for (m, o) in &sendable {
-            if failures.iter().any(|f| f.id == o.id) {
-                failed += 1;
-                keep.push((*m).clone());
-            } else {
-                delete.push(m.receipt_handle.clone());
+        for ((m, _), result) in sendable.iter().zip(results) {
+            match result {
+                Ok(()) => delete.push(m.receipt_handle.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a dead letter could not be sent back to the delivery queue");
+                    failed += 1;
+                    keep.push((*m).clone());
+                }
             }
         }
         for r in dlq.delete_batch(&delete).await {

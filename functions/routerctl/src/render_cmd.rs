@@ -7,6 +7,7 @@ use crate::error::{CliError, CliResult};
 use crate::setup;
 use router_core::domain::DeliveryJob;
 use router_core::routes::{AuthProfile, Routes};
+use router_core::secrets::mask_url;
 use router_core::signing::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
@@ -47,7 +48,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
     let ctx = Routes::context(&job, args.attempt, now, external.as_ref());
     if route.enrich.is_some() {
         match routes.render_enrich_url(route, &ctx) {
-            Ok(url) => eprintln!("enrich lookup: GET {url}"),
+            Ok(url) => eprintln!("enrich lookup: GET {}", mask_url(&url)),
             Err(e) => {
                 return Err(CliError::problems(format!(
                     "The enrich URL does not render: {e}"
@@ -62,7 +63,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
         ))
     })?;
 
-    println!("POST {}", route.target_url);
+    println!("POST {}", mask_url(&route.target_url));
     println!("content-type: application/json");
     println!(
         "user-agent: cognigy-webhook-router/{}",

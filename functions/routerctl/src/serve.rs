@@ -65,9 +65,11 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
             stop_rx.clone(),
         )));
     }
+    let token_http = token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?;
     let refresher = tokio::spawn(refresh_tokens(
         routes.clone(),
         backends.secrets.clone(),
+        token_http,
         Duration::from_secs(args.token_interval.max(1)),
         stop_rx.clone(),
     ));
@@ -211,13 +213,13 @@ pub async fn consume<H: BatchHandler>(
 async fn refresh_tokens(
     routes: Arc<Routes>,
     secrets: Arc<dyn router_core::ports::SecretStore>,
+    http: reqwest::Client,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     if routes.oauth2_profiles().next().is_none() {
         return;
     }
-    let http = token_refresh::http_client();
     loop {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         tokio::select! {
@@ -252,7 +254,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (queue, dead_letters) = embedded_queues(dir.path(), Duration::from_secs(1), 2).unwrap();
         let message = OutgoingMessage {
-            id: "0".into(),
             body: "{}".into(),
             attributes: Default::default(),
             delay: Duration::ZERO,

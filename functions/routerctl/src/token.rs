@@ -27,7 +27,7 @@ pub async fn refresh(global: &Global, profile: Option<&str>) -> CliResult {
     let report = token_refresh::refresh_profiles(
         &routes,
         secrets.as_ref(),
-        &token_refresh::http_client(),
+        &token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?,
         deadline,
         profile,
         true,

@@ -17,6 +17,8 @@ struct Case {
     content_type: Option<&'static str>,
     key: Option<&'static str>,
     body: Vec<u8>,
+    /// More headers, sent as they are (repeated names stay repeated).
+    extra: Vec<(&'static str, &'static str)>,
     want: u16,
 }
 
@@ -26,6 +28,7 @@ fn case(name: &'static str, body: impl Into<Vec<u8>>, want: u16) -> Case {
         content_type: Some("application/json"),
         key: Some(KEY),
         body: body.into(),
+        extra: Vec::new(),
         want,
     }
 }
@@ -193,6 +196,41 @@ fn cases() -> Vec<Case> {
         ..case("", "event_type=intent&score=NaN", 422)
     });
     v.push(Case {
+        name: "form with a sign in an escape",
+        content_type: Some("application/x-www-form-urlencoded"),
+        ..case("", "event_type=intent&name=%+a", 400)
+    });
+    v.push(Case {
+        name: "two X-API-Key headers, the right one second",
+        extra: vec![("x-api-key", KEY)],
+        key: Some("wrong"),
+        ..case("", r#"{"event_type":"intent"}"#, 401)
+    });
+    v.push(Case {
+        name: "two X-API-Key headers, both right",
+        extra: vec![("x-api-key", KEY)],
+        ..case("", r#"{"event_type":"intent"}"#, 401)
+    });
+    v.push(Case {
+        name: "a key in both forms",
+        extra: vec![("authorization", "ApiKey test-ingest-key")],
+        ..case("", r#"{"event_type":"intent"}"#, 401)
+    });
+    v.push(Case {
+        name: "two Authorization headers",
+        key: None,
+        extra: vec![
+            ("authorization", "ApiKey test-ingest-key"),
+            ("authorization", "ApiKey test-ingest-key"),
+        ],
+        ..case("", r#"{"event_type":"intent"}"#, 401)
+    });
+    v.push(case(
+        "characters SQS refuses",
+        "{\"event_type\":\"intent\",\"name\":\"\u{FFFF}\",\"data\":{\"t\":\"\u{FFFE}\\u0001\"}}",
+        202,
+    ));
+    v.push(Case {
         name: "valid form",
         content_type: Some("application/x-www-form-urlencoded"),
         ..case("", "event_type=intent&name=handover&score=0.9", 202)
@@ -240,6 +278,9 @@ async fn every_hostile_request_gets_its_status_and_serve_stays_healthy() {
             .and_then(|k| reqwest::header::HeaderValue::from_str(k).ok())
         {
             req = req.header("x-api-key", v);
+        }
+        for (k, v) in &c.extra {
+            req = req.header(*k, *v);
         }
         let status = match req.send().await {
             Ok(resp) => {

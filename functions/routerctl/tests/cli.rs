@@ -275,7 +275,6 @@ async fn dlq_commands_report_progress_and_respect_the_limit() {
                     r#"{{"v":1,"delivery_id":"dlv_{n}","event_id":"e{n}","route":"sink","event":{{"id":"e{n}","event_type":"intent","score":1.0}},"received_at":"2026-11-27T10:00:00Z"}}"#
                 );
                 router_core::ports::OutgoingMessage {
-                    id: i.to_string(),
                     body,
                     attributes: [("route", "sink"), ("failure", "http_status"), ("last_status", "404"), ("attempts", "1")]
                         .into_iter()

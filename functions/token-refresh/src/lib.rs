@@ -131,28 +131,40 @@ async fn refresh_one(
     })?;
     let issued_at = now_unix();
     let response = request::request_token(http, profile, &creds, deadline).await?;
+    let expires_at = issued_at
+        .checked_add(response.expires_in)
+        .ok_or_else(|| TokenError::Malformed("expires_in is out of range".to_owned()))?;
     let token = StoredToken {
         access_token: response.access_token,
         token_type: response.token_type,
-        expires_at: issued_at + response.expires_in,
+        expires_at,
         issued_at: Some(issued_at),
     };
-    // A racing refresher may have stored a newer token meanwhile: never replace it with ours.
-    if let Some(latest) = read_token(secrets, &profile.token_secret).await
-        && latest.expires_at > token.expires_at
-    {
-        return Ok(ProfileOutcome::Superseded {
-            expires_at: latest.expires_at,
-        });
-    }
     let value = serde_json::to_string(&token).map_err(|e| TokenError::Store(e.to_string()))?;
-    secrets
-        .put(&profile.token_secret, &Secret::new(value))
+    // A racing refresher may have stored a newer token meanwhile: never replace it with
+    // ours. The check and the write are one step where the store can lock (the file).
+    let newer = std::sync::Mutex::new(None);
+    let written = secrets
+        .update(
+            &profile.token_secret,
+            &|current: Option<&Secret>| match current.and_then(StoredToken::parse) {
+                Some(latest) if latest.expires_at > expires_at => {
+                    *newer.lock().unwrap_or_else(|p| p.into_inner()) = Some(latest.expires_at);
+                    None
+                }
+                _ => Some(Secret::new(value.clone())),
+            },
+        )
         .await
         .map_err(|e| TokenError::Store(format!("cannot write `{}`: {e}", profile.token_secret)))?;
-    Ok(ProfileOutcome::Refreshed {
-        expires_at: token.expires_at,
-    })
+    if !written {
+        let expires_at = newer
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(expires_at);
+        return Ok(ProfileOutcome::Superseded { expires_at });
+    }
+    Ok(ProfileOutcome::Refreshed { expires_at })
 }
 
 /// One scheduled invocation: refresh every profile; an error (failing the invocation, so
@@ -172,15 +184,18 @@ pub async fn invoke(
     Err(format!("token refresh failed for {}", list.join("; ")))
 }
 
-/// The HTTP client for token requests: no redirects, a bounded per-request timeout.
-pub fn http_client() -> reqwest::Client {
+/// The HTTP client for token requests: no redirects, no proxy, a bounded per-request
+/// timeout. Failing to build one is an error, never a silent default client (which
+/// would follow redirects and wait forever).
+pub fn http_client() -> Result<reqwest::Client, TokenError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .timeout(Duration::from_secs(10))
         .user_agent(concat!(
             "cognigy-webhook-router/",
             env!("CARGO_PKG_VERSION")
         ))
         .build()
-        .unwrap_or_default()
+        .map_err(|e| TokenError::Unavailable(format!("cannot set up the HTTP client: {e}")))
 }

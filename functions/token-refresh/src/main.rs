@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let secrets = Arc::new(router_core::aws::SecretsManagerStore::new(
         aws_sdk_secretsmanager::Client::new(&sdk),
     ));
-    let http = token_refresh::http_client();
+    let http = token_refresh::http_client()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (routes, secrets, http) = (routes.clone(), secrets.clone(), http.clone());
         async move {

@@ -17,11 +17,12 @@ pub fn freshness(token: Option<&StoredToken>, now: i64) -> Freshness {
     let Some(t) = token else {
         return Freshness::Missing;
     };
-    if t.expires_at - now < MIN_REMAINING_S {
+    // Checked arithmetic: a stored token is only as sane as whoever wrote it.
+    if t.expires_at.saturating_sub(now) < MIN_REMAINING_S {
         return Freshness::ExpiringSoon;
     }
     if let Some(issued) = t.issued_at
-        && now >= issued + (t.expires_at - issued) / 2
+        && i128::from(now) >= (i128::from(issued) + i128::from(t.expires_at)) / 2
     {
         return Freshness::PastHalfLife;
     }
@@ -39,6 +40,22 @@ mod tests {
             expires_at,
             issued_at,
         }
+    }
+
+    #[test]
+    fn absurd_stored_times_never_overflow() {
+        assert_eq!(
+            freshness(Some(&token(None, i64::MIN)), 1_000),
+            Freshness::ExpiringSoon
+        );
+        assert_eq!(
+            freshness(Some(&token(Some(i64::MIN), i64::MAX)), 1_000),
+            Freshness::PastHalfLife
+        );
+        assert_eq!(
+            freshness(Some(&token(Some(i64::MAX), i64::MAX)), i64::MIN),
+            Freshness::Fresh
+        );
     }
 
     #[test]

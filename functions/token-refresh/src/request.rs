@@ -46,8 +46,16 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
-/// Parses a successful answer; anything without a non-empty token and a positive
-/// `expires_in` is an error (never stored).
+/// The longest `expires_in` accepted (one year): anything longer is a broken answer.
+pub const MAX_EXPIRES_IN: i64 = 365 * 24 * 3600;
+/// The most of a token endpoint's answer that is read.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The longest access token accepted (it travels in a header on every delivery).
+pub const MAX_TOKEN_CHARS: usize = 16 * 1024;
+
+/// Parses a successful answer; anything without a usable token and an `expires_in` in
+/// (0 s, 1 year] is an error (never stored). The token must be sendable in a header
+/// (visible ASCII), or every delivery with it would fail.
 pub fn parse_response(body: &[u8]) -> Result<TokenResponse, TokenError> {
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| TokenError::Malformed("the body is not JSON".to_owned()))?;
@@ -56,22 +64,44 @@ pub fn parse_response(body: &[u8]) -> Result<TokenResponse, TokenError> {
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| TokenError::Malformed("no access_token".to_owned()))?;
+    if access_token.len() > MAX_TOKEN_CHARS || !access_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::Malformed(
+            "the access_token is not a short run of visible ASCII characters".to_owned(),
+        ));
+    }
     let expires_in = match v.get("expires_in") {
         Some(serde_json::Value::Number(n)) => n.as_f64(),
         Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
-    .filter(|s| s.is_finite() && *s >= 1.0)
-    .ok_or_else(|| TokenError::Malformed("no positive expires_in".to_owned()))?;
+    .ok_or_else(|| TokenError::Malformed("no expires_in".to_owned()))?;
+    if !(expires_in.is_finite() && expires_in >= 1.0 && expires_in <= MAX_EXPIRES_IN as f64) {
+        return Err(TokenError::Malformed(format!(
+            "expires_in must be between 1 s and one year ({MAX_EXPIRES_IN} s)"
+        )));
+    }
     let token_type = v
         .get("token_type")
         .and_then(|t| t.as_str())
+        .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         .unwrap_or("Bearer");
     Ok(TokenResponse {
         access_token: access_token.to_owned(),
         token_type: token_type.to_owned(),
         expires_in: expires_in as i64,
     })
+}
+
+/// Reads at most [`MAX_ANSWER_BYTES`] of an answer; `None` when it is longer.
+async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// The OAuth `error` code of an error answer, if it is a plain code (never free text).
@@ -155,7 +185,16 @@ pub async fn request_token(
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| router_core::retry::parse_retry_after(v, SystemTime::now()));
-                let body = resp.bytes().await.unwrap_or_default();
+                let body = match read_capped(resp).await {
+                    Ok(Some(body)) => body,
+                    Ok(None) => {
+                        return Err(TokenError::Malformed(format!(
+                            "the answer is larger than {} KiB",
+                            MAX_ANSWER_BYTES / 1024
+                        )));
+                    }
+                    Err(_) => Vec::new(),
+                };
                 match status {
                     200..=299 => return parse_response(&body),
                     429 => {
@@ -201,6 +240,11 @@ mod tests {
         assert!(!format!("{t:?}").contains("abc"));
         let t = parse_response(br#"{"access_token":"abc","expires_in":"120"}"#).unwrap();
         assert_eq!((t.token_type.as_str(), t.expires_in), ("Bearer", 120));
+        let t = parse_response(br#"{"access_token":"abc","expires_in":31536000}"#).unwrap();
+        assert_eq!(
+            t.expires_in, MAX_EXPIRES_IN,
+            "one year is the longest accepted"
+        );
     }
 
     #[test]
@@ -213,6 +257,14 @@ mod tests {
             br#"{"access_token":"abc","expires_in":0}"#,
             br#"{"access_token":"abc","expires_in":"soon"}"#,
             br#"{"access_token":7,"expires_in":60}"#,
+            br#"{"access_token":"abc","expires_in":1e19}"#,
+            br#"{"access_token":"abc","expires_in":-5}"#,
+            br#"{"access_token":"abc","expires_in":0.5}"#,
+            br#"{"access_token":"abc","expires_in":31536001}"#,
+            br#"{"access_token":"abc","expires_in":"1e300"}"#,
+            br#"{"access_token":"abc","expires_in":"NaN"}"#,
+            br#"{"access_token":"a\nb","expires_in":60}"#,
+            br#"{"access_token":"a b","expires_in":60}"#,
         ] {
             assert!(
                 matches!(parse_response(body), Err(TokenError::Malformed(_))),

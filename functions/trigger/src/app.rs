@@ -2,7 +2,7 @@
 //! router runs on Lambda (through `lambda_http`) and locally (`routerctl serve`).
 
 use crate::State;
-use crate::enqueue::{self, MAX_MESSAGE_BYTES};
+use crate::enqueue::{self, EnqueueError};
 use crate::health::health;
 use crate::problem::Problem;
 use axum::Router;
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use router_core::domain::{DeliveryJob, TriggerEvent};
 use router_core::event::{self, BodyError};
+use router_core::wire::queue::job_message;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -138,31 +139,27 @@ async fn trigger(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: 
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
 
-    let messages: Vec<_> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| enqueue::message(i, j))
-        .collect();
-    if messages.iter().any(|m| m.body.len() > MAX_MESSAGE_BYTES) {
-        audit(
-            started,
-            Some(event_id),
-            &names,
-            "too_large",
-            StatusCode::PAYLOAD_TOO_LARGE,
-        );
-        return Problem::too_large(MAX_MESSAGE_BYTES).into_response();
-    }
-    if let Err(e) = enqueue::send_all(state.queue.as_ref(), messages).await {
-        tracing::error!(event_id, error = %e, "trigger: enqueue failed");
-        audit(
-            started,
-            Some(event_id),
-            &names,
-            "queue_unavailable",
-            StatusCode::SERVICE_UNAVAILABLE,
-        );
-        return Problem::queue_unavailable(RETRY_AFTER_S).into_response();
+    let messages: Vec<_> = jobs.iter().map(job_message).collect();
+    match enqueue::send_all(state.queue.as_ref(), messages).await {
+        Ok(()) => {}
+        Err(e) => {
+            let (problem, outcome) = match &e {
+                EnqueueError::TooLarge { size, limit } => {
+                    (Problem::message_too_large(*size, *limit), "too_large")
+                }
+                EnqueueError::Refused(why) => (Problem::unqueueable(why), "refused_by_queue"),
+                EnqueueError::Unavailable { .. } => {
+                    tracing::error!(event_id, error = %e, "trigger: enqueue failed");
+                    (
+                        Problem::queue_unavailable(RETRY_AFTER_S),
+                        "queue_unavailable",
+                    )
+                }
+            };
+            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+            audit(started, Some(event_id), &names, outcome, status);
+            return problem.into_response();
+        }
     }
     audit(
         started,

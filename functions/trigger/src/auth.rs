@@ -1,5 +1,7 @@
 //! Inbound authentication: `X-API-Key: <key>` or `Authorization: ApiKey <key>`, compared
-//! in constant time against the ingest key read once at cold start.
+//! in constant time against the ingest key read once at cold start. Exactly one key is
+//! judged: a request with several `X-API-Key` or `Authorization` headers, or a key in
+//! both forms, is refused. A blank ingest key is refused at start-up.
 
 use axum::http::HeaderMap;
 use router_core::secrets::Secret;
@@ -19,21 +21,36 @@ impl std::fmt::Debug for IngestKey {
     }
 }
 
+/// The ingest key's secret is empty or only whitespace: any request with a blank header
+/// would match it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the ingest key is blank")]
+pub struct BlankKey;
+
 impl IngestKey {
-    pub fn new(secret: &Secret) -> Self {
-        Self {
-            digest: Sha256::digest(secret.expose().trim().as_bytes()).into(),
+    pub fn new(secret: &Secret) -> Result<Self, BlankKey> {
+        let key = secret.expose().trim();
+        if key.is_empty() {
+            return Err(BlankKey);
         }
+        Ok(Self {
+            digest: Sha256::digest(key.as_bytes()).into(),
+        })
     }
 
-    /// Whether the request presents the key in either accepted form.
+    /// Whether the request presents the key, once, in one of the accepted forms.
     pub fn accepts(&self, headers: &HeaderMap) -> bool {
-        let mut ok = subtle::Choice::from(0);
-        for presented in presented_keys(headers) {
-            let digest: [u8; 32] = Sha256::digest(presented).into();
-            ok |= digest.ct_eq(&self.digest);
+        if headers.get_all("x-api-key").iter().count() > 1
+            || headers.get_all("authorization").iter().count() > 1
+        {
+            return false;
         }
-        ok.into()
+        let mut presented = presented_keys(headers);
+        let (Some(key), None) = (presented.next(), presented.next()) else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(key).into();
+        digest.ct_eq(&self.digest).into()
     }
 }
 
@@ -63,7 +80,7 @@ mod tests {
 
     #[test]
     fn both_header_forms_are_accepted() {
-        let key = IngestKey::new(&Secret::new("k-123".into()));
+        let key = IngestKey::new(&Secret::new("k-123".into())).unwrap();
         assert!(key.accepts(&headers(&[("x-api-key", "k-123")])));
         assert!(key.accepts(&headers(&[("authorization", "ApiKey k-123")])));
         assert!(key.accepts(&headers(&[("authorization", "apikey  k-123 ")])));
@@ -71,8 +88,16 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        let key = IngestKey::new(&Secret::new("k-123".into()));
+        let key = IngestKey::new(&Secret::new("k-123".into())).unwrap();
         for h in [
+            // One key is judged: several, or one in each form, are refused.
+            headers(&[("x-api-key", "k-123"), ("x-api-key", "wrong")]),
+            headers(&[("x-api-key", "wrong"), ("x-api-key", "k-123")]),
+            headers(&[("x-api-key", "k-123"), ("authorization", "ApiKey k-123")]),
+            headers(&[
+                ("authorization", "ApiKey k-123"),
+                ("authorization", "Bearer x"),
+            ]),
             headers(&[]),
             headers(&[("x-api-key", "k-124")]),
             headers(&[("x-api-key", "")]),
@@ -84,5 +109,20 @@ mod tests {
             assert!(!key.accepts(&h), "{h:?}");
         }
         assert!(!format!("{key:?}").contains("k-123"));
+        // Another Authorization scheme beside X-API-Key is not a second key.
+        assert!(key.accepts(&headers(&[
+            ("x-api-key", "k-123"),
+            ("authorization", "Basic eDp5")
+        ])));
+    }
+
+    #[test]
+    fn a_blank_ingest_key_is_refused() {
+        for blank in ["", "   ", "\n\t"] {
+            assert_eq!(
+                IngestKey::new(&Secret::new(blank.into())).unwrap_err(),
+                BlankKey
+            );
+        }
     }
 }

@@ -1,34 +1,44 @@
-//! One queue message per delivery job, sent in batches of 10. Entries that fail are sent
-//! once more; if any still fails the caller gets 503 and must retry the whole trigger
-//! (which may enqueue some deliveries twice: receivers drop those by `webhook-id`).
+//! One queue message per delivery job ([`router_core::wire::queue`]), sent in as few
+//! calls as SQS allows (split by count and size). Entries that fail for a passing reason
+//! are sent once more; if any still fails the caller gets 503 and must retry the whole
+//! trigger (which may enqueue some deliveries twice: receivers drop those by
+//! `webhook-id`). A message the queue will never take is [`EnqueueError::Refused`]: a
+//! 4xx, since retrying cannot help.
 
-use router_core::domain::DeliveryJob;
-use router_core::ports::{MAX_BATCH, OutgoingMessage, Queue};
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-/// SQS's limit for one message body.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+use router_core::ports::{OutgoingMessage, Queue, QueueError};
+use router_core::wire::queue::MAX_JOB_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{failed} of {total} messages were not accepted: {reason}")]
-pub struct EnqueueError {
-    pub failed: usize,
-    pub total: usize,
-    pub reason: String,
+pub enum EnqueueError {
+    /// A message is larger than the queue takes (with room for its dead-letter copy).
+    #[error("a delivery message is {size} bytes; the queue takes at most {limit}")]
+    TooLarge { size: usize, limit: usize },
+    /// The queue refuses a message for good (its content breaks a queue limit).
+    #[error("the queue refuses the event: {0}")]
+    Refused(String),
+    /// The queue did not take every message now; a retry may succeed.
+    #[error("{failed} of {total} messages were not accepted: {reason}")]
+    Unavailable {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
 }
 
-/// The queue message for one job: its JSON body and the `route` and `delivery_id` attributes.
-pub fn message(index: usize, job: &DeliveryJob) -> OutgoingMessage {
-    let mut attributes = BTreeMap::new();
-    attributes.insert("route".to_owned(), job.route.clone());
-    attributes.insert("delivery_id".to_owned(), job.delivery_id.clone());
-    OutgoingMessage {
-        id: index.to_string(),
-        body: job.to_json(),
-        attributes,
-        delay: Duration::ZERO,
+/// Checks every message fits before anything is sent, so nothing is half-queued for an
+/// event that can never be queued whole.
+pub fn check(messages: &[OutgoingMessage]) -> Result<(), EnqueueError> {
+    for m in messages {
+        let size = router_core::ports::limits::message_size(m);
+        if size > MAX_JOB_BYTES {
+            return Err(EnqueueError::TooLarge {
+                size,
+                limit: MAX_JOB_BYTES,
+            });
+        }
+        router_core::ports::limits::check_message(m).map_err(EnqueueError::Refused)?;
     }
+    Ok(())
 }
 
 /// Sends every message, retrying failed entries once. `Ok` only when all were accepted.
@@ -36,33 +46,31 @@ pub async fn send_all(
     queue: &dyn Queue,
     messages: Vec<OutgoingMessage>,
 ) -> Result<(), EnqueueError> {
+    check(&messages)?;
     let total = messages.len();
-    let mut failed = 0;
-    let mut last_reason = String::new();
-    for chunk in messages.chunks(MAX_BATCH) {
-        let mut pending: Vec<OutgoingMessage> = chunk.to_vec();
-        for _try in 0..2 {
-            match queue.send_batch(&pending).await {
-                Ok(failures) if failures.is_empty() => {
-                    pending.clear();
-                    break;
+    let mut pending = messages;
+    let mut last: Option<QueueError> = None;
+    for _try in 0..2 {
+        let results = queue.send(&pending).await;
+        let mut still = Vec::new();
+        for (m, r) in pending.into_iter().zip(results) {
+            match r {
+                Ok(()) => {}
+                Err(e) if e.is_permanent() => return Err(EnqueueError::Refused(e.to_string())),
+                Err(e) => {
+                    last = Some(e);
+                    still.push(m);
                 }
-                Ok(failures) => {
-                    last_reason = failures[0].reason.clone();
-                    pending.retain(|m| failures.iter().any(|f| f.id == m.id));
-                }
-                Err(e) => last_reason = e.to_string(),
             }
         }
-        failed += pending.len();
+        pending = still;
+        if pending.is_empty() {
+            return Ok(());
+        }
     }
-    if failed == 0 {
-        Ok(())
-    } else {
-        Err(EnqueueError {
-            failed,
-            total,
-            reason: last_reason,
-        })
-    }
+    Err(EnqueueError::Unavailable {
+        failed: pending.len(),
+        total,
+        reason: last.map(|e| e.to_string()).unwrap_or_default(),
+    })
 }

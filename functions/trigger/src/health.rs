@@ -74,7 +74,7 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
             (
                 name,
                 TokenHealth {
-                    expires_in_s: at.map(|at| at - now),
+                    expires_in_s: at.map(|at| at.saturating_sub(now)),
                 },
             )
         })

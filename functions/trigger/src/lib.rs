@@ -41,6 +41,8 @@ pub enum InitError {
     IngestProfile(String),
     #[error("cannot read the ingest key secret `{id}`: {source}")]
     IngestKey { id: String, source: SecretError },
+    #[error("the ingest key secret `{0}` is empty or blank; put a long random key in it")]
+    BlankIngestKey(String),
 }
 
 impl State {
@@ -57,12 +59,11 @@ impl State {
                     // The loader refuses any other profile for [ingest]; a hand-built Routes may not.
                     _ => return Err(InitError::IngestProfile(profile.clone())),
                 };
-                let secret = backends
-                    .secrets
-                    .get(&id)
-                    .await
-                    .map_err(|source| InitError::IngestKey { id, source })?;
-                Some(IngestKey::new(&secret))
+                let secret = match backends.secrets.get(&id).await {
+                    Ok(s) => s,
+                    Err(source) => return Err(InitError::IngestKey { id, source }),
+                };
+                Some(IngestKey::new(&secret).map_err(|_| InitError::BlankIngestKey(id))?)
             }
             None => {
                 tracing::warn!(

@@ -56,6 +56,16 @@ impl Problem {
         )
     }
 
+    /// A delivery message for the event would exceed what the queue takes.
+    pub fn message_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the event is too large to queue: one delivery message would be {size} bytes, the queue takes at most {limit}"
+            ),
+        )
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -78,6 +88,14 @@ impl Problem {
             })
             .collect();
         p
+    }
+
+    /// The event can never be queued as it is (the queue refuses its content for good).
+    pub fn unqueueable(why: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the event cannot be queued: {why}"),
+        )
     }
 
     /// The queue did not take every message: nothing is acknowledged, retry later.

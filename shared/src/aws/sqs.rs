@@ -3,6 +3,7 @@
 use super::describe;
 use crate::ports::{
     EntryFailure, MAX_BATCH, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage,
+    limits,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -39,7 +40,23 @@ fn secs(d: Duration) -> i32 {
     d.as_secs().min(i32::MAX as u64) as i32
 }
 
-/// Receipt-handle problems are expected after a slow attempt; anything else is the queue.
+/// Error codes (as SQS names them, with or without its `AWS.SimpleQueueService.` prefix)
+/// that say the request itself is at fault: sending it again cannot succeed.
+const SENDER_FAULT_CODES: [&str; 10] = [
+    "InvalidMessageContents",
+    "BatchRequestTooLong",
+    "BatchEntryIdsNotDistinct",
+    "TooManyEntriesInBatchRequest",
+    "EmptyBatchRequest",
+    "InvalidBatchEntryId",
+    "InvalidParameterValue",
+    "MessageTooLong",
+    "InvalidAttributeName",
+    "InvalidAttributeValue",
+];
+
+/// Receipt-handle problems are expected after a slow attempt; a request SQS will never
+/// take is permanent; anything else is the queue.
 fn classify<E, R>(e: SdkError<E, R>) -> QueueError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
@@ -51,6 +68,8 @@ where
         .unwrap_or_default();
     if is_receipt_code(code) {
         QueueError::ReceiptInvalid(code.to_owned())
+    } else if SENDER_FAULT_CODES.iter().any(|c| code.ends_with(c)) {
+        QueueError::BadRequest(describe(&e))
     } else {
         QueueError::Unavailable(describe(&e))
     }
@@ -71,13 +90,56 @@ fn batch_error(code: &str, message: Option<&str>) -> QueueError {
     }
 }
 
-fn check_batch(n: usize) -> Result<(), QueueError> {
-    if n == 0 || n > MAX_BATCH {
-        return Err(QueueError::BadRequest(format!(
-            "a batch holds 1 to {MAX_BATCH} entries, got {n}"
-        )));
+/// One result per entry of a batch call over `n` entries (delete, change visibility):
+/// sent in calls of [`MAX_BATCH`]; an entry's id is its position in the input, so a
+/// failure maps straight back; an entry that could not even be built is reported, never
+/// dropped. `call` answers the failed entries' ids with their errors.
+async fn in_batches<E, Fut>(
+    n: usize,
+    build: impl Fn(usize) -> Result<E, QueueError>,
+    call: impl Fn(Vec<E>) -> Fut,
+) -> Vec<Result<(), QueueError>>
+where
+    Fut: std::future::Future<Output = Result<Vec<(String, QueueError)>, QueueError>>,
+{
+    let mut results: Vec<Result<(), QueueError>> = vec![Ok(()); n];
+    let mut start = 0;
+    while start < n {
+        let end = (start + MAX_BATCH).min(n);
+        let mut entries = Vec::with_capacity(end - start);
+        let mut sent = Vec::with_capacity(end - start);
+        for (i, slot) in results.iter_mut().enumerate().take(end).skip(start) {
+            match build(i) {
+                Ok(e) => {
+                    entries.push(e);
+                    sent.push(i);
+                }
+                Err(e) => *slot = Err(e),
+            }
+        }
+        if !entries.is_empty() {
+            match call(entries).await {
+                Ok(failed) => {
+                    for (id, e) in failed {
+                        if let Some(r) = id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                            *r = Err(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    for i in sent {
+                        results[i] = Err(e.clone());
+                    }
+                }
+            }
+        }
+        start = end;
     }
-    Ok(())
+    results
+}
+
+fn unbuildable(e: impl std::fmt::Display) -> QueueError {
+    QueueError::BadRequest(format!("cannot build the request entry: {e}"))
 }
 
 #[async_trait]
@@ -86,25 +148,25 @@ impl Queue for SqsQueue {
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryFailure>, QueueError> {
-        check_batch(messages.len())?;
+        limits::check_send(messages)?;
         let mut entries = Vec::with_capacity(messages.len());
-        for m in messages {
+        for (i, m) in messages.iter().enumerate() {
             let mut attrs = HashMap::new();
             for (k, v) in &m.attributes {
                 let value = MessageAttributeValue::builder()
                     .data_type("String")
                     .string_value(v)
                     .build()
-                    .map_err(|e| QueueError::BadRequest(e.to_string()))?;
+                    .map_err(unbuildable)?;
                 attrs.insert(k.clone(), value);
             }
             let entry = SendMessageBatchRequestEntry::builder()
-                .id(&m.id)
+                .id(i.to_string())
                 .message_body(&m.body)
                 .delay_seconds(secs(m.delay))
                 .set_message_attributes(Some(attrs))
                 .build()
-                .map_err(|e| QueueError::BadRequest(e.to_string()))?;
+                .map_err(unbuildable)?;
             entries.push(entry);
         }
         let out = self
@@ -119,8 +181,9 @@ impl Queue for SqsQueue {
             .failed()
             .iter()
             .map(|f| EntryFailure {
-                id: f.id().to_owned(),
+                index: f.id().parse().unwrap_or(usize::MAX),
                 reason: format!("{}: {}", f.code(), f.message().unwrap_or("")),
+                permanent: f.sender_fault(),
             })
             .collect())
     }
@@ -131,7 +194,7 @@ impl Queue for SqsQueue {
         wait: Duration,
         visibility: Option<Duration>,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        check_batch(max)?;
+        limits::check_count(max)?;
         let out = self
             .client
             .receive_message()
@@ -227,98 +290,64 @@ impl Queue for SqsQueue {
     }
 
     async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<(), QueueError>> {
-        let mut results = Vec::with_capacity(receipt_handles.len());
-        for chunk in receipt_handles.chunks(MAX_BATCH) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let call = self
-                .client
-                .delete_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            match call {
-                Ok(out) => {
-                    let failed: HashMap<&str, QueueError> = out
+        in_batches(
+            receipt_handles.len(),
+            |i| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&receipt_handles[i])
+                    .build()
+                    .map_err(unbuildable)
+            },
+            |entries| {
+                let call = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries));
+                async move {
+                    let out = call.send().await.map_err(classify)?;
+                    Ok(out
                         .failed()
                         .iter()
-                        .map(|f| (f.id(), batch_error(f.code(), f.message())))
-                        .collect();
-                    for i in 0..chunk.len() {
-                        results.push(
-                            failed
-                                .get(i.to_string().as_str())
-                                .cloned()
-                                .map_or(Ok(()), Err),
-                        );
-                    }
+                        .map(|f| (f.id().to_owned(), batch_error(f.code(), f.message())))
+                        .collect())
                 }
-                Err(e) => {
-                    let err = classify(e);
-                    results.extend(chunk.iter().map(|_| Err(err.clone())));
-                }
-            }
-        }
-        results
+            },
+        )
+        .await
     }
 
     async fn change_visibility_batch(
         &self,
         entries: &[(String, Duration)],
     ) -> Vec<Result<(), QueueError>> {
-        let mut results = Vec::with_capacity(entries.len());
-        for chunk in entries.chunks(MAX_BATCH) {
-            let batch: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (h, t))| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .visibility_timeout(secs(*t))
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let call = self
-                .client
-                .change_message_visibility_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(batch))
-                .send()
-                .await;
-            match call {
-                Ok(out) => {
-                    let failed: HashMap<&str, QueueError> = out
+        in_batches(
+            entries.len(),
+            |i| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&entries[i].0)
+                    .visibility_timeout(secs(entries[i].1))
+                    .build()
+                    .map_err(unbuildable)
+            },
+            |batch| {
+                let call = self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(batch));
+                async move {
+                    let out = call.send().await.map_err(classify)?;
+                    Ok(out
                         .failed()
                         .iter()
-                        .map(|f| (f.id(), batch_error(f.code(), f.message())))
-                        .collect();
-                    for i in 0..chunk.len() {
-                        results.push(
-                            failed
-                                .get(i.to_string().as_str())
-                                .cloned()
-                                .map_or(Ok(()), Err),
-                        );
-                    }
+                        .map(|f| (f.id().to_owned(), batch_error(f.code(), f.message())))
+                        .collect())
                 }
-                Err(e) => {
-                    let err = classify(e);
-                    results.extend(chunk.iter().map(|_| Err(err.clone())));
-                }
-            }
-        }
-        results
+            },
+        )
+        .await
     }
 }

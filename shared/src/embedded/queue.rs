@@ -6,7 +6,7 @@
 //! processes may open the same file (`routerctl dlq` beside `routerctl serve`).
 
 use crate::ports::{
-    EntryFailure, MAX_BATCH, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage,
+    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage, limits,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -234,15 +234,6 @@ fn ms(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
-fn check_batch(n: usize) -> Result<(), QueueError> {
-    if n == 0 || n > MAX_BATCH {
-        return Err(QueueError::BadRequest(format!(
-            "a batch holds 1 to {MAX_BATCH} entries, got {n}"
-        )));
-    }
-    Ok(())
-}
-
 impl EmbeddedQueue {
     pub fn name(&self) -> &str {
         &self.name
@@ -320,7 +311,8 @@ impl Queue for EmbeddedQueue {
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryFailure>, QueueError> {
-        check_batch(messages.len())?;
+        // Exactly what SQS refuses (size, characters, attributes), so local runs meet it.
+        limits::check_send(messages)?;
         let rows: Rows = messages
             .iter()
             .map(|m| {
@@ -355,7 +347,7 @@ impl Queue for EmbeddedQueue {
         wait: Duration,
         visibility: Option<Duration>,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        check_batch(max)?;
+        limits::check_count(max)?;
         let visibility = visibility.unwrap_or(self.settings.visibility_timeout);
         let deadline = tokio::time::Instant::now() + wait;
         loop {

@@ -2,20 +2,28 @@
 //!
 //! A value that is a table (TOML) or object (JSON) is handed out as its JSON text, so
 //! `cognigy/credentials = { client_id = "...", client_secret = "..." }` reads like the
-//! JSON secret Secrets Manager would hold. Writes replace the file atomically
-//! (temporary file, fsync, rename), so a reader never sees half a file.
+//! JSON secret Secrets Manager would hold.
+//!
+//! Writes are read-modify-write under an exclusive lock on a sidecar file
+//! (`.<name>.lock`, `flock`), so `serve`, `routerctl token refresh` and any other writer
+//! never lose each other's entries; the new file replaces the old atomically (temporary
+//! file created 0600, fsync, rename) and keeps the old file's permission bits. A change
+//! made meanwhile by someone who does not take the lock (an operator's editor) is noticed
+//! before the rename and the update is redone on top of it.
 
-use crate::ports::{SecretError, SecretStore};
+use crate::ports::{SecretError, SecretStore, SecretUpdate};
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tokio::sync::Mutex;
+use std::time::SystemTime;
+
+/// How often an update is redone when the file changed under it.
+const UPDATE_TRIES: usize = 5;
 
 #[derive(Debug)]
 pub struct FileSecrets {
     path: PathBuf,
-    write_lock: Mutex<()>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,12 +32,25 @@ enum Format {
     Json,
 }
 
+type Map = serde_json::Map<String, serde_json::Value>;
+
+/// What identifies one version of the file: length, modification time, inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Version(u64, Option<SystemTime>, u64);
+
+fn version(meta: &std::fs::Metadata) -> Version {
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Version(meta.len(), meta.modified().ok(), ino)
+}
+
 impl FileSecrets {
     /// Checks the file is readable and well-formed now, so a bad file fails start-up.
     pub fn open(path: &Path) -> Result<Self, SecretError> {
         let store = Self {
             path: path.to_owned(),
-            write_lock: Mutex::new(()),
         };
         store.read_map()?;
         Ok(store)
@@ -46,13 +67,33 @@ impl FileSecrets {
         SecretError::Unavailable(format!("secrets file {}: {why}", self.path.display()))
     }
 
+    fn dir(&self) -> &Path {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "secrets".to_owned());
+        self.dir().join(format!(".{name}.lock"))
+    }
+
     /// The file as a JSON map (TOML converted), values kept in their own shape.
-    fn read_map(&self) -> Result<serde_json::Map<String, serde_json::Value>, SecretError> {
+    fn read_map(&self) -> Result<Map, SecretError> {
         let text = std::fs::read_to_string(&self.path).map_err(|e| self.bad(e))?;
+        self.parse(&text)
+    }
+
+    fn parse(&self, text: &str) -> Result<Map, SecretError> {
         // Parse errors can quote the offending line, which may hold a secret: keep only
         // the position.
         match self.format() {
-            Format::Json => serde_json::from_str(&text).map_err(|e| {
+            Format::Json => serde_json::from_str(text).map_err(|e| {
                 self.bad(format!(
                     "not a JSON object (line {}, column {})",
                     e.line(),
@@ -75,36 +116,77 @@ impl FileSecrets {
         }
     }
 
-    fn write_map(
-        &self,
-        map: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), SecretError> {
-        let text = match self.format() {
-            Format::Json => serde_json::to_string_pretty(map).map_err(|e| self.bad(e))?,
-            Format::Toml => toml::to_string(map).map_err(|e| self.bad(e))?,
-        };
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile_in(dir).map_err(|e| self.bad(e))?;
-        tmp.1.write_all(text.as_bytes()).map_err(|e| self.bad(e))?;
-        tmp.1.sync_all().map_err(|e| self.bad(e))?;
-        std::fs::rename(&tmp.0, &self.path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp.0);
-            self.bad(e)
-        })
+    fn render(&self, map: &Map) -> Result<String, SecretError> {
+        match self.format() {
+            Format::Json => serde_json::to_string_pretty(map).map_err(|e| self.bad(e)),
+            Format::Toml => toml::to_string(map).map_err(|e| self.bad(e)),
+        }
     }
-}
 
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".secrets.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    Ok((path, file))
+    /// Read-modify-write of one entry under the lock.
+    fn update_blocking(&self, id: &str, decide: &SecretUpdate<'_>) -> Result<bool, SecretError> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())
+            .map_err(|e| self.bad(format!("cannot open its lock file: {e}")))?;
+        lock.lock()
+            .map_err(|e| self.bad(format!("cannot lock it: {e}")))?;
+        for _ in 0..UPDATE_TRIES {
+            let before = std::fs::metadata(&self.path).map_err(|e| self.bad(e))?;
+            let text = std::fs::read_to_string(&self.path).map_err(|e| self.bad(e))?;
+            let mut map = self.parse(&text)?;
+            let current = map.get(id).map(|v| match v {
+                serde_json::Value::String(s) => Secret::new(s.clone()),
+                other => Secret::new(other.to_string()),
+            });
+            let Some(value) = decide(current.as_ref()) else {
+                return Ok(false);
+            };
+            map.insert(
+                id.to_owned(),
+                serde_json::Value::String(value.expose().to_owned()),
+            );
+            let tmp = self.write_temp(&self.render(&map)?, &before)?;
+            // Someone who does not take the lock (an editor) changed the file meanwhile:
+            // their change wins this round, ours is redone on top of it.
+            let now = std::fs::metadata(&self.path).map_err(|e| self.bad(e))?;
+            if version(&now) != version(&before) {
+                let _ = std::fs::remove_file(&tmp);
+                continue;
+            }
+            std::fs::rename(&tmp, &self.path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                self.bad(e)
+            })?;
+            return Ok(true);
+        }
+        Err(self.bad("it kept changing while being updated"))
+    }
+
+    /// Writes `text` to a new temporary file beside the secrets file: created 0600, then
+    /// given the permission bits of the file it will replace, and synced.
+    fn write_temp(&self, text: &str, like: &std::fs::Metadata) -> Result<PathBuf, SecretError> {
+        let path = self
+            .dir()
+            .join(format!(".secrets.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| self.bad(e))?;
+        let written = (|| {
+            file.set_permissions(like.permissions())?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(self.bad(e));
+        }
+        Ok(path)
+    }
 }
 
 #[async_trait]
@@ -119,80 +201,17 @@ impl SecretStore for FileSecrets {
     }
 
     async fn put(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
-        let _guard = self.write_lock.lock().await;
-        let mut map = self.read_map()?;
-        map.insert(
-            id.to_owned(),
-            serde_json::Value::String(value.expose().to_owned()),
-        );
-        self.write_map(&map)
+        let value = value.clone();
+        self.update(id, &move |_| Some(value.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn update(&self, id: &str, decide: &SecretUpdate<'_>) -> Result<bool, SecretError> {
+        // Small blocking file I/O and a lock held for as long as one rewrite takes.
+        self.update_blocking(id, decide)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn reads_strings_and_tables_and_writes_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secrets.toml");
-        std::fs::write(
-            &path,
-            "\"router/ingest-key\" = \"k1\"\n[\"cognigy/credentials\"]\nclient_id = \"id\"\nclient_secret = \"s\"\n",
-        )
-        .unwrap();
-        let store = FileSecrets::open(&path).unwrap();
-        assert_eq!(store.get("router/ingest-key").await.unwrap().expose(), "k1");
-        let creds: serde_json::Value =
-            serde_json::from_str(store.get("cognigy/credentials").await.unwrap().expose()).unwrap();
-        assert_eq!(creds["client_secret"], "s");
-        assert_eq!(
-            store.get("nope").await,
-            Err(SecretError::NotFound("nope".into()))
-        );
-
-        store
-            .put(
-                "cognigy/token",
-                &Secret::new("{\"access_token\":\"t\"}".into()),
-            )
-            .await
-            .unwrap();
-        let reopened = FileSecrets::open(&path).unwrap();
-        assert_eq!(
-            reopened.get("cognigy/token").await.unwrap().expose(),
-            "{\"access_token\":\"t\"}"
-        );
-        assert_eq!(
-            reopened.get("router/ingest-key").await.unwrap().expose(),
-            "k1"
-        );
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
-    }
-
-    #[tokio::test]
-    async fn json_files_work_too_and_parse_errors_hide_the_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secrets.json");
-        std::fs::write(&path, r#"{"a": "1"}"#).unwrap();
-        let store = FileSecrets::open(&path).unwrap();
-        store.put("b", &Secret::new("2".into())).await.unwrap();
-        assert_eq!(
-            FileSecrets::open(&path)
-                .unwrap()
-                .get("b")
-                .await
-                .unwrap()
-                .expose(),
-            "2"
-        );
-
-        let bad = dir.path().join("bad.toml");
-        std::fs::write(&bad, "key = \"supersecret\nbroken").unwrap();
-        let err = FileSecrets::open(&bad).unwrap_err().to_string();
-        assert!(!err.contains("supersecret"), "{err}");
-        assert!(FileSecrets::open(&dir.path().join("missing.toml")).is_err());
-    }
-}
+mod tests;

@@ -1,16 +1,21 @@
-//! Rendering payloads with minijinja: one environment per routes load, strict undefined,
-//! bounded work (fuel) and bounded output, and a JSON check on the result.
+//! Rendering with minijinja: one environment per routes load for payloads (JSON out,
+//! bare values JSON-escaped) and one for URL templates (every value percent-encoded, the
+//! result checked against the template's shape); strict undefined, bounded work (fuel)
+//! and bounded output everywhere.
 
 mod tojson;
+pub mod url;
 
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::de::IgnoredAny;
 use std::io;
 
+pub use url::UrlShape;
+
 /// How many VM instructions one render may spend: far above any sane payload template
 /// (the reference template spends well under 1,000), far below a runaway loop.
 pub const RENDER_FUEL: u64 = 500_000;
-/// Output cap for text templates (enrich URLs).
+/// Output cap for URL templates (enrich URLs).
 pub const MAX_TEXT_BYTES: usize = 8 * 1024;
 /// The names a template may use at its top level (`external` only with `enrich`).
 pub const CONTEXT_NAMES: [&str; 5] = ["event", "route", "delivery", "now", "external"];
@@ -23,12 +28,24 @@ pub enum RenderError {
     TooLarge { limit: usize },
     #[error("rendered payload is not valid JSON: {0}")]
     NotJson(String),
+    #[error("{0}")]
+    Url(String),
+}
+
+/// Which environment a template belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// A JSON payload: bare values are written as JSON string contents.
+    Payload,
+    /// A URL: every value is percent-encoded.
+    Url,
 }
 
 /// All templates of one routes file, compiled once.
 #[derive(Debug)]
 pub struct Renderer {
-    env: Environment<'static>,
+    payloads: Environment<'static>,
+    urls: Environment<'static>,
 }
 
 impl Default for Renderer {
@@ -37,29 +54,53 @@ impl Default for Renderer {
     }
 }
 
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_fuel(Some(RENDER_FUEL));
+    env.set_recursion_limit(64);
+    env.set_keep_trailing_newline(false);
+    env.add_filter("tojson", tojson::tojson);
+    env.add_filter("urlencode", url::urlencode);
+    env
+}
+
 impl Renderer {
     pub fn new() -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| AutoEscape::None);
-        env.set_fuel(Some(RENDER_FUEL));
-        env.set_recursion_limit(64);
-        env.set_keep_trailing_newline(false);
-        env.add_filter("tojson", tojson::tojson);
-        Self { env }
+        let mut payloads = environment();
+        payloads.set_formatter(tojson::payload_formatter);
+        let mut urls = environment();
+        urls.set_formatter(url::formatter);
+        Self { payloads, urls }
     }
 
-    /// Compiles `source` under `name`; returns a message with the line on a syntax error.
+    fn env(&self, kind: TemplateKind) -> &Environment<'static> {
+        match kind {
+            TemplateKind::Payload => &self.payloads,
+            TemplateKind::Url => &self.urls,
+        }
+    }
+
+    /// Compiles a payload template under `name`; a syntax error names its line.
     pub fn add(&mut self, name: &str, source: &str) -> Result<(), String> {
-        self.env
-            .add_template_owned(name.to_owned(), source.to_owned())
+        self.add_kind(TemplateKind::Payload, name, source)
+    }
+
+    /// Compiles `source` under `name` in the environment of `kind`.
+    pub fn add_kind(&mut self, kind: TemplateKind, name: &str, source: &str) -> Result<(), String> {
+        let env = match kind {
+            TemplateKind::Payload => &mut self.payloads,
+            TemplateKind::Url => &mut self.urls,
+        };
+        env.add_template_owned(name.to_owned(), source.to_owned())
             .map_err(describe)
     }
 
     /// The top-level names a template reads that it does not define itself.
-    pub fn undeclared_names(&self, name: &str) -> Vec<String> {
+    pub fn undeclared_names(&self, kind: TemplateKind, name: &str) -> Vec<String> {
         let mut names: Vec<String> = self
-            .env
+            .env(kind)
             .get_template(name)
             .map(|t| t.undeclared_variables(false).into_iter().collect())
             .unwrap_or_default();
@@ -74,7 +115,7 @@ impl Renderer {
         ctx: &Value,
         max_bytes: usize,
     ) -> Result<String, RenderError> {
-        let out = self.render_capped(name, ctx, max_bytes)?;
+        let out = self.render_capped(TemplateKind::Payload, name, ctx, max_bytes)?;
         let mut de = serde_json::Deserializer::from_str(&out);
         serde::Deserialize::deserialize(&mut de)
             .and_then(|IgnoredAny| de.end())
@@ -82,19 +123,26 @@ impl Renderer {
         Ok(out)
     }
 
-    /// Renders a short text (an enrich URL).
-    pub fn render_text(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
-        self.render_capped(name, ctx, MAX_TEXT_BYTES)
+    /// Renders a URL template and checks the result keeps the template's `shape`.
+    pub fn render_url(
+        &self,
+        name: &str,
+        ctx: &Value,
+        shape: &UrlShape,
+    ) -> Result<::url::Url, RenderError> {
+        let out = self.render_capped(TemplateKind::Url, name, ctx, MAX_TEXT_BYTES)?;
+        shape.check(&out).map_err(RenderError::Url)
     }
 
     fn render_capped(
         &self,
+        kind: TemplateKind,
         name: &str,
         ctx: &Value,
         max_bytes: usize,
     ) -> Result<String, RenderError> {
         let tmpl = self
-            .env
+            .env(kind)
             .get_template(name)
             .map_err(|e| RenderError::Template(describe(e)))?;
         let mut out = CappedBuf {
@@ -233,6 +281,9 @@ mod tests {
     #[test]
     fn undeclared_names_are_listed() {
         let r = renderer("{% set y = 1 %}{{ event.x }}{{ foo }}{{ y }}");
-        assert_eq!(r.undeclared_names("t"), ["event", "foo"]);
+        assert_eq!(
+            r.undeclared_names(TemplateKind::Payload, "t"),
+            ["event", "foo"]
+        );
     }
 }

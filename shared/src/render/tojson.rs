@@ -4,7 +4,7 @@
 //! built-in filter.
 
 use minijinja::value::{Kwargs, ValueKind};
-use minijinja::{Error, ErrorKind, Value};
+use minijinja::{Error, ErrorKind, Output, State, Value};
 use std::fmt::Write;
 
 pub fn tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
@@ -89,6 +89,12 @@ fn write_json(v: &Value, out: &mut String, depth: usize) -> Result<(), Error> {
 
 fn write_str(s: &str, out: &mut String) {
     out.push('"');
+    escape_into(s, out);
+    out.push('"');
+}
+
+/// Writes `s` as the inside of a JSON string (quotes, backslashes, controls escaped).
+pub(super) fn escape_into(s: &str, out: &mut String) {
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -109,7 +115,29 @@ fn write_str(s: &str, out: &mut String) {
         start = i + 1;
     }
     out.push_str(&s[start..]);
-    out.push('"');
+}
+
+/// The formatter of payload templates. `tojson` output (and anything else marked safe)
+/// goes in as it is; every other value is written as the inside of a JSON string, so a
+/// bare `"{{ event.data.text }}"` stays one string whatever the user typed: event data
+/// cannot add keys or close the string. Numbers, booleans and `none` print as before.
+pub fn payload_formatter(out: &mut Output, _state: &State, value: &Value) -> Result<(), Error> {
+    if value.is_safe()
+        && let Some(s) = value.as_str()
+    {
+        return out.write_str(s).map_err(Error::from);
+    }
+    match value.kind() {
+        ValueKind::Number | ValueKind::Bool | ValueKind::None => {
+            write!(out, "{value}").map_err(Error::from)
+        }
+        _ => {
+            let text = value.to_string();
+            let mut escaped = String::with_capacity(text.len() + 2);
+            escape_into(&text, &mut escaped);
+            out.write_str(&escaped).map_err(Error::from)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::{
     Signing, TokenRequestStyle, Trigger, enrich_template, payload_template,
 };
 use crate::domain::{EventType, RouteName};
-use crate::render::{CONTEXT_NAMES, Renderer};
+use crate::render::{CONTEXT_NAMES, Renderer, TemplateKind, UrlShape};
 use crate::retry::{MAX_DELAY, RetryPolicy};
 use crate::time_fmt::parse_duration;
 use std::collections::{BTreeMap, HashMap};
@@ -297,7 +297,19 @@ fn auth_profiles(t: &Table, errs: &mut Vec<LoadError>) -> BTreeMap<String, AuthP
                 );
                 let token_url = s
                     .required_str("token_url", errs)
-                    .and_then(|u| http_url(&s, "token_url", u, errs));
+                    .and_then(|u| http_url(&s, "token_url", u, errs))
+                    .and_then(|u| {
+                        if u.scheme() == "https" || is_loopback(&u) {
+                            return Some(u);
+                        }
+                        s.error(
+                            errs,
+                            "token_url",
+                            "must be https: the client secret would cross the network in clear \
+                             (http is allowed only for a loopback host)",
+                        );
+                        None
+                    });
                 let request = match s.str("request", errs).unwrap_or("form") {
                     "form" => Some(TokenRequestStyle::Form),
                     "json_basic" => Some(TokenRequestStyle::JsonBasic),
@@ -367,6 +379,16 @@ fn auth_profiles(t: &Table, errs: &mut Vec<LoadError>) -> BTreeMap<String, AuthP
     out
 }
 
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -379,14 +401,16 @@ fn http_url(s: &Section<'_>, key: &str, raw: &str, errs: &mut Vec<LoadError>) ->
                 errs,
                 key,
                 format!(
-                    "`{raw}` must be an http or https URL with a host (scheme is {})",
+                    "`{}` must be an http or https URL with a host (scheme is {})",
+                    crate::secrets::mask_url(&u),
                     u.scheme()
                 ),
             );
             None
         }
+        // Not quoted: a URL can carry a credential.
         Err(e) => {
-            s.error(errs, key, format!("`{raw}` is not a valid URL: {e}"));
+            s.error(errs, key, format!("is not a valid URL: {e}"));
             None
         }
     }
@@ -411,9 +435,17 @@ fn route(
             .map_err(|reason| s.error(errs, "name", reason))
             .ok()
     });
-    let target_url = s
-        .required_str("target_url", errs)
-        .and_then(|u| http_url(&s, "target_url", u, errs));
+    let target_url = s.required_str("target_url", errs).and_then(|u| {
+        if u.contains("{{") || u.contains("{%") {
+            s.error(
+                errs,
+                "target_url",
+                "is not a template: write the full URL (event data never goes into a target URL)",
+            );
+            return None;
+        }
+        http_url(&s, "target_url", u, errs)
+    });
     let route_auth = s.str("auth", errs).map(str::to_owned);
     if let Some(p) = &route_auth
         && !auth.contains_key(p)
@@ -449,6 +481,7 @@ fn route(
             &s,
             key,
             renderer,
+            TemplateKind::Payload,
             &payload_template(name.as_str()),
             &src,
             &allowed,
@@ -470,18 +503,27 @@ fn route(
                 .copied()
                 .filter(|n| *n != "external")
                 .collect();
-            if let Some(url) = url {
+            let shape = url.and_then(|url| {
                 compile(
                     &es,
                     "url",
                     renderer,
+                    TemplateKind::Url,
                     &enrich_template(name.as_str()),
                     url,
                     &without_external,
                     errs,
                 );
-            }
-            Some(settings?)
+                UrlShape::from_source(url)
+                    .map_err(|reason| es.error(errs, "url", reason))
+                    .ok()
+            });
+            let (auth, timeout) = settings?;
+            Some(Enrich {
+                auth,
+                timeout,
+                url: shape?,
+            })
         }
         None => None,
     };
@@ -497,21 +539,23 @@ fn route(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compile(
     s: &Section<'_>,
     key: &str,
     renderer: &mut Renderer,
+    kind: TemplateKind,
     template_name: &str,
     src: &str,
     allowed: &[&str],
     errs: &mut Vec<LoadError>,
 ) {
-    if let Err(e) = renderer.add(template_name, src) {
+    if let Err(e) = renderer.add_kind(kind, template_name, src) {
         s.error(errs, key, format!("template syntax error: {e}"));
         return;
     }
     let unknown: Vec<String> = renderer
-        .undeclared_names(template_name)
+        .undeclared_names(kind, template_name)
         .into_iter()
         .filter(|n| !allowed.contains(&n.as_str()))
         .collect();
@@ -631,7 +675,7 @@ fn enrich_settings(
     t: &Table,
     auth: &BTreeMap<String, AuthProfile>,
     errs: &mut Vec<LoadError>,
-) -> Option<Enrich> {
+) -> Option<(Option<String>, Duration)> {
     let s = Section::new(loc, "enrich.", t, &["url", "auth", "timeout_seconds"], errs);
     let profile = s.str("auth", errs).map(str::to_owned);
     if let Some(p) = &profile
@@ -640,10 +684,7 @@ fn enrich_settings(
         s.error(errs, "auth", unknown_profile(p, auth));
     }
     let timeout = s.int_in("timeout_seconds", 1..=30, errs).unwrap_or(5);
-    Some(Enrich {
-        auth: profile,
-        timeout: Duration::from_secs(timeout as u64),
-    })
+    Some((profile, Duration::from_secs(timeout as u64)))
 }
 
 fn triggers(s: &Section<'_>, errs: &mut Vec<LoadError>) -> Option<Vec<Trigger>> {

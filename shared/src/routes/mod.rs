@@ -8,7 +8,7 @@ mod section;
 pub use load::{LoadError, LoadErrors};
 
 use crate::domain::{DeliveryJob, EventType, RouteName, TriggerEvent};
-use crate::render::{RenderError, Renderer};
+use crate::render::{RenderError, Renderer, UrlShape};
 use crate::retry::RetryPolicy;
 use minijinja::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +118,8 @@ pub struct Route {
 pub struct Enrich {
     pub auth: Option<String>,
     pub timeout: Duration,
+    /// What the URL template's literal part fixes (origin, prefix).
+    pub url: UrlShape,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -279,10 +281,17 @@ impl Routes {
         )
     }
 
-    /// Renders a route's enrich URL (only for routes with `enrich`).
-    pub fn render_enrich_url(&self, route: &Route, ctx: &Value) -> Result<String, RenderError> {
+    /// Renders a route's enrich URL and checks it keeps the template's origin and
+    /// literal prefix (see [`crate::render::url`]).
+    pub fn render_enrich_url(&self, route: &Route, ctx: &Value) -> Result<Url, RenderError> {
+        let Some(enrich) = &route.enrich else {
+            return Err(RenderError::Template(format!(
+                "route `{}` has no enrich lookup",
+                route.name
+            )));
+        };
         self.renderer
-            .render_text(&enrich_template(route.name.as_str()), ctx)
+            .render_url(&enrich_template(route.name.as_str()), ctx, &enrich.url)
     }
 }
 

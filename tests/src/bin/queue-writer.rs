@@ -15,7 +15,6 @@ async fn main() {
     let mut out = std::io::stdout();
     for n in 0u64.. {
         let m = OutgoingMessage {
-            id: "0".into(),
             body: n.to_string(),
             attributes: Default::default(),
             delay: std::time::Duration::ZERO,

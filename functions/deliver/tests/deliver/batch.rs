@@ -147,7 +147,7 @@ async fn more_than_ten_dead_letters_go_out_in_calls_of_ten_and_a_refused_entry_i
     let target = Target::always(404).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     // SQS accepts the call but fails entry "1" of each call.
-    *h.dlq.refuse_entries.lock().unwrap() = vec!["1".to_owned()];
+    *h.dlq.refuse_entries.lock().unwrap() = vec![1];
     let msgs: Vec<_> = (0..12)
         .map(|i| message(&job(&format!("evt_{i:02}"), ROUTE), 1))
         .collect();

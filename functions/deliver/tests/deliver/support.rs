@@ -31,8 +31,9 @@ pub struct FakeQueue {
     pub sent: Mutex<Vec<Vec<OutgoingMessage>>>,
     pub visibility: Mutex<Vec<Vec<(String, Duration)>>>,
     pub send_error: Mutex<Option<QueueError>>,
-    /// Entry ids `send_batch` reports as failed (the call itself succeeds, as SQS does).
-    pub refuse_entries: Mutex<Vec<String>>,
+    /// Positions in a call `send_batch` reports as failed (the call itself succeeds, as
+    /// SQS does).
+    pub refuse_entries: Mutex<Vec<usize>>,
     pub visibility_error: Mutex<Option<QueueError>>,
 }
 
@@ -64,28 +65,23 @@ impl Queue for FakeQueue {
         if let Some(e) = self.send_error.lock().unwrap().clone() {
             return Err(e);
         }
+        router_core::ports::limits::check_send(messages)?;
         let refused = self.refuse_entries.lock().unwrap().clone();
-        let mut ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(
-            ids.len(),
-            messages.len(),
-            "entry ids are unique within a call"
-        );
         self.sent.lock().unwrap().push(
             messages
                 .iter()
-                .filter(|m| !refused.contains(&m.id))
-                .cloned()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .map(|(_, m)| m.clone())
                 .collect(),
         );
-        Ok(messages
+        Ok(refused
             .iter()
-            .filter(|m| refused.contains(&m.id))
-            .map(|m| EntryFailure {
-                id: m.id.clone(),
+            .filter(|i| **i < messages.len())
+            .map(|&index| EntryFailure {
+                index,
                 reason: "InternalError".into(),
+                permanent: false,
             })
             .collect())
     }

@@ -1,5 +1,10 @@
 //! Ports: the small traits the handlers are written against. Adapters live in
 //! [`crate::aws`] (SQS, Secrets Manager) and [`crate::embedded`] (SQLite queue, secrets file).
+//! [`limits`] holds what SQS refuses, checked by both queue adapters.
+
+pub mod limits;
+
+pub use limits::{MAX_BATCH, MAX_MESSAGE_BYTES};
 
 use crate::secrets::Secret;
 use async_trait::async_trait;
@@ -7,13 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-/// SQS's limit for one batch call; the embedded queue enforces it too.
-pub const MAX_BATCH: usize = 10;
-
-/// One message to send. `id` is its id within the batch (for reporting failures).
+/// One message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
-    pub id: String,
     pub body: String,
     pub attributes: BTreeMap<String, String>,
     pub delay: Duration,
@@ -35,8 +36,22 @@ pub struct ReceivedMessage {
 /// One failed entry of a batch call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryFailure {
-    pub id: String,
+    /// The entry's position in the batch.
+    pub index: usize,
     pub reason: String,
+    /// The queue will never take this entry as it is (SQS's `SenderFault`).
+    pub permanent: bool,
+}
+
+impl EntryFailure {
+    /// The failure as a queue error.
+    pub fn into_error(self) -> QueueError {
+        if self.permanent {
+            QueueError::BadRequest(self.reason)
+        } else {
+            QueueError::Unavailable(self.reason)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,20 +70,53 @@ pub enum QueueError {
     /// visibility expired). Log it; it is not a failure of the handler.
     #[error("receipt handle no longer valid: {0}")]
     ReceiptInvalid(String),
-    #[error("bad queue request: {0}")]
+    /// The queue will never accept the request as it is (a limit of [`limits`]): retrying
+    /// it cannot help.
+    #[error("the queue refuses it: {0}")]
     BadRequest(String),
+}
+
+impl QueueError {
+    /// Whether retrying the same request can never help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::BadRequest(_))
+    }
 }
 
 /// A queue with SQS semantics: at-least-once delivery, visibility timeout, receive count,
 /// and (configured on the queue) redrive to a dead-letter queue at a max receive count.
 #[async_trait]
 pub trait Queue: Send + Sync + Debug {
-    /// Sends up to [`MAX_BATCH`] messages. `Ok` lists the entries that failed;
-    /// `Err` means none can be assumed sent.
+    /// Sends one call's worth of messages (1 to [`MAX_BATCH`], checked with
+    /// [`limits::check_send`]). `Ok` lists the entries that failed; `Err` means none can be
+    /// assumed sent. Callers with any number of messages use [`Queue::send`].
     async fn send_batch(
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryFailure>, QueueError>;
+
+    /// Sends any number of messages in as few calls as SQS allows ([`limits::chunks`]);
+    /// one result per message, in order.
+    async fn send(&self, messages: &[OutgoingMessage]) -> Vec<Result<(), QueueError>> {
+        let mut results: Vec<Result<(), QueueError>> = vec![Ok(()); messages.len()];
+        for range in limits::chunks(messages) {
+            match self.send_batch(&messages[range.clone()]).await {
+                Ok(failures) => {
+                    for f in failures {
+                        if let Some(slot) = results.get_mut(range.start + f.index) {
+                            *slot = Err(f.into_error());
+                        }
+                    }
+                }
+                Err(e) => {
+                    for slot in &mut results[range] {
+                        *slot = Err(e.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
 
     /// Receives up to `max` (at most [`MAX_BATCH`]) messages, waiting up to `wait` for
     /// the first. `visibility` overrides the queue's default visibility timeout.
@@ -126,4 +174,24 @@ pub trait SecretStore: Send + Sync + Debug {
     async fn get(&self, id: &str) -> Result<Secret, SecretError>;
     /// Replaces the secret's value as one complete write (creating it if needed).
     async fn put(&self, id: &str, value: &Secret) -> Result<(), SecretError>;
+
+    /// Replaces the secret's value with what `decide` makes of the current one (`None`
+    /// from `decide`: leave it as it is); `Ok(true)` when it wrote. A store that can lock
+    /// (the secrets file) reads and writes under one lock, so concurrent updaters never
+    /// undo each other; this default reads, then writes (Secrets Manager has no
+    /// compare-and-swap: on AWS one writer runs at a time, see docs/DECISIONS.md).
+    async fn update(&self, id: &str, decide: &SecretUpdate<'_>) -> Result<bool, SecretError> {
+        let current = match self.get(id).await {
+            Ok(s) => Some(s),
+            Err(SecretError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        match decide(current.as_ref()) {
+            Some(value) => self.put(id, &value).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
 }
+
+/// What [`SecretStore::update`] does with a secret's current value (absent: `None`).
+pub type SecretUpdate<'a> = dyn Fn(Option<&Secret>) -> Option<Secret> + Send + Sync + 'a;

@@ -1,0 +1,232 @@
+//! What SQS refuses, in one place: both queue adapters check a batch with [`check_send`]
+//! before sending, so the embedded queue refuses exactly what SQS would, and a caller
+//! learns it as [`QueueError::BadRequest`] (permanent) instead of an outage. [`chunks`]
+//! splits any number of messages into calls SQS takes (by count and by size).
+
+use super::{OutgoingMessage, QueueError};
+use std::ops::Range;
+
+/// SQS's limit for one batch call.
+pub const MAX_BATCH: usize = 10;
+/// SQS's limit for one message (body and attributes) and for one batch call's messages
+/// together.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// SQS's limit on message attributes per message.
+pub const MAX_ATTRIBUTES: usize = 10;
+/// The attribute data type every attribute of ours has.
+const STRING_TYPE: &str = "String";
+
+/// Whether SQS takes `c` in a message body or attribute value:
+/// `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF`.
+pub fn allowed_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The size SQS counts for a message: the body, and each attribute's name, data type and
+/// value, in UTF-8 bytes.
+pub fn message_size(m: &OutgoingMessage) -> usize {
+    m.body.len()
+        + m.attributes
+            .iter()
+            .map(|(k, v)| k.len() + STRING_TYPE.len() + v.len())
+            .sum::<usize>()
+}
+
+fn attribute_name_ok(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    (1..=256).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !lower.starts_with("aws.")
+        && !lower.starts_with("amazon.")
+}
+
+/// Why SQS would refuse this one message, if it would.
+pub fn check_message(m: &OutgoingMessage) -> Result<(), String> {
+    if m.body.is_empty() {
+        return Err("the body is empty".to_owned());
+    }
+    if let Some(c) = m.body.chars().find(|c| !allowed_char(*c)) {
+        return Err(format!(
+            "the body holds U+{:04X}, a character SQS refuses",
+            u32::from(c)
+        ));
+    }
+    if m.attributes.len() > MAX_ATTRIBUTES {
+        return Err(format!(
+            "{} attributes; SQS allows {MAX_ATTRIBUTES}",
+            m.attributes.len()
+        ));
+    }
+    for (k, v) in &m.attributes {
+        if !attribute_name_ok(k) {
+            return Err(format!("`{k}` is not a valid attribute name"));
+        }
+        if v.is_empty() {
+            return Err(format!("attribute `{k}` is empty"));
+        }
+        if let Some(c) = v.chars().find(|c| !allowed_char(*c)) {
+            return Err(format!(
+                "attribute `{k}` holds U+{:04X}, a character SQS refuses",
+                u32::from(c)
+            ));
+        }
+    }
+    let size = message_size(m);
+    if size > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "the message is {size} bytes with its attributes; SQS takes at most {MAX_MESSAGE_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a batch as SQS would before anything is sent: 1 to [`MAX_BATCH`] messages,
+/// each one acceptable, at most [`MAX_MESSAGE_BYTES`] together.
+pub fn check_send(messages: &[OutgoingMessage]) -> Result<(), QueueError> {
+    check_count(messages.len())?;
+    for (i, m) in messages.iter().enumerate() {
+        check_message(m).map_err(|why| QueueError::BadRequest(format!("message {i}: {why}")))?;
+    }
+    let total: usize = messages.iter().map(message_size).sum();
+    if total > MAX_MESSAGE_BYTES {
+        return Err(QueueError::BadRequest(format!(
+            "the batch is {total} bytes; SQS takes at most {MAX_MESSAGE_BYTES} in one call"
+        )));
+    }
+    Ok(())
+}
+
+/// A batch call holds 1 to [`MAX_BATCH`] entries.
+pub fn check_count(n: usize) -> Result<(), QueueError> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(QueueError::BadRequest(format!(
+            "a batch holds 1 to {MAX_BATCH} entries, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits messages into consecutive calls of at most [`MAX_BATCH`] entries and
+/// [`MAX_MESSAGE_BYTES`] together. A message too large on its own gets a call of its own
+/// (which [`check_send`] then refuses), so it never takes others down with it.
+pub fn chunks(messages: &[OutgoingMessage]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        let s = message_size(m);
+        if i > start && (i - start == MAX_BATCH || size + s > MAX_MESSAGE_BYTES) {
+            out.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size += s;
+    }
+    if start < messages.len() {
+        out.push(start..messages.len());
+    }
+    out
+}
+
+/// `json` with every character SQS refuses written as a `\uXXXX` escape. Only valid for
+/// JSON text from serde_json, where such characters can only stand inside strings (it
+/// already escapes the C0 controls; U+FFFE and U+FFFF it leaves as they are).
+pub fn escape_json_for_queue(json: String) -> String {
+    if json.chars().all(allowed_char) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 12);
+    for c in json.chars() {
+        if allowed_char(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn m(body: &str) -> OutgoingMessage {
+        OutgoingMessage {
+            body: body.to_owned(),
+            attributes: BTreeMap::from([("route".to_owned(), "crm".to_owned())]),
+            delay: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_characters_sqs_refuses_are_refused() {
+        for bad in ["\u{0}", "\u{8}", "\u{B}", "\u{1F}", "\u{FFFE}", "\u{FFFF}"] {
+            assert!(check_message(&m(&format!("a{bad}b"))).is_err(), "{bad:?}");
+        }
+        for ok in [
+            "\t\n\r",
+            "é😀",
+            "\u{FFFD}",
+            "\u{E000}",
+            "\u{10FFFF}",
+            "\u{7F}",
+        ] {
+            assert!(check_message(&m(ok)).is_ok(), "{ok:?}");
+        }
+        let mut bad_attr = m("{}");
+        bad_attr
+            .attributes
+            .insert("last_error".into(), "x\u{FFFF}".into());
+        assert!(check_message(&bad_attr).is_err());
+        assert!(check_message(&m("")).is_err());
+    }
+
+    #[test]
+    fn sizes_count_attributes_and_batches_count_together() {
+        let body = "x".repeat(MAX_MESSAGE_BYTES - "route".len() - 6 - "crm".len());
+        assert!(check_message(&m(&body)).is_ok());
+        assert!(check_message(&m(&format!("{body}x"))).is_err());
+        let half = m(&"y".repeat(MAX_MESSAGE_BYTES / 2));
+        assert!(check_send(std::slice::from_ref(&half)).is_ok());
+        assert!(matches!(
+            check_send(&[half.clone(), half.clone()]),
+            Err(QueueError::BadRequest(_))
+        ));
+        assert!(check_send(&[]).is_err());
+        assert!(check_send(&vec![m("{}"); 11]).is_err());
+    }
+
+    #[test]
+    fn chunks_split_by_count_and_by_size() {
+        let small = m("{}");
+        assert_eq!(chunks(&vec![small.clone(); 25]), [0..10, 10..20, 20..25]);
+        // Two halves (with their attributes) are more than one call takes.
+        let half = m(&"z".repeat(MAX_MESSAGE_BYTES / 2));
+        let msgs = vec![
+            half.clone(),
+            half.clone(),
+            small.clone(),
+            small.clone(),
+            half,
+        ];
+        assert_eq!(chunks(&msgs), [0..1, 1..4, 4..5]);
+        let huge = m(&"h".repeat(MAX_MESSAGE_BYTES + 1));
+        assert_eq!(chunks(&[small.clone(), huge, small]), [0..1, 1..2, 2..3]);
+        assert!(chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn json_is_escaped_where_sqs_would_refuse_it() {
+        let json =
+            serde_json::to_string(&serde_json::json!({"t": "a\u{FFFF}b\u{FFFE}\u{0}"})).unwrap();
+        let escaped = escape_json_for_queue(json);
+        assert!(escaped.chars().all(allowed_char), "{escaped}");
+        let back: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back["t"], "a\u{FFFF}b\u{FFFE}\u{0}");
+    }
+}
