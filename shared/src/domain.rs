@@ -142,16 +142,56 @@ pub fn delivery_id(event_id: &EventId, route: &RouteName) -> String {
     format!("dlv_{}", hex::encode(&digest[..16]))
 }
 
-/// The body of one delivery-queue message (CONTRACT section 5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The body of one delivery-queue message (CONTRACT section 5), parsed and typed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryJob {
-    pub v: u32,
     pub delivery_id: String,
     pub event_id: EventId,
-    pub route: String,
+    pub route: RouteName,
     pub event: TriggerEvent,
-    /// RFC 3339.
-    pub received_at: String,
+    pub received_at: time::OffsetDateTime,
+}
+
+/// Why a queue message body is not a delivery job (its `malformed` reason). Never quotes
+/// the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("the body is not a delivery job: {what} (line {line}, column {column})")]
+    Shape {
+        what: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("unsupported message version {0}")]
+    Version(u32),
+    #[error("the delivery_id is empty or not a valid header value")]
+    DeliveryId,
+    #[error("the route is not a route name: {0}")]
+    Route(String),
+    #[error("received_at is not an RFC 3339 time")]
+    ReceivedAt,
+}
+
+/// The JSON as it goes onto the queue.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    v: u32,
+    delivery_id: &'a str,
+    event_id: &'a EventId,
+    route: &'a str,
+    event: &'a TriggerEvent,
+    received_at: String,
+}
+
+/// The JSON as it comes off the queue, before its fields are checked.
+#[derive(Deserialize)]
+struct WireIn {
+    v: u32,
+    delivery_id: String,
+    event_id: EventId,
+    route: String,
+    event: TriggerEvent,
+    received_at: String,
 }
 
 impl DeliveryJob {
@@ -159,35 +199,73 @@ impl DeliveryJob {
 
     pub fn new(event: &TriggerEvent, route: &RouteName, received_at: time::OffsetDateTime) -> Self {
         Self {
-            v: Self::VERSION,
             delivery_id: delivery_id(&event.id, route),
             event_id: event.id.clone(),
-            route: route.as_str().to_owned(),
+            route: route.clone(),
             event: event.clone(),
-            received_at: crate::time_fmt::rfc3339(received_at),
+            received_at,
         }
-    }
-
-    pub fn received_at(&self) -> Option<time::OffsetDateTime> {
-        crate::time_fmt::parse_rfc3339(&self.received_at)
     }
 
     /// The queue message body: JSON with every character SQS refuses (U+FFFE, U+FFFF, ...)
     /// written as a `\uXXXX` escape, so any event a user can type can be queued.
     pub fn to_json(&self) -> String {
+        let wire = WireOut {
+            v: Self::VERSION,
+            delivery_id: &self.delivery_id,
+            event_id: &self.event_id,
+            route: self.route.as_str(),
+            event: &self.event,
+            received_at: crate::time_fmt::rfc3339(self.received_at),
+        };
         crate::ports::limits::escape_json_for_queue(
-            serde_json::to_string(self).expect("a delivery job always serializes"),
+            serde_json::to_string(&wire).expect("a delivery job always serializes"),
         )
     }
 
-    /// Parses a queue message body; any shape other than version 1 is `malformed`.
-    pub fn from_json(body: &str) -> Result<Self, String> {
-        let job: Self =
-            serde_json::from_str(body).map_err(|e| format!("not a delivery job: {e}"))?;
-        if job.v != Self::VERSION {
-            return Err(format!("unsupported message version {}", job.v));
+    /// Parses a queue message body, once, into a typed job; anything else is described.
+    pub fn parse(body: &str) -> Result<Self, JobError> {
+        let wire: WireIn = serde_json::from_str(body).map_err(describe)?;
+        if wire.v != Self::VERSION {
+            return Err(JobError::Version(wire.v));
         }
-        Ok(job)
+        if wire.delivery_id.is_empty()
+            || wire.delivery_id.len() > 256
+            || !wire.delivery_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(JobError::DeliveryId);
+        }
+        let route = RouteName::parse(&wire.route)
+            .map_err(|_| JobError::Route(crate::text::truncated(&wire.route, 64)))?;
+        let received_at =
+            crate::time_fmt::parse_rfc3339(&wire.received_at).ok_or(JobError::ReceivedAt)?;
+        Ok(Self {
+            delivery_id: wire.delivery_id,
+            event_id: wire.event_id,
+            route,
+            event: wire.event,
+            received_at,
+        })
+    }
+}
+
+/// A serde_json error as a [`JobError`]: the missing field's name, or only the kind of
+/// problem (the message of a type error can quote the body).
+fn describe(e: serde_json::Error) -> JobError {
+    let msg = e.to_string();
+    let what = match e.classify() {
+        serde_json::error::Category::Data if msg.starts_with("missing field") => msg
+            .split(" at line")
+            .next()
+            .unwrap_or("missing field")
+            .to_owned(),
+        serde_json::error::Category::Data => "a field has the wrong type".to_owned(),
+        _ => "not valid JSON".to_owned(),
+    };
+    JobError::Shape {
+        what,
+        line: e.line(),
+        column: e.column(),
     }
 }
 
@@ -258,17 +336,37 @@ mod tests {
             time::macros::datetime!(2026-11-27 10:00:00 UTC),
         );
         let body = job.to_json();
-        assert_eq!(DeliveryJob::from_json(&body).unwrap(), job);
-        assert_eq!(job.received_at, "2026-11-27T10:00:00Z");
+        assert_eq!(DeliveryJob::parse(&body).unwrap(), job);
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["v"], 1);
+        assert_eq!(v["received_at"], "2026-11-27T10:00:00Z");
         assert_eq!(v["event"]["event_type"], "intent");
         let v2 = body.replacen("\"v\":1", "\"v\":2", 1);
-        assert!(
-            DeliveryJob::from_json(&v2)
-                .unwrap_err()
-                .contains("version 2")
-        );
-        assert!(DeliveryJob::from_json("{}").is_err());
+        assert_eq!(DeliveryJob::parse(&v2).unwrap_err(), JobError::Version(2));
+        assert!(DeliveryJob::parse("{}").is_err());
+    }
+
+    #[test]
+    fn malformed_bodies_are_described_without_quoting_them() {
+        let e = DeliveryJob::parse(r#"{"v":1,"delivery_id":"SECRET-ISH"}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `event_id`"), "{e}");
+        let e = DeliveryJob::parse(r#"{"v":"SECRET-ISH"}"#).unwrap_err().to_string();
+        assert!(!e.contains("SECRET-ISH") && e.contains("wrong type"), "{e}");
+        let e = DeliveryJob::parse("SECRET-ISH not json").unwrap_err().to_string();
+        assert!(e.contains("not valid JSON") && !e.contains("SECRET"), "{e}");
+        let good = |f: &dyn Fn(&mut Value)| {
+            let mut v = serde_json::json!({
+                "v": 1, "delivery_id": "dlv_1", "event_id": "evt_1", "route": "crm",
+                "event": {"id": "evt_1", "event_type": "intent", "score": 1.0},
+                "received_at": "2026-11-27T10:00:00Z"
+            });
+            f(&mut v);
+            DeliveryJob::parse(&v.to_string())
+        };
+        assert!(good(&|_| {}).is_ok());
+        assert_eq!(good(&|v| v["delivery_id"] = "".into()).unwrap_err(), JobError::DeliveryId);
+        assert_eq!(good(&|v| v["delivery_id"] = "a\nb".into()).unwrap_err(), JobError::DeliveryId);
+        assert!(matches!(good(&|v| v["route"] = "Not A Route".into()).unwrap_err(), JobError::Route(_)));
+        assert_eq!(good(&|v| v["received_at"] = "yesterday".into()).unwrap_err(), JobError::ReceivedAt);
     }
 }

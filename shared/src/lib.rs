@@ -17,6 +17,7 @@ pub mod routes;
 pub mod secrets;
 pub mod signing;
 pub mod telemetry;
+pub mod text;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time_fmt;

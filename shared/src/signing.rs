@@ -1,12 +1,9 @@
-//! Standard Webhooks signing: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+//! Standard Webhooks signing: the `webhook-signature` value over `webhook-id`,
+//! `webhook-timestamp` and the body (the header names live in [`crate::wire::headers`]).
 
 use crate::secrets::Secret;
 use standardwebhooks::Webhook;
 use std::fmt;
-
-pub const HEADER_ID: &str = "webhook-id";
-pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
-pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
 /// Signs delivery bodies with a `whsec_<base64 key>` secret.
 pub struct Signer {

@@ -17,6 +17,35 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix milliseconds of `t`.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    unix_ms(OffsetDateTime::now_utc())
+}
+
+/// A duration as the routes file writes it, the inverse of [`parse_duration`]: the largest
+/// whole unit (`86400s` is `24h`, `172800s` is `2d`, `300s` is `5m`).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let whole = |unit: u64| s.checked_rem(unit) == Some(0);
+    match s {
+        0 => "0s".to_owned(),
+        _ if whole(86_400) && s >= 172_800 => format!("{}d", s / 86_400),
+        _ if whole(3600) => format!("{}h", s / 3600),
+        _ if whole(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
 /// Parses `<integer><unit>` with unit `s`, `m`, `h` or `d` (e.g. `30s`, `5m`, `12h`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -55,6 +84,21 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("1.5h").is_err());
+    }
+
+    #[test]
+    fn durations_format_as_the_file_writes_them() {
+        for (secs, text) in [
+            (0, "0s"),
+            (45, "45s"),
+            (300, "5m"),
+            (5400, "90m"),
+            (86_400, "24h"),
+            (172_800, "2d"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+            assert_eq!(parse_duration(text).unwrap(), Duration::from_secs(secs));
+        }
     }
 
     #[test]

@@ -1,16 +1,16 @@
-//! Delivery targets for end-to-end tests: a real HTTP server on 127.0.0.1 whose paths
-//! answer as scripted, recording every delivery it receives (headers and body).
+//! Delivery targets for end-to-end tests, on the one scripted server
+//! ([`router_core::testing::http::Target`]): paths answer as scripted (statuses in order,
+//! a delay, a body), and every request is kept as a [`Delivery`].
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use router_core::testing::http::{Recorded, Reply, Target};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub method: String,
-    /// The path as decoded by the router (`%2F` is `/`).
+    /// The path, percent-decoded, without its leading `/` and query.
     pub path: String,
     /// The path exactly as it arrived on the wire (escapes kept).
     pub raw_path: String,
@@ -22,39 +22,96 @@ impl Delivery {
     pub fn webhook_id(&self) -> &str {
         self.headers.get("webhook-id").map_or("", String::as_str)
     }
+
+    fn from_recorded(r: &Recorded) -> Self {
+        let raw_path = r.path_only().to_owned();
+        Self {
+            method: r.method.clone(),
+            path: percent_decode(raw_path.trim_start_matches('/')),
+            raw_path,
+            headers: r
+                .headers
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+                .collect(),
+            body: r.body.clone(),
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Debug, Default)]
-struct Inner {
-    /// Statuses to answer per path, in order; when a path's script runs out it answers `fallback`.
-    scripts: HashMap<String, VecDeque<u16>>,
+struct Scripts {
+    /// Statuses to answer per path, in order; when a path's script runs out it answers its
+    /// fallback (200 unless set).
+    statuses: HashMap<String, VecDeque<u16>>,
     fallback: HashMap<String, u16>,
-    delays: HashMap<String, std::time::Duration>,
+    delays: HashMap<String, Duration>,
     bodies: HashMap<String, String>,
-    received: Vec<Delivery>,
+}
+
+impl Scripts {
+    fn reply(&mut self, path: &str) -> Reply {
+        let status = match self.statuses.get_mut(path).and_then(VecDeque::pop_front) {
+            Some(s) => s,
+            None => self.fallback.get(path).copied().unwrap_or(200),
+        };
+        let body = self
+            .bodies
+            .get(path)
+            .or_else(|| self.bodies.get("*"))
+            .cloned()
+            .unwrap_or_default();
+        Reply::status(status)
+            .body(&body)
+            .after(self.delays.get(path).copied().unwrap_or_default())
+    }
 }
 
 /// Paths answer 200 unless scripted otherwise.
 #[derive(Debug, Clone)]
 pub struct Targets {
     pub base: String,
-    inner: Arc<Mutex<Inner>>,
+    server: Target,
+    scripts: Arc<Mutex<Scripts>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Targets {
     pub async fn start() -> Self {
-        let inner: Arc<Mutex<Inner>> = Arc::default();
-        let app = axum::Router::new()
-            .route("/{*path}", axum::routing::any(receive))
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let scripts: Arc<Mutex<Scripts>> = Arc::default();
+        let s = scripts.clone();
+        let server = Target::start(move |r, _| {
+            let path = Delivery::from_recorded(r).path;
+            lock(&s).reply(&path)
+        })
+        .await;
         Self {
-            base: format!("http://{addr}"),
-            inner,
+            base: server.base(),
+            server,
+            scripts,
         }
     }
 
@@ -64,35 +121,32 @@ impl Targets {
 
     /// `path` answers these statuses in order, then `then` forever.
     pub fn script(&self, path: &str, statuses: &[u16], then: u16) {
-        let mut inner = self.inner.lock().expect("lock");
-        inner
-            .scripts
+        let mut s = lock(&self.scripts);
+        s.statuses
             .insert(path.to_owned(), statuses.iter().copied().collect());
-        inner.fallback.insert(path.to_owned(), then);
+        s.fallback.insert(path.to_owned(), then);
     }
 
     /// `path` answers only after `delay`.
-    pub fn delay(&self, path: &str, delay: std::time::Duration) {
-        self.inner
-            .lock()
-            .expect("lock")
-            .delays
-            .insert(path.to_owned(), delay);
+    pub fn delay(&self, path: &str, delay: Duration) {
+        lock(&self.scripts).delays.insert(path.to_owned(), delay);
     }
 
     /// `path` answers with this body (e.g. JSON for an enrich lookup); `*` is every path
     /// without a body of its own.
     pub fn answer_body(&self, path: &str, body: &str) {
-        self.inner
-            .lock()
-            .expect("lock")
+        lock(&self.scripts)
             .bodies
             .insert(path.to_owned(), body.to_owned());
     }
 
     /// Every request received (including the ones answered with an error).
     pub fn received(&self) -> Vec<Delivery> {
-        self.inner.lock().expect("lock").received.clone()
+        self.server
+            .requests()
+            .iter()
+            .map(Delivery::from_recorded)
+            .collect()
     }
 
     pub fn received_at(&self, path: &str) -> Vec<Delivery> {
@@ -103,63 +157,11 @@ impl Targets {
     }
 
     /// Waits until `pred` holds for what was received, or `timeout` passes.
-    pub async fn wait_for(
-        &self,
-        timeout: std::time::Duration,
-        pred: impl Fn(&[Delivery]) -> bool,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if pred(&self.received()) {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn receive(
-    State(inner): State<Arc<Mutex<Inner>>>,
-    Path(path): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let delay = inner.lock().expect("lock").delays.get(&path).copied();
-    if let Some(d) = delay {
-        tokio::time::sleep(d).await;
-    }
-    let mut inner = inner.lock().expect("lock");
-    let status = match inner.scripts.get_mut(&path).and_then(VecDeque::pop_front) {
-        Some(s) => s,
-        None => inner.fallback.get(&path).copied().unwrap_or(200),
-    };
-    let answer = inner
-        .bodies
-        .get(&path)
-        .or_else(|| inner.bodies.get("*"))
-        .cloned()
-        .unwrap_or_default();
-    inner.received.push(Delivery {
-        method: method.to_string(),
-        raw_path: uri.path().to_owned(),
-        path,
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_owned(), v.to_owned()))
+    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Delivery]) -> bool) -> bool {
+        self.server
+            .wait_for(timeout, |r| {
+                pred(&r.iter().map(Delivery::from_recorded).collect::<Vec<_>>())
             })
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        answer,
-    )
+            .await
+    }
 }

@@ -1,9 +1,8 @@
-//! A fake OAuth2 token endpoint on 127.0.0.1: answers scripted responses in order, then
+//! A fake OAuth2 token endpoint on the one scripted server
+//! ([`router_core::testing::http::Target`]): answers scripted responses in order, then
 //! fresh tokens (`tok-1`, `tok-2`, ...), and records every request it saw.
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use router_core::testing::http::{Reply, Target};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -35,15 +34,21 @@ pub struct SeenRequest {
 #[derive(Debug, Default)]
 struct Inner {
     script: VecDeque<Scripted>,
-    seen: Vec<SeenRequest>,
     issued: u32,
-    expires_in: i64,
 }
 
 #[derive(Debug, Clone)]
 pub struct TokenServer {
     pub url: String,
+    server: Target,
     inner: Arc<Mutex<Inner>>,
+}
+
+/// How long the tokens it issues live.
+const EXPIRES_IN: i64 = 3600;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl TokenServer {
@@ -51,68 +56,49 @@ impl TokenServer {
     pub async fn start(script: Vec<Scripted>) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             script: script.into(),
-            expires_in: 3600,
-            ..Inner::default()
+            issued: 0,
         }));
         let state = inner.clone();
-        let app = axum::Router::new().route(
-            "/oauth2/token",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let state = state.clone();
-                async move { answer(&state, &headers, &body) }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let server = Target::start(move |_, _| {
+            let mut inner = lock(&state);
+            if let Some(s) = inner.script.pop_front() {
+                let reply = Reply::status(s.status).body(&s.body);
+                return match s.retry_after {
+                    Some(ra) => reply.header("retry-after", ra),
+                    None => reply,
+                };
+            }
+            inner.issued += 1;
+            Reply::json(
+                &serde_json::json!({
+                    "access_token": format!("tok-{}", inner.issued),
+                    "token_type": "Bearer",
+                    "expires_in": EXPIRES_IN,
+                })
+                .to_string(),
+            )
+        })
+        .await;
         Self {
-            url: format!("http://{addr}/oauth2/token"),
+            url: server.url("/oauth2/token"),
+            server,
             inner,
         }
     }
 
     pub fn seen(&self) -> Vec<SeenRequest> {
-        self.inner.lock().expect("lock").seen.clone()
+        self.server
+            .requests()
+            .iter()
+            .map(|r| SeenRequest {
+                authorization: r.header("authorization").map(str::to_owned),
+                content_type: r.header("content-type").map(str::to_owned),
+                body: r.body.clone(),
+            })
+            .collect()
     }
 
     pub fn issued(&self) -> u32 {
-        self.inner.lock().expect("lock").issued
+        lock(&self.inner).issued
     }
-}
-
-fn answer(state: &Mutex<Inner>, headers: &HeaderMap, body: &[u8]) -> Response {
-    let mut inner = state.lock().expect("lock");
-    let header = |k: &str| {
-        headers
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    inner.seen.push(SeenRequest {
-        authorization: header("authorization"),
-        content_type: header("content-type"),
-        body: String::from_utf8_lossy(body).into_owned(),
-    });
-    if let Some(s) = inner.script.pop_front() {
-        let mut resp = (
-            StatusCode::from_u16(s.status).expect("valid status"),
-            s.body,
-        )
-            .into_response();
-        if let Some(ra) = s.retry_after {
-            resp.headers_mut()
-                .insert("retry-after", ra.parse().expect("valid header"));
-        }
-        return resp;
-    }
-    inner.issued += 1;
-    let body = serde_json::json!({"access_token": format!("tok-{}", inner.issued), "token_type": "Bearer", "expires_in": inner.expires_in});
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
 }

@@ -2,8 +2,6 @@
 //! Lambda drives it: receive a batch from the queue, `handle_batch`, delete every record
 //! not reported failed. Targets are real HTTP servers on 127.0.0.1.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use deliver::Deliverer;
 use router_core::aws::{SecretsManagerStore, SqsQueue};
 use router_core::backends::Backends;
@@ -11,11 +9,12 @@ use router_core::domain::{DeliveryJob, EventId, EventType, RouteName, TriggerEve
 use router_core::ports::{OutgoingMessage, Queue, QueueDepth, ReceivedMessage, SecretStore};
 use router_core::routes::Routes;
 use router_core::secrets::Secret;
+use router_core::testing::http::{Reply, Target};
 use router_core::wire::queue::job_message;
 use router_tests::{create_moto_queues, moto_sdk_config};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The queue's own visibility timeout: far longer than any retry delay used here, so a
@@ -28,38 +27,17 @@ const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 // ---------------------------------------------------------------- a target
 
 /// `/ok` answers 200, `/gone` 404, `/flaky` 500 on its first request and 200 after.
-#[derive(Default)]
-struct Seen {
-    requests: Mutex<Vec<(String, HeaderMap, String)>>,
-}
-
-async fn answer(
-    State(seen): State<Arc<Seen>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    let path = uri.path().to_owned();
-    let mut requests = seen.requests.lock().unwrap();
-    let earlier = requests.iter().filter(|(p, _, _)| *p == path).count();
-    requests.push((path.clone(), headers, body));
-    match (path.as_str(), earlier) {
-        ("/ok", _) => StatusCode::OK,
-        ("/flaky", 0) => StatusCode::INTERNAL_SERVER_ERROR,
-        ("/flaky", _) => StatusCode::OK,
-        _ => StatusCode::NOT_FOUND,
-    }
-}
-
-async fn start_target() -> (u16, Arc<Seen>) {
-    let seen = Arc::new(Seen::default());
-    let app = axum::Router::new()
-        .fallback(answer)
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (port, seen)
+async fn start_target() -> Target {
+    let flaky_seen = std::sync::atomic::AtomicUsize::new(0);
+    Target::start(move |req, _| match req.path_only() {
+        "/ok" => Reply::status(200),
+        "/flaky" if flaky_seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+            Reply::status(500)
+        }
+        "/flaky" => Reply::status(200),
+        _ => Reply::status(404),
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- the set-up
@@ -78,11 +56,12 @@ struct Setup {
     queue: Arc<SqsQueue>,
     dlq: Arc<SqsQueue>,
     deliverer: Deliverer,
-    seen: Arc<Seen>,
+    target: Target,
 }
 
 async fn setup() -> Setup {
-    let (port, seen) = start_target().await;
+    let target = start_target().await;
+    let port = target.port;
     let sdk = moto_sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (queue_url, dlq_url) = create_moto_queues(&sqs, VISIBILITY, MAX_RECEIVE_COUNT).await;
@@ -120,7 +99,7 @@ async fn setup() -> Setup {
         queue,
         dlq,
         deliverer,
-        seen,
+        target,
     }
 }
 
@@ -213,11 +192,11 @@ async fn successes_are_really_deleted() {
         "gone, not hidden"
     );
     assert_eq!(depth(&s.dlq).await, QueueDepth::default());
-    let requests = s.seen.requests.lock().unwrap().clone();
+    let requests = s.target.requests();
     assert_eq!(requests.len(), 3);
-    for (_, headers, _) in &requests {
+    for r in &requests {
         assert!(
-            headers.contains_key("webhook-signature"),
+            r.headers.contains_key("webhook-signature"),
             "signed with the key from Secrets Manager"
         );
     }
@@ -257,12 +236,11 @@ async fn a_retried_message_really_reappears_after_the_visibility_delay() {
 
     assert!(invoke(&s, again).await.is_empty(), "delivered on attempt 2");
     assert_eq!(depth(&s.queue).await, QueueDepth::default());
-    let requests = s.seen.requests.lock().unwrap().clone();
-    let attempts: Vec<serde_json::Value> = requests
+    let attempts: Vec<serde_json::Value> = s
+        .target
+        .requests()
         .iter()
-        .map(|(_, _, body)| {
-            serde_json::from_str::<serde_json::Value>(body).unwrap()["attempt"].clone()
-        })
+        .map(|r| r.json()["attempt"].clone())
         .collect();
     assert_eq!(attempts, [1, 2]);
 }

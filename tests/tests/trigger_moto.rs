@@ -119,10 +119,10 @@ async fn a_trigger_matching_three_routes_leaves_exactly_three_messages() {
     assert_eq!(got.len(), 3, "exactly three messages: {got:?}");
     let mut routes: Vec<String> = Vec::new();
     for m in &got {
-        let job = DeliveryJob::from_json(&m.body).unwrap();
+        let job = DeliveryJob::parse(&m.body).unwrap();
         assert_eq!(job.event_id.as_str(), "evt_moto_1");
         assert_eq!(job.event.data.as_ref().unwrap()["text"], "agent");
-        assert_eq!(m.attributes["route"], job.route);
+        assert_eq!(m.attributes["route"], job.route.as_str());
         assert_eq!(m.attributes["delivery_id"], job.delivery_id);
         let listed = body["deliveries"]
             .as_array()
@@ -131,7 +131,7 @@ async fn a_trigger_matching_three_routes_leaves_exactly_three_messages() {
             .find(|d| d["route"] == job.route.as_str())
             .unwrap();
         assert_eq!(listed["delivery_id"], job.delivery_id.as_str());
-        routes.push(job.route);
+        routes.push(job.route.to_string());
     }
     routes.sort();
     assert_eq!(routes, ["analytics", "crm-handoff", "ticketing"]);

@@ -4,7 +4,7 @@
 //! its `expires_at`, and re-read on demand after a 401/403. No value ever reaches an
 //! error message, a log line or `Debug`.
 
-use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 use router_core::ports::{SecretError, SecretStore};
 use router_core::routes::AuthProfile;
 use router_core::secrets::{Secret, StoredToken};
@@ -44,14 +44,14 @@ struct Cached<T> {
 }
 
 /// A profile's finished header (name, sensitive value).
-type AuthHeader = (HeaderName, HeaderValue);
+type Header = (HeaderName, HeaderValue);
 
 /// The secret store behind a cache, and the routes file's auth profiles. What is cached
 /// is each profile's finished header, so a delivery only clones it.
 pub struct Credentials {
     store: Arc<dyn SecretStore>,
     profiles: BTreeMap<String, AuthProfile>,
-    headers: Mutex<HashMap<String, Cached<AuthHeader>>>,
+    headers: Mutex<HashMap<String, Cached<Header>>>,
     signer: Mutex<Option<Cached<Arc<Signer>>>>,
 }
 
@@ -61,10 +61,6 @@ impl std::fmt::Debug for Credentials {
             .field("profiles", &self.profiles.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl Credentials {
@@ -82,7 +78,7 @@ impl Credentials {
     }
 
     /// The header a profile adds to a request. `fresh`: bypass the cache (after a 401/403).
-    pub async fn header(&self, profile: &str, fresh: bool) -> Result<AuthHeader, AuthError> {
+    pub async fn header(&self, profile: &str, fresh: bool) -> Result<Header, AuthError> {
         if !fresh
             && let Some(h) = self
                 .lock_headers()
@@ -95,29 +91,21 @@ impl Credentials {
             .profiles
             .get(profile)
             .ok_or_else(|| AuthError::UnknownProfile(profile.to_owned()))?;
-        let (name, secret_id, value, keep) = match p {
-            AuthProfile::ApiKey { secret } => {
+        // The secret part of the header's value, and how long it may be reused.
+        let (secret_id, secret, keep) = match p {
+            AuthProfile::ApiKey { secret } | AuthProfile::Header { secret, .. } => {
                 let v = self.store.get(secret).await?;
-                let name = HeaderName::from_static("x-api-key");
-                (name, secret, v.expose().to_owned(), Some(SECRET_TTL))
-            }
-            AuthProfile::Header {
-                header,
-                prefix,
-                secret,
-            } => {
-                let v = self.store.get(secret).await?;
-                let name = HeaderName::from_bytes(header.as_bytes())
-                    .map_err(|_| AuthError::BadHeaderValue(secret.clone()))?;
-                let value = format!("{prefix}{}", v.expose());
-                (name, secret, value, Some(SECRET_TTL))
+                (secret, v, Some(SECRET_TTL))
             }
             AuthProfile::OAuth2(o) => {
                 let (token, keep) = self.token(&o.token_secret).await?;
-                let value = format!("Bearer {}", token.expose());
-                (AUTHORIZATION, &o.token_secret, value, keep)
+                (&o.token_secret, token, keep)
             }
         };
+        let shape = router_core::wire::headers::AuthHeader::of(p, secret.expose());
+        let name = HeaderName::from_bytes(shape.name.as_bytes())
+            .map_err(|_| AuthError::BadHeaderValue(secret_id.clone()))?;
+        let value = format!("{}{}", shape.prefix, shape.secret);
         let mut value = HeaderValue::from_str(value.trim_end())
             .map_err(|_| AuthError::BadHeaderValue(secret_id.clone()))?;
         value.set_sensitive(true);
@@ -170,7 +158,7 @@ impl Credentials {
         Ok(signer)
     }
 
-    fn lock_headers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached<AuthHeader>>> {
+    fn lock_headers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached<Header>>> {
         self.headers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -179,7 +167,7 @@ impl Credentials {
     async fn token(&self, id: &str) -> Result<(Secret, Option<Duration>), AuthError> {
         let raw = self.store.get(id).await?;
         let token = StoredToken::parse(&raw).ok_or_else(|| AuthError::BadToken(id.to_owned()))?;
-        let now = unix_now();
+        let now = router_core::time_fmt::unix_now();
         if token.expires_at <= now {
             return Err(AuthError::TokenExpired {
                 secret: id.to_owned(),
@@ -203,7 +191,7 @@ mod tests {
     fn token(access: &str, expires_in: i64) -> String {
         format!(
             r#"{{"access_token":"{access}","token_type":"Bearer","expires_at":{}}}"#,
-            unix_now() + expires_in
+            router_core::time_fmt::unix_now() + expires_in
         )
     }
 

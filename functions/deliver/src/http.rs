@@ -1,11 +1,13 @@
-//! One HTTP attempt (a delivery POST or an enrich GET) and what it came to, as the
-//! retry module's [`Outcome`] plus the status, `Retry-After`, latency and a safe error
-//! text (no URL, no body, no secret). Also builds the one pooled client per cold start.
+//! One HTTP request (a delivery POST or an enrich GET) and what it came to: an
+//! [`Attempted`] (the retry module's [`Outcome`], the status, a safe error text: no URL,
+//! no body, no secret) with the latency and, when asked for, the answer's body. Also
+//! builds the one pooled client per cold start.
 
 use crate::guard::{self, GuardedResolver};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, Method, redirect};
-use router_core::retry::{Outcome, parse_retry_after};
+use router_core::retry::{Attempted, Outcome, parse_retry_after};
+use router_core::wire::headers::USER_AGENT;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use url::Url;
@@ -18,12 +20,12 @@ pub const MAX_ENRICH_ANSWER: usize = 1024 * 1024;
 /// The client every attempt goes through: pooled connections, the guard as its resolver,
 /// redirects never followed, and no proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` are
 /// ignored): through a proxy the guard would only ever judge the proxy's address.
-pub fn client(resolver: GuardedResolver, user_agent: &str) -> reqwest::Result<Client> {
+pub fn client(resolver: GuardedResolver) -> reqwest::Result<Client> {
     Client::builder()
         .no_proxy()
         .dns_resolver(Arc::new(resolver))
         .redirect(redirect::Policy::none())
-        .user_agent(user_agent)
+        .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(60))
         .connect_timeout(Duration::from_secs(10))
         .build()
@@ -43,33 +45,30 @@ pub struct Request<'a> {
 
 /// What one request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    pub outcome: Outcome,
-    pub status: Option<u16>,
-    pub latency: Duration,
-    /// Why it did not succeed, safe to log and to put in `last_error`.
-    pub error: Option<String>,
+pub struct Sent {
+    pub attempted: Attempted,
+    /// How long the request took; `None` when none was made.
+    pub latency: Option<Duration>,
     /// The answer's body, when asked for and the status was 2xx.
     pub body: Option<Vec<u8>>,
 }
 
-impl Attempt {
-    fn failed(outcome: Outcome, error: String, latency: Duration) -> Self {
+impl Sent {
+    /// Ended without an answer (`latency`: `None` when nothing was sent).
+    pub fn failed(outcome: Outcome, error: String, latency: Option<Duration>) -> Self {
         Self {
-            outcome,
-            status: None,
+            attempted: Attempted::new(outcome, error),
             latency,
-            error: Some(error),
             body: None,
         }
     }
 }
 
 /// Sends one request: the guard first (IP literals), then the request with its timeout.
-pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Attempt {
+pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sent {
     let started = Instant::now();
     if let Err(blocked) = guard::check_url(req.url, allow_private) {
-        return Attempt::failed(Outcome::Blocked, blocked.to_string(), started.elapsed());
+        return Sent::failed(Outcome::Blocked, blocked.to_string(), Some(started.elapsed()));
     }
     let mut builder = client
         .request(req.method, req.url.clone())
@@ -82,7 +81,7 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Att
         Ok(r) => r,
         Err(e) => {
             let (outcome, text) = describe(&e, req.timeout);
-            return Attempt::failed(outcome, text, started.elapsed());
+            return Sent::failed(outcome, text, Some(started.elapsed()));
         }
     };
     let code = resp.status().as_u16();
@@ -118,7 +117,7 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Att
                 // The status is in; a delivery is judged by it. An enrich answer is not usable.
                 if req.keep_body && success {
                     let (outcome, text) = describe(&e, req.timeout);
-                    return Attempt::failed(outcome, text, started.elapsed());
+                    return Sent::failed(outcome, text, Some(started.elapsed()));
                 }
                 break;
             }
@@ -126,20 +125,29 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Att
     }
     let latency = started.elapsed();
     if let Some(text) = read_error {
-        return Attempt {
-            outcome: Outcome::TooLarge,
-            status: Some(code),
-            latency,
-            error: Some(text),
+        return Sent {
+            attempted: Attempted {
+                outcome: Outcome::TooLarge,
+                status: Some(code),
+                error: text,
+            },
+            latency: Some(latency),
             body: None,
         };
     }
     let reason = resp.status().canonical_reason().unwrap_or("");
-    Attempt {
-        outcome: Outcome::Status { code, retry_after },
-        status: Some(code),
-        latency,
-        error: (!success).then(|| format!("answered {code} {reason}").trim_end().to_owned()),
+    let error = if success {
+        String::new()
+    } else {
+        format!("answered {code} {reason}").trim_end().to_owned()
+    };
+    Sent {
+        attempted: Attempted {
+            outcome: Outcome::Status { code, retry_after },
+            status: Some(code),
+            error,
+        },
+        latency: Some(latency),
         body: (req.keep_body && success).then_some(body),
     }
 }

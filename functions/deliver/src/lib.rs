@@ -3,20 +3,28 @@
 //! with a reason. [`Deliverer`] is host-neutral: Lambda drives it from an SQS event
 //! (`main.rs`, [`lambda`]), a local host from its own queue polling.
 //!
-//! - [`handler`]: the per-record flow and the batch (visibility changes, DLQ copies)
-//! - [`http`]: one HTTP attempt and its outcome
-//! - [`auth`]: outbound auth headers and the signing key, cached
-//! - [`guard`]: the private-target guard and its DNS resolver
-//! - [`metrics`]: CloudWatch Embedded Metric Format lines per batch
-//! - [`lambda`]: SQS event in, batch item failures out
+//! A message's path, one module a stage:
+//! - [`deliverer`]: the batch in, the failed ids out; runs the stages and logs each message
+//! - [`prepare`]: parse the job, find its route, check its age
+//! - [`attempt`]: enrich, render, sign, send (with the oauth2 resend)
+//! - `router_core::retry::decide`: the pure decision (delivered, retry in, dead letter)
+//! - [`settle`]: visibility changes for retries, DLQ copies, the failed ids
+//!
+//! and what they use: [`http`] (one request and what it came to), [`auth`] (outbound
+//! auth headers and the signing key, cached), [`guard`] (the private-target guard),
+//! [`metrics`] (CloudWatch EMF lines per batch), [`lambda`] (SQS event in, batch item
+//! failures out).
 
 #![warn(clippy::unwrap_used)]
 
+pub mod attempt;
 pub mod auth;
+pub mod deliverer;
 pub mod guard;
-pub mod handler;
 pub mod http;
 pub mod lambda;
 pub mod metrics;
+pub mod prepare;
+pub mod settle;
 
-pub use handler::{BuildError, DeadLetter, Deliverer};
+pub use deliverer::{BuildError, Deliverer};

@@ -6,7 +6,7 @@ use crate::error::{CliError, CliResult};
 use crate::setup;
 use router_core::domain::DeliveryJob;
 use router_core::ports::{MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
-use router_core::retry::Failure;
+use router_core::wire::dead_letter::{self, Failure};
 use router_core::wire::queue::job_message;
 use serde::Serialize;
 use std::time::Duration;
@@ -29,28 +29,29 @@ pub struct DeadLetterRow {
 
 impl DeadLetterRow {
     pub fn from_message(m: &ReceivedMessage, now: time::OffsetDateTime) -> Self {
-        let job = DeliveryJob::from_json(&m.body).ok();
-        let attr = |k: &str| m.attributes.get(k).cloned();
+        let job = DeliveryJob::parse(&m.body).ok();
+        let recorded = dead_letter::read(&m.attributes);
         let age_s = job
             .as_ref()
-            .and_then(DeliveryJob::received_at)
-            .map(|t| (now - t).whole_seconds())
+            .map(|j| (now - j.received_at).whole_seconds())
             .or_else(|| (m.sent_at_ms > 0).then(|| now.unix_timestamp() - m.sent_at_ms / 1000));
         Self {
-            delivery_id: attr("delivery_id")
+            delivery_id: recorded
+                .delivery_id
                 .or_else(|| job.as_ref().map(|j| j.delivery_id.clone()))
                 .unwrap_or_else(|| "-".into()),
-            route: attr("route")
-                .or_else(|| job.as_ref().map(|j| j.route.clone()))
+            route: recorded
+                .route
+                .or_else(|| job.as_ref().map(|j| j.route.to_string()))
                 .unwrap_or_else(|| "-".into()),
             // A message the queue itself moved here (a crash loop) carries no failure.
-            failure: attr("failure").unwrap_or_else(|| "redriven_by_queue".into()),
-            last_status: attr("last_status").and_then(|s| s.parse().ok()),
-            attempts: attr("attempts")
-                .and_then(|s| s.parse().ok())
-                .or(Some(m.receive_count)),
+            failure: recorded
+                .failure
+                .unwrap_or_else(|| dead_letter::REDRIVEN_BY_QUEUE.into()),
+            last_status: recorded.last_status,
+            attempts: recorded.attempts.or(Some(m.receive_count)),
             age_s,
-            last_error: attr("last_error"),
+            last_error: recorded.last_error,
         }
     }
 }
@@ -211,8 +212,8 @@ impl Filter {
 /// The message a dead letter goes back as: same body and delivery id, a fresh schedule
 /// (a new message starts at receive count 1; `received_at` restarts `max_age`).
 pub fn redriven(m: &ReceivedMessage) -> Option<OutgoingMessage> {
-    let mut job = DeliveryJob::from_json(&m.body).ok()?;
-    job.received_at = router_core::time_fmt::rfc3339(time::OffsetDateTime::now_utc());
+    let mut job = DeliveryJob::parse(&m.body).ok()?;
+    job.received_at = time::OffsetDateTime::now_utc();
     Some(job_message(&job))
 }
 

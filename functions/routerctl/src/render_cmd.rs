@@ -6,9 +6,9 @@ use crate::cli::{Global, RenderArgs};
 use crate::error::{CliError, CliResult};
 use crate::setup;
 use router_core::domain::DeliveryJob;
-use router_core::routes::{AuthProfile, Routes};
+use router_core::routes::Routes;
 use router_core::secrets::mask_url;
-use router_core::signing::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use router_core::wire::headers::{AuthHeader, DeliveryHeaders, HEADER_SIGNATURE};
 
 pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
     let routes = setup::load_routes(&global.routes)?;
@@ -64,26 +64,20 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
     })?;
 
     println!("POST {}", mask_url(&route.target_url));
-    println!("content-type: application/json");
-    println!(
-        "user-agent: cognigy-webhook-router/{}",
-        router_core::VERSION
-    );
-    println!("{HEADER_ID}: {}", job.delivery_id);
-    println!("{HEADER_TIMESTAMP}: {}", now.unix_timestamp());
-    if let Some(signing) = &routes.signing {
-        println!(
-            "{HEADER_SIGNATURE}: v1,*** (HMAC-SHA256 with secret `{}`)",
-            signing.secret
-        );
-    }
-    if let Some(profile) = route.auth.as_ref().and_then(|p| routes.auth.get(p)) {
-        match profile {
-            AuthProfile::ApiKey { .. } => println!("x-api-key: ***"),
-            AuthProfile::Header { header, prefix, .. } => {
-                println!("{}: {prefix}***", header.to_ascii_lowercase())
-            }
-            AuthProfile::OAuth2(_) => println!("authorization: Bearer ***"),
+    let profile = route.auth.as_ref().and_then(|p| routes.auth.get(p));
+    let headers = DeliveryHeaders {
+        delivery_id: &job.delivery_id,
+        timestamp: now.unix_timestamp(),
+        signature: routes.signing.as_ref().map(|_| ""),
+        auth: profile.map(|p| AuthHeader::of(p, "")),
+    };
+    for (name, value) in headers.to_show() {
+        match (&routes.signing, name.as_str()) {
+            (Some(signing), HEADER_SIGNATURE) => println!(
+                "{name}: {value} (HMAC-SHA256 with secret `{}`)",
+                signing.secret
+            ),
+            _ => println!("{name}: {value}"),
         }
     }
     println!();

@@ -116,7 +116,7 @@ async fn routes_check_probe_checks_targets_tokens_and_templates() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("route reachable: target") && stdout.contains("answered HTTP 405"),
+        stdout.contains("route reachable: target") && stdout.contains("answered HTTP 200"),
         "{stdout}"
     );
     assert!(

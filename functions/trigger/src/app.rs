@@ -174,7 +174,7 @@ async fn trigger(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: 
         deliveries: jobs
             .iter()
             .map(|j| Delivery {
-                route: &j.route,
+                route: j.route.as_str(),
                 delivery_id: &j.delivery_id,
             })
             .collect(),

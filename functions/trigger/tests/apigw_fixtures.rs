@@ -37,7 +37,7 @@ async fn a_base64_form_trigger_from_api_gateway_is_queued() {
     let h = harness().await;
     let (status, body) = through_lambda_http(&h, "apigw_v2_trigger_form_base64.json").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let job = DeliveryJob::from_json(&h.queue.sent()[0].body).unwrap();
+    let job = DeliveryJob::parse(&h.queue.sent()[0].body).unwrap();
     assert_eq!(job.event.user_id.as_deref(), Some("usr_2"));
     assert_eq!(job.event.data.unwrap()["text"], "hi");
 }

@@ -22,7 +22,7 @@ pub const MAX_JOB_BYTES: usize = MAX_MESSAGE_BYTES - DEAD_LETTER_HEADROOM;
 /// The queue message for one job.
 pub fn job_message(job: &DeliveryJob) -> OutgoingMessage {
     let mut attributes = BTreeMap::new();
-    attributes.insert(ATTR_ROUTE.to_owned(), job.route.clone());
+    attributes.insert(ATTR_ROUTE.to_owned(), job.route.as_str().to_owned());
     attributes.insert(ATTR_DELIVERY_ID.to_owned(), job.delivery_id.clone());
     OutgoingMessage {
         body: job.to_json(),

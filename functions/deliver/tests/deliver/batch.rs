@@ -73,7 +73,7 @@ async fn retries_of_one_batch_share_one_visibility_call() {
 async fn a_dead_letter_the_dlq_refuses_is_reported_failed_so_it_is_not_lost() {
     let target = Target::always(404).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
-    *h.dlq.send_error.lock().unwrap() = Some(QueueError::Unavailable("down".into()));
+    h.dlq.then(SendBehaviour::Unavailable);
     let msg = message(&job("evt_keep", ROUTE), 1);
     assert_eq!(h.run(vec![msg]).await, ["msg-evt_keep"]);
     let docs = h.metrics.0.lock().unwrap().clone();
@@ -84,8 +84,8 @@ async fn a_dead_letter_the_dlq_refuses_is_reported_failed_so_it_is_not_lost() {
 async fn a_stale_receipt_handle_is_logged_not_fatal() {
     let target = Target::always(503).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
-    *h.queue.visibility_error.lock().unwrap() =
-        Some(QueueError::ReceiptInvalid("ReceiptHandleIsInvalid".into()));
+    h.queue
+        .fail_visibility(QueueError::ReceiptInvalid("ReceiptHandleIsInvalid".into()));
     let ok_target = Target::always(200).await;
     let h2 = Harness::new(&one_route(&ok_target.url("/hook"), ""));
     assert_eq!(
@@ -146,8 +146,10 @@ async fn one_metric_line_per_route_and_per_failure() {
 async fn more_than_ten_dead_letters_go_out_in_calls_of_ten_and_a_refused_entry_is_kept() {
     let target = Target::always(404).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
-    // SQS accepts the call but fails entry "1" of each call.
-    *h.dlq.refuse_entries.lock().unwrap() = vec![1];
+    // SQS accepts each call but fails its second entry.
+    h.dlq
+        .then(SendBehaviour::FailEntries(vec![1]))
+        .then(SendBehaviour::FailEntries(vec![1]));
     let msgs: Vec<_> = (0..12)
         .map(|i| message(&job(&format!("evt_{i:02}"), ROUTE), 1))
         .collect();
@@ -157,8 +159,8 @@ async fn more_than_ten_dead_letters_go_out_in_calls_of_ten_and_a_refused_entry_i
         ["msg-evt_01", "msg-evt_11"],
         "the refused copies stay on the queue"
     );
-    let calls = h.dlq.sent.lock().unwrap().clone();
-    assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [9, 1]);
+    assert_eq!(h.dlq.send_calls(), 2, "calls of ten");
+    assert_eq!(h.dlq.sent().len(), 10);
     let docs = h.metrics.0.lock().unwrap().clone();
     assert_eq!(docs[0]["DeadLettered"], 10);
 }

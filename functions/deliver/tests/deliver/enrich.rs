@@ -29,7 +29,7 @@ async fn the_lookups_answer_appears_in_the_body() {
     .await;
     let target = Target::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
-    h.secrets.set("crm/token", &["crm-key"]);
+    h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(!h.run_one(message(&job("evt_enrich", ROUTE), 1)).await);
 
     let lookup = &crm.requests()[0];
@@ -50,10 +50,10 @@ async fn a_lookup_answering_503_is_retried_and_nothing_is_delivered() {
     let crm = Target::always(503).await;
     let target = Target::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
-    h.secrets.set("crm/token", &["crm-key"]);
+    h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(h.run_one(message(&job("evt_crm_down", ROUTE), 1)).await);
     assert_eq!(h.delays(), [Duration::from_secs(5)]);
-    assert!(h.dlq.sent_messages().is_empty());
+    assert!(h.dlq.sent().is_empty());
     assert_eq!(crm.requests().len(), 1);
     assert!(target.requests().is_empty());
 }
@@ -63,7 +63,7 @@ async fn a_lookup_answering_404_is_permanent_and_says_it_was_the_lookup() {
     let crm = Target::always(404).await;
     let target = Target::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
-    h.secrets.set("crm/token", &["crm-key"]);
+    h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(!h.run_one(message(&job("evt_nouser", ROUTE), 1)).await);
     let a = h.dead_letter().attributes;
     assert_eq!(
@@ -79,7 +79,7 @@ async fn a_lookup_answer_that_is_not_json_is_a_render_failure() {
     let crm = Target::scripted(vec![Reply::status(200).body("<html>login</html>")]).await;
     let target = Target::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
-    h.secrets.set("crm/token", &["crm-key"]);
+    h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(!h.run_one(message(&job("evt_html", ROUTE), 1)).await);
     assert_eq!(h.dead_letter().attributes["failure"], "render");
     assert!(target.requests().is_empty());

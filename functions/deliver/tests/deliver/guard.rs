@@ -15,7 +15,7 @@ fn guarded(target_url: &str) -> String {
 async fn assert_blocked(h: &Harness, target: &Target, what: &str) {
     let failed = h.run(vec![message(&job("evt_blocked", ROUTE), 1)]).await;
     assert!(failed.is_empty(), "{what}: dead-lettered, not retried");
-    let sent = h.dlq.sent_messages();
+    let sent = h.dlq.sent();
     let last = sent
         .last()
         .unwrap_or_else(|| panic!("{what}: no dead letter"));

@@ -28,11 +28,11 @@ fn expected_signature(id: &str, timestamp: &str, body: &str) -> String {
 async fn every_delivery_carries_the_contract_headers_and_a_verifiable_signature() {
     let target = Target::always(200).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"crm\""));
-    h.secrets.set(
+    h.secrets.set_sequence(
         "router/signing-key",
         &[&format!("whsec_{}", B64.encode(KEY))],
     );
-    h.secrets.set("crm/token", &["crm-secret-token"]);
+    h.secrets.set_sequence("crm/token", &["crm-secret-token"]);
     let job = job("evt_signed", ROUTE);
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!(!h.run_one(message(&job, 1)).await);
@@ -75,11 +75,11 @@ async fn without_signing_there_is_no_signature_but_id_and_timestamp_remain() {
 async fn an_api_key_profile_sends_x_api_key_and_secrets_are_read_once() {
     let target = Target::always(200).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"partner\""));
-    h.secrets.set(
+    h.secrets.set_sequence(
         "router/signing-key",
         &[&format!("whsec_{}", B64.encode(KEY))],
     );
-    h.secrets.set("partner/key", &["k-123"]);
+    h.secrets.set_sequence("partner/key", &["k-123"]);
     for i in 0..3 {
         h.run_one(message(&job(&format!("evt_{i}"), ROUTE), 1))
             .await;
@@ -90,15 +90,15 @@ async fn an_api_key_profile_sends_x_api_key_and_secrets_are_read_once() {
             .iter()
             .all(|r| r.header("x-api-key") == Some("k-123"))
     );
-    assert_eq!(h.secrets.reads("partner/key"), 1, "cached per cold start");
-    assert_eq!(h.secrets.reads("router/signing-key"), 1);
+    assert_eq!(h.secrets.reads_of("partner/key"), 1, "cached per cold start");
+    assert_eq!(h.secrets.reads_of("router/signing-key"), 1);
 }
 
 #[tokio::test]
 async fn a_missing_secret_is_retried_not_dead_lettered() {
     let target = Target::always(200).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"crm\""));
-    h.secrets.set(
+    h.secrets.set_sequence(
         "router/signing-key",
         &[&format!("whsec_{}", B64.encode(KEY))],
     );
@@ -111,11 +111,11 @@ async fn a_missing_secret_is_retried_not_dead_lettered() {
 async fn a_403_on_a_static_header_route_is_permanent_at_once() {
     let target = Target::always(403).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"crm\""));
-    h.secrets.set(
+    h.secrets.set_sequence(
         "router/signing-key",
         &[&format!("whsec_{}", B64.encode(KEY))],
     );
-    h.secrets.set("crm/token", &["rotated-away"]);
+    h.secrets.set_sequence("crm/token", &["rotated-away"]);
     assert!(!h.run_one(message(&job("evt_403", ROUTE), 1)).await);
     assert_eq!(target.requests().len(), 1, "no resend for a static key");
     let a = h.dead_letter().attributes;

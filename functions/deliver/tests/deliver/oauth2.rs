@@ -28,7 +28,7 @@ async fn a_401_rereads_the_token_and_resends_at_once_spending_one_attempt() {
     let target = wants_fresh_token().await;
     let h = Harness::new(&oauth2_routes(&target.url("/hook")));
     // token-refresh rotated the token after this cold start cached the old one.
-    h.secrets.set(
+    h.secrets.set_sequence(
         "cognigy/token",
         &[&stored_token("stale"), &stored_token("fresh")],
     );
@@ -53,14 +53,14 @@ async fn a_401_rereads_the_token_and_resends_at_once_spending_one_attempt() {
         reqs.iter()
             .all(|r| r.header("webhook-id") == Some(job.delivery_id.as_str()))
     );
-    assert_eq!(h.secrets.reads("cognigy/token"), 2);
+    assert_eq!(h.secrets.reads_of("cognigy/token"), 2);
 
     // The fresh token is cached for the next delivery.
     assert!(
         !h.run_one(message(&super::support::job("evt_oauth2", ROUTE), 1))
             .await
     );
-    assert_eq!(h.secrets.reads("cognigy/token"), 2);
+    assert_eq!(h.secrets.reads_of("cognigy/token"), 2);
     assert_eq!(target.requests().len(), 3);
 }
 
@@ -68,7 +68,7 @@ async fn a_401_rereads_the_token_and_resends_at_once_spending_one_attempt() {
 async fn a_second_401_is_permanent() {
     let target = wants_fresh_token().await;
     let h = Harness::new(&oauth2_routes(&target.url("/hook")));
-    h.secrets.set("cognigy/token", &[&stored_token("stale")]);
+    h.secrets.set_sequence("cognigy/token", &[&stored_token("stale")]);
     assert!(!h.run_one(message(&job("evt_denied", ROUTE), 1)).await);
     assert_eq!(target.requests().len(), 2, "one resend, no more");
     let a = h.dead_letter().attributes;
@@ -85,7 +85,7 @@ async fn an_expired_stored_token_is_retried_until_token_refresh_catches_up() {
     let target = wants_fresh_token().await;
     let h = Harness::new(&oauth2_routes(&target.url("/hook")));
     let expired = r#"{"access_token":"old","token_type":"Bearer","expires_at":1000}"#;
-    h.secrets.set("cognigy/token", &[expired]);
+    h.secrets.set_sequence("cognigy/token", &[expired]);
     assert!(h.run_one(message(&job("evt_wait", ROUTE), 1)).await);
     assert!(target.requests().is_empty());
     assert_eq!(h.delays(), [std::time::Duration::from_secs(5)]);

@@ -1,5 +1,8 @@
-//! In-memory port implementations for handler tests (feature `testing`): a queue that
-//! records what was sent and can be told to fail, and a secret store in a map.
+//! Test doubles (feature `testing`), one set for every crate: a queue that records every
+//! call and can be scripted to fail, a secret store in a map that can hand out a sequence
+//! of values (a rotation), a log capture, and [`http`], the scripted HTTP server.
+
+pub mod http;
 
 use crate::ports::{
     EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage, SecretError,
@@ -25,15 +28,20 @@ pub enum SendBehaviour {
     FailEntries(Vec<usize>),
 }
 
-/// A queue that records accepted messages. Scripted behaviours apply to the next calls in
-/// order; after they run out every call is accepted.
+/// A queue that records accepted messages. Scripted send behaviours apply to the next
+/// calls in order; after they run out every call is accepted. It refuses what SQS
+/// refuses ([`crate::ports::limits`]). It receives nothing: tests hand messages in.
 #[derive(Debug, Default)]
 pub struct FakeQueue {
     pub sent: Mutex<Vec<OutgoingMessage>>,
     pub script: Mutex<VecDeque<SendBehaviour>>,
     pub calls: Mutex<usize>,
     pub depth: Mutex<Option<QueueDepth>>,
-    pub visibility_changes: Mutex<Vec<(String, Duration)>>,
+    /// Every `change_visibility_batch` call, with its entries (a single change is a call
+    /// of one).
+    pub visibility_calls: Mutex<Vec<Vec<(String, Duration)>>>,
+    /// When set, every visibility change fails with it.
+    pub visibility_error: Mutex<Option<QueueError>>,
     pub deleted: Mutex<Vec<String>>,
 }
 
@@ -65,6 +73,24 @@ impl FakeQueue {
 
     pub fn send_calls(&self) -> usize {
         *lock(&self.calls)
+    }
+
+    /// Every visibility change so far, across calls.
+    pub fn visibility_changes(&self) -> Vec<(String, Duration)> {
+        lock(&self.visibility_calls).iter().flatten().cloned().collect()
+    }
+
+    pub fn visibility_calls(&self) -> Vec<Vec<(String, Duration)>> {
+        lock(&self.visibility_calls).clone()
+    }
+
+    /// Every later visibility change fails with `error`.
+    pub fn fail_visibility(&self, error: QueueError) {
+        *lock(&self.visibility_error) = Some(error);
+    }
+
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.deleted).clone()
     }
 }
 
@@ -126,19 +152,33 @@ impl Queue for FakeQueue {
         receipt_handle: &str,
         timeout: Duration,
     ) -> Result<(), QueueError> {
-        lock(&self.visibility_changes).push((receipt_handle.to_owned(), timeout));
-        Ok(())
+        self.change_visibility_batch(&[(receipt_handle.to_owned(), timeout)])
+            .await
+            .remove(0)
     }
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         lock(&self.depth).ok_or_else(|| QueueError::Unavailable("fake queue is down".into()))
     }
+
+    async fn change_visibility_batch(
+        &self,
+        entries: &[(String, Duration)],
+    ) -> Vec<Result<(), QueueError>> {
+        lock(&self.visibility_calls).push(entries.to_vec());
+        let err = lock(&self.visibility_error).clone();
+        entries
+            .iter()
+            .map(|_| err.clone().map_or(Ok(()), Err))
+            .collect()
+    }
 }
 
-/// Secrets in a map; remembers which ids were read.
+/// Secrets in a map; remembers which ids were read. An id given several values hands them
+/// out in turn (the last one stays), as if the secret had been rotated in between.
 #[derive(Debug, Default)]
 pub struct MemorySecrets {
-    pub values: Mutex<BTreeMap<String, String>>,
+    pub values: Mutex<BTreeMap<String, VecDeque<String>>>,
     pub reads: Mutex<Vec<String>>,
 }
 
@@ -146,13 +186,21 @@ impl MemorySecrets {
     pub fn with(pairs: &[(&str, &str)]) -> Self {
         let s = Self::default();
         for (k, v) in pairs {
-            lock(&s.values).insert((*k).to_owned(), (*v).to_owned());
+            s.set(k, v);
         }
         s
     }
 
     pub fn set(&self, id: &str, value: &str) {
-        lock(&self.values).insert(id.to_owned(), value.to_owned());
+        self.set_sequence(id, &[value]);
+    }
+
+    /// `id` answers these values in turn, then the last one.
+    pub fn set_sequence(&self, id: &str, values: &[&str]) {
+        lock(&self.values).insert(
+            id.to_owned(),
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        );
     }
 
     /// How many `get` calls there were.
@@ -170,9 +218,16 @@ impl MemorySecrets {
 impl SecretStore for MemorySecrets {
     async fn get(&self, id: &str) -> Result<Secret, SecretError> {
         lock(&self.reads).push(id.to_owned());
-        lock(&self.values)
-            .get(id)
-            .map(|v| Secret::new(v.clone()))
+        let mut values = lock(&self.values);
+        let queue = values
+            .get_mut(id)
+            .ok_or_else(|| SecretError::NotFound(id.to_owned()))?;
+        let v = if queue.len() > 1 {
+            queue.pop_front()
+        } else {
+            queue.front().cloned()
+        };
+        v.map(Secret::new)
             .ok_or_else(|| SecretError::NotFound(id.to_owned()))
     }
 

@@ -1,0 +1,222 @@
+//! The deliver handler: a batch of queue messages in, the ids to report as failed out.
+//!
+//! Each message goes through the stages (concurrently with the others of its batch):
+//! [`prepare`](crate::prepare) (parse, route, age) -> [`attempt`](crate::attempt) (enrich,
+//! render, sign, send) -> [`decide`] (the pure retry decision) -> logged; then the batch
+//! is [`settle`](crate::settle)d (visibility changes, DLQ copies) and its metrics written.
+
+use crate::auth::Credentials;
+use crate::guard::{GuardedResolver, Lookup, SystemLookup};
+use crate::http;
+use crate::metrics::{BatchMetrics, MetricsSink, StdoutSink};
+use crate::prepare::{self, Ended, MAX_LABEL_CHARS};
+use crate::settle::{Settlement, settle};
+use futures_util::future::join_all;
+use router_core::backends::Backends;
+use router_core::ports::ReceivedMessage;
+use router_core::retry::{Disposition, RetryPolicy, decide};
+use router_core::routes::Routes;
+use router_core::text::bounded;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Building the deliverer failed (the HTTP client could not be set up).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the HTTP client: {0}")]
+pub struct BuildError(#[from] reqwest::Error);
+
+/// Everything a batch needs, built once per cold start and shared by every invocation.
+pub struct Deliverer {
+    pub(crate) routes: Arc<Routes>,
+    pub(crate) backends: Backends,
+    pub(crate) client: reqwest::Client,
+    pub(crate) credentials: Credentials,
+    pub(crate) allow_private: bool,
+    metrics: Arc<dyn MetricsSink>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("routes", &self.routes.routes().len())
+            .field("allow_private", &self.allow_private)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One message after its decision: the message, its labels, what happens to it.
+#[derive(Debug)]
+pub struct Processed {
+    pub msg: ReceivedMessage,
+    pub route: String,
+    pub delivery_id: String,
+    pub attempt: u32,
+    /// The delivery request's latency, when one was made.
+    pub latency: Option<Duration>,
+    pub disposition: Disposition,
+}
+
+/// The policy of a message that ended before its attempt: nothing is retried.
+const NO_RETRIES: RetryPolicy = RetryPolicy {
+    schedule: Vec::new(),
+    max_age: Duration::ZERO,
+};
+
+impl Deliverer {
+    /// `allow_private_env` is the environment's `ALLOW_PRIVATE_TARGETS`; the routes file's
+    /// `[delivery] allow_private_targets` is ORed in.
+    pub fn new(
+        routes: Arc<Routes>,
+        backends: Backends,
+        allow_private_env: bool,
+    ) -> Result<Self, BuildError> {
+        Self::with_lookup(routes, backends, allow_private_env, Arc::new(SystemLookup))
+    }
+
+    /// As [`Deliverer::new`], resolving names through `lookup` (tests use a table).
+    pub fn with_lookup(
+        routes: Arc<Routes>,
+        backends: Backends,
+        allow_private_env: bool,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<Self, BuildError> {
+        let allow_private = allow_private_env || routes.allow_private_targets();
+        let client = http::client(GuardedResolver::new(allow_private, lookup))?;
+        let credentials = Credentials::new(backends.secrets.clone(), routes.auth.clone());
+        Ok(Self {
+            routes,
+            backends,
+            client,
+            credentials,
+            allow_private,
+            metrics: Arc::new(StdoutSink),
+        })
+    }
+
+    /// Sends the per-batch metric lines to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    pub fn allow_private_targets(&self) -> bool {
+        self.allow_private
+    }
+
+    /// Delivers a batch; returns the message ids to report as failed (retries, and
+    /// dead letters that could not be written). Every other record may be deleted.
+    pub async fn handle_batch(&self, records: Vec<ReceivedMessage>) -> Vec<String> {
+        let started = Instant::now();
+        let processed = join_all(records.into_iter().map(|m| self.process(m))).await;
+        let settlement = settle(
+            self.backends.queue.as_ref(),
+            self.backends.dead_letters.as_ref(),
+            &processed,
+            started.elapsed(),
+        )
+        .await;
+        self.emit_metrics(&processed, &settlement);
+        settlement.failed
+    }
+
+    /// One message through its stages, logged.
+    async fn process(&self, msg: ReceivedMessage) -> Processed {
+        let attempt = msg.receive_count.max(1);
+        let p = match prepare::prepare(&self.routes, &msg, OffsetDateTime::now_utc()) {
+            Err(Ended {
+                route,
+                delivery_id,
+                attempted,
+            }) => Processed {
+                disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
+                route: bounded(&route, MAX_LABEL_CHARS),
+                delivery_id,
+                attempt,
+                latency: None,
+                msg,
+            },
+            Ok(ready) => {
+                let (attempted, latency) = self.attempt(&ready).await;
+                Processed {
+                    disposition: decide(
+                        &attempted,
+                        &ready.route.retry,
+                        ready.attempt,
+                        ready.elapsed,
+                    ),
+                    route: ready.job.route.as_str().to_owned(),
+                    delivery_id: ready.job.delivery_id,
+                    attempt,
+                    latency,
+                    msg,
+                }
+            }
+        };
+        log(&p);
+        p
+    }
+
+    fn emit_metrics(&self, processed: &[Processed], settlement: &Settlement) {
+        let mut metrics = BatchMetrics::default();
+        for p in processed {
+            if let Some(latency) = p.latency {
+                metrics.latency(&p.route, latency);
+            }
+            match &p.disposition {
+                Disposition::Delivered { .. } => metrics.delivered(&p.route),
+                Disposition::Retry { .. } => metrics.retried(&p.route),
+                Disposition::DeadLetter(d)
+                    if !settlement.unsent_dead_letters.contains(&p.msg.message_id) =>
+                {
+                    metrics.dead_lettered(&p.route, d.failure)
+                }
+                Disposition::DeadLetter(_) => {}
+            }
+        }
+        for line in metrics.lines(router_core::time_fmt::now_ms()) {
+            self.metrics.emit(&line);
+        }
+    }
+}
+
+fn log(p: &Processed) {
+    let latency_ms = p.latency.map(|l| l.as_secs_f64() * 1e3);
+    match &p.disposition {
+        Disposition::Delivered { status } => tracing::info!(
+            delivery_id = %p.delivery_id,
+            route = %p.route,
+            attempt = p.attempt,
+            status,
+            latency_ms,
+            "delivered"
+        ),
+        Disposition::Retry {
+            delay,
+            reason,
+            status,
+            error,
+        } => tracing::warn!(
+            delivery_id = %p.delivery_id,
+            route = %p.route,
+            attempt = p.attempt,
+            status,
+            latency_ms,
+            failure = reason,
+            retry_in_s = delay.as_secs(),
+            error = %error,
+            "attempt failed; retrying"
+        ),
+        Disposition::DeadLetter(d) => tracing::warn!(
+            delivery_id = %p.delivery_id,
+            route = %p.route,
+            attempt = p.attempt,
+            status = d.last_status,
+            latency_ms,
+            failure = d.failure.as_str(),
+            error = %d.last_error,
+            "giving up; copying to the dead-letter queue"
+        ),
+    }
+}

@@ -1,0 +1,118 @@
+//! Stage 4 of a delivery, for the whole batch: retries parked for their delay (one
+//! batched visibility change), dead letters copied to the DLQ, and the message ids to
+//! report as failed (the retries, and dead letters the DLQ did not take, so nothing is
+//! lost). Each message travels with its disposition: no index bookkeeping.
+
+use crate::deliverer::Processed;
+use router_core::ports::{Queue, QueueError};
+use router_core::retry::{Disposition, MAX_DELAY};
+use router_core::wire::dead_letter;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Kept free below SQS's 12 h visibility limit, which counts from the receive (made by
+/// Lambda's poller shortly before this invocation).
+const VISIBILITY_MARGIN: Duration = Duration::from_secs(300);
+
+/// What settling a batch left to report.
+#[derive(Debug, Default)]
+pub struct Settlement {
+    /// Message ids the host must not delete, in the batch's order.
+    pub failed: Vec<String>,
+    /// Message ids whose dead letter the DLQ did not take (they stay on the queue).
+    pub unsent_dead_letters: HashSet<String>,
+}
+
+/// Settles a batch that has been `running` so far.
+pub async fn settle(
+    queue: &dyn Queue,
+    dead_letters: &dyn Queue,
+    processed: &[Processed],
+    running: Duration,
+) -> Settlement {
+    let cap = MAX_DELAY.saturating_sub(running + VISIBILITY_MARGIN);
+    let retries: Vec<&Processed> = processed
+        .iter()
+        .filter(|p| matches!(p.disposition, Disposition::Retry { .. }))
+        .collect();
+    let dead: Vec<&Processed> = processed
+        .iter()
+        .filter(|p| matches!(p.disposition, Disposition::DeadLetter(_)))
+        .collect();
+    let ((), unsent) = tokio::join!(
+        park(queue, &retries, cap),
+        copy_to_dlq(dead_letters, &dead)
+    );
+    // In the batch's order: the retries, and the dead letters the DLQ did not take.
+    let failed = processed
+        .iter()
+        .filter(|p| {
+            matches!(p.disposition, Disposition::Retry { .. })
+                || unsent.contains(&p.msg.message_id)
+        })
+        .map(|p| p.msg.message_id.clone())
+        .collect();
+    Settlement {
+        failed,
+        unsent_dead_letters: unsent,
+    }
+}
+
+/// Parks retried messages for their delay; a stale receipt handle is only logged.
+async fn park(queue: &dyn Queue, retries: &[&Processed], cap: Duration) {
+    if retries.is_empty() {
+        return;
+    }
+    let entries: Vec<(String, Duration)> = retries
+        .iter()
+        .map(|p| match &p.disposition {
+            Disposition::Retry { delay, .. } => (p.msg.receipt_handle.clone(), (*delay).min(cap)),
+            _ => (p.msg.receipt_handle.clone(), Duration::ZERO),
+        })
+        .collect();
+    let results = queue.change_visibility_batch(&entries).await;
+    for (p, result) in retries.iter().zip(results) {
+        let id = &p.msg.message_id;
+        match result {
+            Ok(()) => {}
+            Err(QueueError::ReceiptInvalid(e)) => tracing::warn!(
+                message_id = %id,
+                error = %e,
+                "receipt handle no longer valid; the message returns after its current visibility timeout"
+            ),
+            Err(e) => tracing::error!(
+                message_id = %id,
+                error = %e,
+                "could not set the retry delay; the message returns after the queue's visibility timeout"
+            ),
+        }
+    }
+}
+
+/// Copies dead letters to the DLQ; returns the ids of the messages whose copy it did not
+/// take.
+async fn copy_to_dlq(dlq: &dyn Queue, dead: &[&Processed]) -> HashSet<String> {
+    let copies: Vec<_> = dead
+        .iter()
+        .filter_map(|p| match &p.disposition {
+            Disposition::DeadLetter(d) => Some(dead_letter::message(&p.msg, d)),
+            _ => None,
+        })
+        .collect();
+    if copies.is_empty() {
+        return HashSet::new();
+    }
+    let results = dlq.send(&copies).await;
+    let mut unsent = HashSet::new();
+    for (p, result) in dead.iter().zip(results) {
+        if let Err(e) = result {
+            tracing::error!(
+                message_id = %p.msg.message_id,
+                error = %e,
+                "could not write to the DLQ; the message stays on the queue"
+            );
+            unsent.insert(p.msg.message_id.clone());
+        }
+    }
+    unsent
+}

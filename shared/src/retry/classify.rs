@@ -1,0 +1,90 @@
+//! What one outcome means (CONTRACT section 4): delivered, worth another attempt, or
+//! permanent with a `failure`. Every way a message can end goes through [`classify`]: the
+//! answers and errors of a request, and what ends a message before its attempt.
+
+use super::Failure;
+use std::time::Duration;
+
+/// What one attempt (delivery POST or enrich GET) came to, or what ended the message
+/// before its attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    // Before the attempt.
+    /// The body is not a delivery job.
+    Malformed,
+    /// The job names a route the routes file does not have.
+    UnknownRoute,
+    /// `max_age` passed before this attempt could start.
+    Expired,
+    // The attempt.
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
+    Timeout,
+    Connect,
+    Render,
+    TooLarge,
+    Blocked,
+    /// An auth header's secret or token could not be read or used: an operator can fix it.
+    Credentials,
+    /// The `[signing]` key could not be read or used: an operator can fix it.
+    SigningKey,
+}
+
+impl Outcome {
+    /// Whether this ended the message before any attempt was made on this receive.
+    pub fn before_attempt(&self) -> bool {
+        matches!(self, Self::Malformed | Self::UnknownRoute | Self::Expired)
+    }
+}
+
+/// The classification of one outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Worth another attempt (if the schedule and `max_age` allow); `reason` names it in logs.
+    Retry {
+        reason: &'static str,
+        retry_after: Option<Duration>,
+    },
+    Permanent(Failure),
+    /// 401/403 on an oauth2 route: re-read the token and resend now, not an attempt.
+    RefreshTokenAndResend,
+}
+
+fn retry(reason: &'static str) -> Verdict {
+    Verdict::Retry {
+        reason,
+        retry_after: None,
+    }
+}
+
+/// Classifies an outcome. `token_already_refreshed`: this was the resend after a refresh.
+pub fn classify(outcome: &Outcome, oauth2_route: bool, token_already_refreshed: bool) -> Verdict {
+    match *outcome {
+        Outcome::Status { code, .. } if (200..300).contains(&code) => Verdict::Delivered,
+        Outcome::Status { code, retry_after }
+            if code == 408 || code == 425 || code == 429 || code >= 500 =>
+        {
+            Verdict::Retry {
+                reason: Failure::HttpStatus.as_str(),
+                retry_after,
+            }
+        }
+        Outcome::Status {
+            code: 401 | 403, ..
+        } if oauth2_route && !token_already_refreshed => Verdict::RefreshTokenAndResend,
+        Outcome::Status { .. } => Verdict::Permanent(Failure::HttpStatus),
+        Outcome::Timeout => retry(Failure::Timeout.as_str()),
+        Outcome::Connect => retry(Failure::Connect.as_str()),
+        Outcome::Credentials => retry("credentials"),
+        Outcome::SigningKey => retry("signing_key"),
+        Outcome::Render => Verdict::Permanent(Failure::Render),
+        Outcome::TooLarge => Verdict::Permanent(Failure::TooLarge),
+        Outcome::Blocked => Verdict::Permanent(Failure::BlockedTarget),
+        Outcome::Malformed => Verdict::Permanent(Failure::Malformed),
+        Outcome::UnknownRoute => Verdict::Permanent(Failure::UnknownRoute),
+        Outcome::Expired => Verdict::Permanent(Failure::Expired),
+    }
+}
