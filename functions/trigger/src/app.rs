@@ -11,7 +11,7 @@ use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use router_core::domain::{DeliveryJob, TriggerEvent};
+use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
 use router_core::event::{self, BodyError};
 use router_core::wire::queue::job_message;
 use serde::Serialize;
@@ -32,17 +32,185 @@ pub fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Serialize)]
-struct Accepted<'a> {
-    status: &'static str,
-    event_id: &'a str,
-    deliveries: Vec<Delivery<'a>>,
+/// `POST /api/v2/webhooks/trigger`: whatever the answer, one audit line for it.
+async fn trigger(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let result = accept(&state, &headers, body).await;
+    audit(started, &result);
+    result.into_response()
+}
+
+/// A trigger the router took: `200 unrouted` when no route fires, else `202 queued` once
+/// the queue holds one message per delivery.
+#[derive(Debug)]
+struct Accepted {
+    event_id: EventId,
+    /// One per route that fired, in file order; empty when unrouted.
+    deliveries: Vec<Delivery>,
 }
 
 #[derive(Debug, Serialize)]
-struct Delivery<'a> {
-    route: &'a str,
-    delivery_id: &'a str,
+struct Delivery {
+    route: String,
+    delivery_id: String,
+}
+
+impl Accepted {
+    fn outcome(&self) -> &'static str {
+        if self.deliveries.is_empty() {
+            "unrouted"
+        } else {
+            "queued"
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        if self.deliveries.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        }
+    }
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            status: &'static str,
+            event_id: &'a str,
+            deliveries: &'a [Delivery],
+        }
+        let answer = Answer {
+            status: self.outcome(),
+            event_id: self.event_id.as_str(),
+            deliveries: &self.deliveries,
+        };
+        (self.status(), axum::Json(answer)).into_response()
+    }
+}
+
+/// A trigger the router refused: the problem to answer, the audit's outcome, and the
+/// event id and matched routes once they are known (after the body was read).
+#[derive(Debug)]
+struct Rejection {
+    problem: Problem,
+    outcome: &'static str,
+    event_id: Option<EventId>,
+    routes: Vec<String>,
+}
+
+impl Rejection {
+    fn new(problem: Problem, outcome: &'static str) -> Self {
+        Self {
+            problem,
+            outcome,
+            event_id: None,
+            routes: Vec::new(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.problem.into_response()
+    }
+}
+
+/// Authenticates the request, reads its event, and queues a delivery per route that fires.
+async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accepted, Rejection> {
+    if let Some(key) = &state.ingest_key
+        && !key.accepts(headers)
+    {
+        return Err(Rejection::new(Problem::unauthorized(), "unauthorized"));
+    }
+    let event = read_event(headers, body, state.routes.ingest.max_body_bytes).await?;
+
+    let received_at = time::OffsetDateTime::now_utc();
+    let jobs: Vec<DeliveryJob> = state
+        .routes
+        .matching(&event)
+        .map(|r| DeliveryJob::new(&event, &r.name, received_at))
+        .collect();
+    if !jobs.is_empty() {
+        let messages: Vec<_> = jobs.iter().map(job_message).collect();
+        if let Err(e) = enqueue::send_all(state.queue.as_ref(), messages).await {
+            let (problem, outcome) = enqueue_problem(&event.id, &e);
+            return Err(Rejection {
+                problem,
+                outcome,
+                event_id: Some(event.id),
+                routes: jobs.iter().map(|j| j.route.to_string()).collect(),
+            });
+        }
+    }
+    Ok(Accepted {
+        event_id: event.id,
+        deliveries: jobs
+            .into_iter()
+            .map(|j| Delivery {
+                route: j.route.to_string(),
+                delivery_id: j.delivery_id,
+            })
+            .collect(),
+    })
+}
+
+/// The answer to an event the queue did not take; only a passing failure is logged (the
+/// others are the event's own fault).
+fn enqueue_problem(event_id: &EventId, e: &EnqueueError) -> (Problem, &'static str) {
+    match e {
+        EnqueueError::TooLarge { size, limit } => {
+            (Problem::message_too_large(*size, *limit), "too_large")
+        }
+        EnqueueError::Refused(why) => (Problem::unqueueable(why), "refused_by_queue"),
+        EnqueueError::Unavailable { .. } => {
+            tracing::error!(event_id = event_id.as_str(), error = %e, "trigger: enqueue failed");
+            (
+                Problem::queue_unavailable(RETRY_AFTER_S),
+                "queue_unavailable",
+            )
+        }
+    }
+}
+
+/// The event in the request body: a supported content type, at most `limit` bytes, and
+/// valid against the schema.
+async fn read_event(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<TriggerEvent, Rejection> {
+    let Some(kind) = body_kind(headers) else {
+        return Err(Rejection::new(
+            Problem::unsupported_media_type(),
+            "unsupported_media_type",
+        ));
+    };
+    let too_large = || Rejection::new(Problem::too_large(limit), "too_large");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let parsed = match kind {
+        BodyKind::Json => event::from_json(&bytes, idempotency_key),
+        BodyKind::Form => event::from_form(&bytes, idempotency_key),
+    };
+    parsed.map_err(|e| match e {
+        BodyError::Malformed(why) => Rejection::new(Problem::bad_request(why), "malformed"),
+        BodyError::Invalid(fields) => Rejection::new(Problem::invalid(fields), "invalid"),
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,120 +232,28 @@ fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
 }
 
 /// One audit line per trigger: never the event's data, never a secret.
-fn audit(
-    started: Instant,
-    event_id: Option<&str>,
-    routes: &[&str],
-    outcome: &str,
-    status: StatusCode,
-) {
+fn audit(started: Instant, result: &Result<Accepted, Rejection>) {
+    let (event_id, routes, outcome, status): (_, Vec<&str>, _, _) = match result {
+        Ok(a) => (
+            Some(&a.event_id),
+            a.deliveries.iter().map(|d| d.route.as_str()).collect(),
+            a.outcome(),
+            a.status(),
+        ),
+        Err(r) => (
+            r.event_id.as_ref(),
+            r.routes.iter().map(String::as_str).collect(),
+            r.outcome,
+            r.status(),
+        ),
+    };
     tracing::info!(
         target: "audit",
-        event_id = event_id.unwrap_or("-"),
+        event_id = event_id.map_or("-", EventId::as_str),
         routes = ?routes,
         outcome,
         status = status.as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
         "trigger"
     );
-}
-
-async fn trigger(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let reject = |problem: Problem, outcome: &str| {
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-        audit(started, None, &[], outcome, status);
-        problem.into_response()
-    };
-
-    if let Some(key) = &state.ingest_key
-        && !key.accepts(&headers)
-    {
-        return reject(Problem::unauthorized(), "unauthorized");
-    }
-    let Some(kind) = body_kind(&headers) else {
-        return reject(Problem::unsupported_media_type(), "unsupported_media_type");
-    };
-    let limit = state.routes.ingest.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return reject(Problem::too_large(limit), "too_large");
-    }
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return reject(Problem::too_large(limit), "too_large"),
-    };
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let parsed = match kind {
-        BodyKind::Json => event::from_json(&bytes, idempotency_key),
-        BodyKind::Form => event::from_form(&bytes, idempotency_key),
-    };
-    let event: TriggerEvent = match parsed {
-        Ok(e) => e,
-        Err(BodyError::Malformed(why)) => return reject(Problem::bad_request(why), "malformed"),
-        Err(BodyError::Invalid(fields)) => return reject(Problem::invalid(fields), "invalid"),
-    };
-
-    let received_at = time::OffsetDateTime::now_utc();
-    let jobs: Vec<DeliveryJob> = state
-        .routes
-        .matching(&event)
-        .map(|r| DeliveryJob::new(&event, &r.name, received_at))
-        .collect();
-    let names: Vec<&str> = jobs.iter().map(|j| j.route.as_str()).collect();
-    let event_id = event.id.as_str();
-    if jobs.is_empty() {
-        audit(started, Some(event_id), &names, "unrouted", StatusCode::OK);
-        let body = Accepted {
-            status: "unrouted",
-            event_id,
-            deliveries: Vec::new(),
-        };
-        return (StatusCode::OK, axum::Json(body)).into_response();
-    }
-
-    let messages: Vec<_> = jobs.iter().map(job_message).collect();
-    match enqueue::send_all(state.queue.as_ref(), messages).await {
-        Ok(()) => {}
-        Err(e) => {
-            let (problem, outcome) = match &e {
-                EnqueueError::TooLarge { size, limit } => {
-                    (Problem::message_too_large(*size, *limit), "too_large")
-                }
-                EnqueueError::Refused(why) => (Problem::unqueueable(why), "refused_by_queue"),
-                EnqueueError::Unavailable { .. } => {
-                    tracing::error!(event_id, error = %e, "trigger: enqueue failed");
-                    (
-                        Problem::queue_unavailable(RETRY_AFTER_S),
-                        "queue_unavailable",
-                    )
-                }
-            };
-            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-            audit(started, Some(event_id), &names, outcome, status);
-            return problem.into_response();
-        }
-    }
-    audit(
-        started,
-        Some(event_id),
-        &names,
-        "queued",
-        StatusCode::ACCEPTED,
-    );
-    let body = Accepted {
-        status: "queued",
-        event_id,
-        deliveries: jobs
-            .iter()
-            .map(|j| Delivery {
-                route: j.route.as_str(),
-                delivery_id: &j.delivery_id,
-            })
-            .collect(),
-    };
-    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }

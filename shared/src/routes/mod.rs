@@ -1,11 +1,13 @@
 //! The routes file (CONTRACT section 2): the loaded, validated model and route matching.
 //!
-//! Loading lives in [`load`]; it reports every problem of a file at once.
+//! Loading lives in [`load`]; it reports every problem of a file at once, collected in
+//! [`diagnostics`] while [`section`] reads each TOML table.
 
+mod diagnostics;
 mod load;
 mod section;
 
-pub use load::{LoadError, LoadErrors};
+pub use diagnostics::{LoadError, LoadErrors};
 
 use crate::domain::{DeliveryJob, EventType, RouteName, TriggerEvent};
 use crate::render::{RenderError, Renderer, UrlShape};

@@ -1,11 +1,14 @@
-//! Typed reads of one TOML table that record every problem instead of stopping at the first.
+//! [`Section`]: typed reads of one TOML table that record every problem in [`Diagnostics`]
+//! instead of stopping at the first.
 
-use super::load::LoadError;
+use super::diagnostics::Diagnostics;
 use toml::{Table, Value};
 
+/// One TOML table being read. Errors name `loc` (`[ingest]`, `route `x``) and the field
+/// with `prefix` before it (`retry.` for a route's `retry` table).
 pub(super) struct Section<'t> {
     pub loc: String,
-    pub prefix: String,
+    prefix: String,
     table: &'t Table,
 }
 
@@ -28,7 +31,7 @@ impl<'t> Section<'t> {
         prefix: &str,
         table: &'t Table,
         known: &[&str],
-        errs: &mut Vec<LoadError>,
+        diag: &mut Diagnostics,
     ) -> Self {
         let s = Self {
             loc: loc.into(),
@@ -37,7 +40,7 @@ impl<'t> Section<'t> {
         };
         for key in table.keys().filter(|k| !known.contains(&k.as_str())) {
             s.error(
-                errs,
+                diag,
                 key,
                 format!("unknown field; expected one of: {}", known.join(", ")),
             );
@@ -45,45 +48,45 @@ impl<'t> Section<'t> {
         s
     }
 
-    pub fn field(&self, key: &str) -> String {
+    fn field(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
-    pub fn error(&self, errs: &mut Vec<LoadError>, key: &str, reason: impl Into<String>) {
-        errs.push(LoadError::new(&self.loc, Some(&self.field(key)), reason));
+    pub fn error(&self, diag: &mut Diagnostics, key: &str, reason: impl Into<String>) {
+        diag.error(&self.loc, Some(&self.field(key)), reason);
     }
 
     fn typed<T>(
         &self,
         key: &str,
         want: &str,
-        errs: &mut Vec<LoadError>,
+        diag: &mut Diagnostics,
         get: impl Fn(&'t Value) -> Option<T>,
     ) -> Option<T> {
         let v = self.table.get(key)?;
         let got = get(v);
         if got.is_none() {
-            self.error(errs, key, format!("must be {want}, got {}", type_name(v)));
+            self.error(diag, key, format!("must be {want}, got {}", type_name(v)));
         }
         got
     }
 
-    pub fn str(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<&'t str> {
-        self.typed(key, "a string", errs, Value::as_str)
+    pub fn str(&self, key: &str, diag: &mut Diagnostics) -> Option<&'t str> {
+        self.typed(key, "a string", diag, Value::as_str)
     }
 
-    pub fn required_str(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<&'t str> {
+    pub fn required_str(&self, key: &str, diag: &mut Diagnostics) -> Option<&'t str> {
         if !self.table.contains_key(key) {
-            self.error(errs, key, "is required");
+            self.error(diag, key, "is required");
         }
-        self.str(key, errs)
+        self.str(key, diag)
     }
 
     /// A non-empty string naming a secret.
-    pub fn secret_id(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<String> {
-        let id = self.required_str(key, errs)?;
+    pub fn secret_id(&self, key: &str, diag: &mut Diagnostics) -> Option<String> {
+        let id = self.required_str(key, diag)?;
         if id.trim().is_empty() {
-            self.error(errs, key, "must name a secret, got an empty string");
+            self.error(diag, key, "must name a secret, got an empty string");
             return None;
         }
         Some(id.to_owned())
@@ -93,12 +96,12 @@ impl<'t> Section<'t> {
         &self,
         key: &str,
         range: std::ops::RangeInclusive<i64>,
-        errs: &mut Vec<LoadError>,
+        diag: &mut Diagnostics,
     ) -> Option<i64> {
-        let v = self.typed(key, "an integer", errs, Value::as_integer)?;
+        let v = self.typed(key, "an integer", diag, Value::as_integer)?;
         if !range.contains(&v) {
             self.error(
-                errs,
+                diag,
                 key,
                 format!(
                     "must be between {} and {}, got {v}",
@@ -111,22 +114,22 @@ impl<'t> Section<'t> {
         Some(v)
     }
 
-    pub fn float(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<f64> {
-        self.typed(key, "a number", errs, |v| {
+    pub fn float(&self, key: &str, diag: &mut Diagnostics) -> Option<f64> {
+        self.typed(key, "a number", diag, |v| {
             v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
         })
     }
 
-    pub fn bool(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<bool> {
-        self.typed(key, "true or false", errs, Value::as_bool)
+    pub fn bool(&self, key: &str, diag: &mut Diagnostics) -> Option<bool> {
+        self.typed(key, "true or false", diag, Value::as_bool)
     }
 
-    pub fn table(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<&'t Table> {
-        self.typed(key, "a table", errs, Value::as_table)
+    pub fn table(&self, key: &str, diag: &mut Diagnostics) -> Option<&'t Table> {
+        self.typed(key, "a table", diag, Value::as_table)
     }
 
-    pub fn array(&self, key: &str, errs: &mut Vec<LoadError>) -> Option<&'t Vec<Value>> {
-        self.typed(key, "an array", errs, Value::as_array)
+    pub fn array(&self, key: &str, diag: &mut Diagnostics) -> Option<&'t Vec<Value>> {
+        self.typed(key, "an array", diag, Value::as_array)
     }
 
     pub fn has(&self, key: &str) -> bool {

@@ -1,3 +1,5 @@
+//! Unit tests of the routes file: loading and its error messages, matching, rendering.
+
 use super::*;
 use crate::domain::{EventId, RouteName};
 use std::path::Path;
@@ -666,4 +668,21 @@ fn bare_values_in_a_payload_cannot_break_out_of_their_json_string() {
     assert_eq!(v["admin"], false);
     assert_eq!(v["text"], e.user_id.unwrap().as_str());
     assert_eq!(v.as_object().unwrap().len(), 2);
+}
+
+#[test]
+fn an_enrich_table_reports_each_problem_once() {
+    let e = errors(&with_route(
+        "name = 'abc'\nenrich = { auth = 'nope', colour = 1, timeout_seconds = 0 }",
+    ));
+    assert_eq!(
+        e,
+        [
+            "route `abc`: field `enrich.colour`: unknown field; expected one of: url, auth, timeout_seconds",
+            "route `abc`: field `enrich.auth`: unknown auth profile `nope`; the file defines no [auth.*] profiles",
+            "route `abc`: field `enrich.timeout_seconds`: must be between 1 and 30, got 0",
+            "route `abc`: field `enrich.url`: is required",
+        ],
+        "{e:?}"
+    );
 }

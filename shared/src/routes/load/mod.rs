@@ -1,0 +1,199 @@
+//! Loading a routes file: read and parse it, the file-wide sections (`[ingest]`,
+//! `[delivery]`, `[signing]`), and assembling [`Routes`]; every error at once.
+//!
+//! The other parts of the file have their own modules: [`auth`] (`[auth.*]` profiles),
+//! [`route`] (one `[[route]]`) and [`templates`] (a route's payload and enrich URL
+//! templates).
+
+mod auth;
+mod route;
+mod templates;
+
+use super::diagnostics::{Diagnostics, LoadErrors};
+use super::section::Section;
+use super::{AuthProfile, DeliverySettings, Ingest, Route, Routes, Signing};
+use crate::render::Renderer;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use toml::Table;
+use url::Url;
+
+const TOP_KEYS: &[&str] = &["ingest", "delivery", "signing", "auth", "route"];
+
+pub(super) fn load(path: &Path) -> Result<Routes, LoadErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) => {
+            let mut diag = Diagnostics::default();
+            diag.error("file", None, format!("cannot read the routes file: {e}"));
+            diag.finish(path, None)
+        }
+    }
+}
+
+pub(super) fn parse(text: &str, path: &Path) -> Result<Routes, LoadErrors> {
+    let mut diag = Diagnostics::default();
+    let routes = match text.parse::<Table>() {
+        Ok(table) => build(&table, path, &mut diag),
+        Err(e) => {
+            diag.error(
+                "file",
+                None,
+                format!("not valid TOML: {}", e.to_string().trim()),
+            );
+            None
+        }
+    };
+    diag.finish(path, routes)
+}
+
+/// Reads every section of the file; `None` when a part that `Routes` cannot do without is
+/// missing (the caller refuses the file anyway when any error was recorded).
+fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
+    let file = Section::new("file", "", top, TOP_KEYS, diag);
+    let auth = file
+        .table("auth", diag)
+        .map(|t| auth::profiles(t, diag))
+        .unwrap_or_default();
+    let ingest = ingest(file.table("ingest", diag), &auth, diag);
+    let delivery = file.table("delivery", diag).map(|t| delivery(t, diag));
+    let signing = file.table("signing", diag).and_then(|t| signing(t, diag));
+
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let mut renderer = Renderer::new();
+    let entries = file
+        .array("route", diag)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let routes = route_list(entries, &auth, base_dir, &mut renderer, diag);
+    let index = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str().to_owned(), i))
+        .collect();
+    Some(Routes {
+        ingest: ingest?,
+        delivery: delivery.unwrap_or_default(),
+        signing,
+        auth,
+        routes,
+        index,
+        renderer,
+        path: path.to_owned(),
+    })
+}
+
+/// The `[[route]]` entries that loaded, in file order; a name seen before is an error.
+fn route_list(
+    entries: &[toml::Value],
+    auth: &BTreeMap<String, AuthProfile>,
+    base_dir: &Path,
+    renderer: &mut Renderer,
+    diag: &mut Diagnostics,
+) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    // Name to position in the file, for the duplicate message.
+    let mut seen = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(table) = entry.as_table() else {
+            diag.error(
+                &format!("route #{}", i + 1),
+                None,
+                "must be a table ([[route]])",
+            );
+            continue;
+        };
+        let Some(route) = route::route(i, table, auth, base_dir, renderer, diag) else {
+            continue;
+        };
+        if let Some(&first) = seen.get(route.name.as_str()) {
+            diag.error(
+                &format!("route `{}`", route.name),
+                Some("name"),
+                format!(
+                    "duplicates route #{}; route names must be unique",
+                    first + 1
+                ),
+            );
+            continue;
+        }
+        seen.insert(route.name.as_str().to_owned(), i);
+        routes.push(route);
+    }
+    routes
+}
+
+/// `[ingest]`: who may call the trigger endpoint and how large a body it takes. Read even
+/// when absent, for its defaults.
+fn ingest(
+    table: Option<&Table>,
+    auth: &BTreeMap<String, AuthProfile>,
+    diag: &mut Diagnostics,
+) -> Option<Ingest> {
+    let empty = Table::new();
+    let s = Section::new(
+        "[ingest]",
+        "",
+        table.unwrap_or(&empty),
+        &["auth", "max_body_kb"],
+        diag,
+    );
+    let profile = s.str("auth", diag).map(str::to_owned);
+    if let Some(name) = &profile {
+        match auth.get(name) {
+            None => s.error(diag, "auth", auth::unknown_profile(name, auth)),
+            Some(AuthProfile::ApiKey { .. }) => {}
+            Some(other) => s.error(
+                diag,
+                "auth",
+                format!(
+                    "profile `{name}` is of type {}, but inbound auth needs type api_key",
+                    other.kind()
+                ),
+            ),
+        }
+    }
+    let kb = s.int_in("max_body_kb", 1..=1024, diag).unwrap_or(64);
+    Some(Ingest {
+        auth: profile,
+        max_body_bytes: kb as usize * 1024,
+    })
+}
+
+/// `[delivery]`: settings for every outbound request.
+fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
+    let s = Section::new("[delivery]", "", t, &["allow_private_targets"], diag);
+    DeliverySettings {
+        allow_private_targets: s.bool("allow_private_targets", diag).unwrap_or(false),
+    }
+}
+
+/// `[signing]`: the secret outbound requests are signed with.
+fn signing(t: &Table, diag: &mut Diagnostics) -> Option<Signing> {
+    let s = Section::new("[signing]", "", t, &["secret"], diag);
+    s.secret_id("secret", diag).map(|secret| Signing { secret })
+}
+
+/// An absolute http(s) URL with a host, as `key` of `s` (a target or token URL).
+fn http_url(s: &Section<'_>, key: &str, raw: &str, diag: &mut Diagnostics) -> Option<Url> {
+    match Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Ok(u) => {
+            s.error(
+                diag,
+                key,
+                format!(
+                    "`{}` must be an http or https URL with a host (scheme is {})",
+                    crate::secrets::mask_url(&u),
+                    u.scheme()
+                ),
+            );
+            None
+        }
+        // Not quoted: a URL can carry a credential.
+        Err(e) => {
+            s.error(diag, key, format!("is not a valid URL: {e}"));
+            None
+        }
+    }
+}

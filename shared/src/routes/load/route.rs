@@ -1,0 +1,253 @@
+//! One `[[route]]`: name, target URL, auth, timeouts, retry policy, enrich lookup and
+//! triggers (its templates are compiled by [`super::templates`]).
+
+use super::{auth, http_url, templates};
+use crate::domain::{EventType, RouteName};
+use crate::render::Renderer;
+use crate::retry::{MAX_DELAY, RetryPolicy};
+use crate::routes::diagnostics::Diagnostics;
+use crate::routes::section::Section;
+use crate::routes::{AuthProfile, Enrich, Route, Trigger};
+use crate::time_fmt::parse_duration;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use toml::{Table, Value};
+use url::Url;
+
+const ROUTE_KEYS: &[&str] = &[
+    "name",
+    "target_url",
+    "auth",
+    "timeout_seconds",
+    "max_payload_kb",
+    "template",
+    "template_file",
+    "retry",
+    "enrich",
+    "triggers",
+];
+
+const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
+
+/// Route `i` (0-based, in file order); `None` when it has an error.
+pub(super) fn route(
+    i: usize,
+    t: &Table,
+    auth: &BTreeMap<String, AuthProfile>,
+    base_dir: &Path,
+    renderer: &mut Renderer,
+    diag: &mut Diagnostics,
+) -> Option<Route> {
+    let loc = match t.get("name").and_then(Value::as_str) {
+        Some(n) => format!("route `{n}`"),
+        None => format!("route #{}", i + 1),
+    };
+    let s = Section::new(&loc, "", t, ROUTE_KEYS, diag);
+    let name = s.required_str("name", diag).and_then(|n| {
+        RouteName::parse(n)
+            .map_err(|reason| s.error(diag, "name", reason))
+            .ok()
+    });
+    let target_url = s
+        .required_str("target_url", diag)
+        .and_then(|u| target_url(&s, u, diag));
+    let route_auth = auth::profile_ref(&s, auth, diag);
+    let timeout = s.int_in("timeout_seconds", 1..=30, diag).unwrap_or(15);
+    let max_kb = s.int_in("max_payload_kb", 1..=1024, diag).unwrap_or(256);
+    let retry = match s.table("retry", diag) {
+        Some(t) => retry_policy(&loc, t, diag),
+        None => Some(RetryPolicy::default()),
+    };
+    let enrich = s
+        .table("enrich", diag)
+        .map(|t| enrich_table(&loc, t, auth, diag));
+    let triggers = triggers(&s, diag);
+
+    // Templates compile under the route's name, so they need a valid one.
+    let payload_src = templates::payload_source(&s, base_dir, diag);
+    let name = name?;
+    if let Some(src) = payload_src {
+        let allowed = templates::context_names(enrich.is_some());
+        templates::compile_payload(&s, renderer, name.as_str(), &src, &allowed, diag);
+    }
+    let enrich = match enrich {
+        Some(e) => {
+            let url = templates::compile_enrich_url(&e.section, renderer, name.as_str(), diag);
+            Some(Enrich {
+                auth: e.auth,
+                timeout: e.timeout,
+                url: url?,
+            })
+        }
+        None => None,
+    };
+    Some(Route {
+        name,
+        target_url: target_url?,
+        auth: route_auth,
+        timeout: Duration::from_secs(timeout as u64),
+        max_payload_bytes: max_kb as usize * 1024,
+        retry: retry?,
+        enrich,
+        triggers: triggers?,
+    })
+}
+
+/// A fixed http(s) URL: event data never steers where a delivery goes.
+fn target_url(s: &Section<'_>, raw: &str, diag: &mut Diagnostics) -> Option<Url> {
+    if raw.contains("{{") || raw.contains("{%") {
+        s.error(
+            diag,
+            "target_url",
+            "is not a template: write the full URL (event data never goes into a target URL)",
+        );
+        return None;
+    }
+    http_url(s, "target_url", raw, diag)
+}
+
+/// `retry = { schedule, max_age }`; each field defaults to [`RetryPolicy::default`]'s.
+fn retry_policy(loc: &str, t: &Table, diag: &mut Diagnostics) -> Option<RetryPolicy> {
+    let s = Section::new(loc, "retry.", t, &["schedule", "max_age"], diag);
+    let mark = diag.mark();
+    let default = RetryPolicy::default();
+    let schedule = match s.array("schedule", diag) {
+        Some(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| schedule_step(&s, i, v, diag))
+            .collect(),
+        None => default.schedule,
+    };
+    let max_age = match s.str("max_age", diag).map(parse_duration) {
+        Some(Ok(d)) if d.is_zero() => {
+            s.error(diag, "max_age", "must be longer than 0s");
+            None
+        }
+        Some(Ok(d)) => Some(d),
+        Some(Err(reason)) => {
+            s.error(diag, "max_age", reason);
+            None
+        }
+        None => Some(default.max_age),
+    };
+    diag.none_since(mark).then_some(RetryPolicy {
+        schedule,
+        max_age: max_age?,
+    })
+}
+
+/// `schedule[i]`: a duration no longer than SQS can delay a message.
+fn schedule_step(s: &Section<'_>, i: usize, v: &Value, diag: &mut Diagnostics) -> Option<Duration> {
+    let key = format!("schedule[{i}]");
+    let Some(text) = v.as_str() else {
+        s.error(
+            diag,
+            &key,
+            "must be a duration string like \"30s\", \"5m\" or \"2h\"",
+        );
+        return None;
+    };
+    match parse_duration(text) {
+        Ok(d) if d > MAX_DELAY => {
+            s.error(
+                diag,
+                &key,
+                format!("`{text}` is over 12h, the longest delay SQS can hold a message"),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(reason) => {
+            s.error(diag, &key, reason);
+            None
+        }
+    }
+}
+
+/// A route's `enrich` table, opened once: `auth` and `timeout_seconds` are read, `url` is
+/// left to [`templates::compile_enrich_url`], which needs the route's name and reports
+/// after the payload template.
+struct EnrichTable<'t> {
+    section: Section<'t>,
+    auth: Option<String>,
+    timeout: Duration,
+}
+
+fn enrich_table<'t>(
+    loc: &str,
+    t: &'t Table,
+    auth: &BTreeMap<String, AuthProfile>,
+    diag: &mut Diagnostics,
+) -> EnrichTable<'t> {
+    let section = Section::new(loc, "enrich.", t, ENRICH_KEYS, diag);
+    let auth = auth::profile_ref(&section, auth, diag);
+    let timeout = section.int_in("timeout_seconds", 1..=30, diag).unwrap_or(5);
+    EnrichTable {
+        section,
+        auth,
+        timeout: Duration::from_secs(timeout as u64),
+    }
+}
+
+/// `triggers = [...]`: at least one, each a table.
+fn triggers(s: &Section<'_>, diag: &mut Diagnostics) -> Option<Vec<Trigger>> {
+    if !s.has("triggers") {
+        s.error(diag, "triggers", "is required: at least one trigger");
+        return None;
+    }
+    let items = s.array("triggers", diag)?;
+    if items.is_empty() {
+        s.error(diag, "triggers", "must hold at least one trigger");
+        return None;
+    }
+    let mark = diag.mark();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(t) = item.as_table() else {
+            s.error(diag, &format!("triggers[{i}]"), "must be a table");
+            continue;
+        };
+        let ts = Section::new(
+            &s.loc,
+            &format!("triggers[{i}]."),
+            t,
+            &["event_type", "name", "threshold", "negate"],
+            diag,
+        );
+        out.extend(trigger(&ts, diag));
+    }
+    diag.none_since(mark).then_some(out)
+}
+
+/// One trigger; `None` when its event type is missing or unknown.
+fn trigger(ts: &Section<'_>, diag: &mut Diagnostics) -> Option<Trigger> {
+    let event_type = ts.required_str("event_type", diag).and_then(|e| {
+        EventType::parse(e)
+            .ok_or_else(|| {
+                ts.error(
+                    diag,
+                    "event_type",
+                    format!("must be one of {}, got `{e}`", EventType::ALL.join(", ")),
+                );
+            })
+            .ok()
+    });
+    let name = ts.str("name", diag).map(str::to_owned);
+    let threshold = ts.float("threshold", diag).unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&threshold) {
+        ts.error(
+            diag,
+            "threshold",
+            format!("must be between 0.0 and 1.0, got {threshold}"),
+        );
+    }
+    let negate = ts.bool("negate", diag).unwrap_or(false);
+    Some(Trigger {
+        event_type: event_type?,
+        name,
+        threshold,
+        negate,
+    })
+}
