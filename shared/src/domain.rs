@@ -350,9 +350,13 @@ mod tests {
     fn malformed_bodies_are_described_without_quoting_them() {
         let e = DeliveryJob::parse(r#"{"v":1,"delivery_id":"SECRET-ISH"}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `event_id`"), "{e}");
-        let e = DeliveryJob::parse(r#"{"v":"SECRET-ISH"}"#).unwrap_err().to_string();
+        let e = DeliveryJob::parse(r#"{"v":"SECRET-ISH"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("SECRET-ISH") && e.contains("wrong type"), "{e}");
-        let e = DeliveryJob::parse("SECRET-ISH not json").unwrap_err().to_string();
+        let e = DeliveryJob::parse("SECRET-ISH not json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not valid JSON") && !e.contains("SECRET"), "{e}");
         let good = |f: &dyn Fn(&mut Value)| {
             let mut v = serde_json::json!({
@@ -364,9 +368,21 @@ mod tests {
             DeliveryJob::parse(&v.to_string())
         };
         assert!(good(&|_| {}).is_ok());
-        assert_eq!(good(&|v| v["delivery_id"] = "".into()).unwrap_err(), JobError::DeliveryId);
-        assert_eq!(good(&|v| v["delivery_id"] = "a\nb".into()).unwrap_err(), JobError::DeliveryId);
-        assert!(matches!(good(&|v| v["route"] = "Not A Route".into()).unwrap_err(), JobError::Route(_)));
-        assert_eq!(good(&|v| v["received_at"] = "yesterday".into()).unwrap_err(), JobError::ReceivedAt);
+        assert_eq!(
+            good(&|v| v["delivery_id"] = "".into()).unwrap_err(),
+            JobError::DeliveryId
+        );
+        assert_eq!(
+            good(&|v| v["delivery_id"] = "a\nb".into()).unwrap_err(),
+            JobError::DeliveryId
+        );
+        assert!(matches!(
+            good(&|v| v["route"] = "Not A Route".into()).unwrap_err(),
+            JobError::Route(_)
+        ));
+        assert_eq!(
+            good(&|v| v["received_at"] = "yesterday".into()).unwrap_err(),
+            JobError::ReceivedAt
+        );
     }
 }

@@ -17,9 +17,9 @@ pub mod routes;
 pub mod secrets;
 pub mod signing;
 pub mod telemetry;
-pub mod text;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod time_fmt;
 pub mod wire;
 

@@ -52,7 +52,10 @@ impl Deliverer {
         };
         let Some(headers) = header_map(&headers.to_send()) else {
             return (
-                Attempted::new(Outcome::Render, "a delivery header is not a valid header value"),
+                Attempted::new(
+                    Outcome::Render,
+                    "a delivery header is not a valid header value",
+                ),
                 None,
             );
         };
@@ -64,7 +67,9 @@ impl Deliverer {
             timeout: route.timeout,
             keep_body: false,
         };
-        let sent = self.send_authenticated(route.auth.as_deref(), request).await;
+        let sent = self
+            .send_authenticated(route.auth.as_deref(), request)
+            .await;
         (sent.attempted, sent.latency)
     }
 
@@ -92,7 +97,9 @@ impl Deliverer {
             timeout: enrich.timeout,
             keep_body: true,
         };
-        let sent = self.send_authenticated(enrich.auth.as_deref(), request).await;
+        let sent = self
+            .send_authenticated(enrich.auth.as_deref(), request)
+            .await;
         if classify(&sent.attempted.outcome, false, true) != Verdict::Delivered {
             return Err(sent.attempted.prefixed("enrich lookup: "));
         }

@@ -68,7 +68,11 @@ impl Sent {
 pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sent {
     let started = Instant::now();
     if let Err(blocked) = guard::check_url(req.url, allow_private) {
-        return Sent::failed(Outcome::Blocked, blocked.to_string(), Some(started.elapsed()));
+        return Sent::failed(
+            Outcome::Blocked,
+            blocked.to_string(),
+            Some(started.elapsed()),
+        );
     }
     let mut builder = client
         .request(req.method, req.url.clone())

@@ -39,16 +39,12 @@ pub async fn settle(
         .iter()
         .filter(|p| matches!(p.disposition, Disposition::DeadLetter(_)))
         .collect();
-    let ((), unsent) = tokio::join!(
-        park(queue, &retries, cap),
-        copy_to_dlq(dead_letters, &dead)
-    );
+    let ((), unsent) = tokio::join!(park(queue, &retries, cap), copy_to_dlq(dead_letters, &dead));
     // In the batch's order: the retries, and the dead letters the DLQ did not take.
     let failed = processed
         .iter()
         .filter(|p| {
-            matches!(p.disposition, Disposition::Retry { .. })
-                || unsent.contains(&p.msg.message_id)
+            matches!(p.disposition, Disposition::Retry { .. }) || unsent.contains(&p.msg.message_id)
         })
         .map(|p| p.msg.message_id.clone())
         .collect();

@@ -179,7 +179,10 @@ fn what_ends_a_message_before_its_attempt_is_permanent() {
         assert_eq!(classify(&o, false, false), Verdict::Permanent(f));
     }
     for o in [Outcome::Credentials, Outcome::SigningKey] {
-        assert!(matches!(classify(&o, false, false), Verdict::Retry { .. }), "{o:?}");
+        assert!(
+            matches!(classify(&o, false, false), Verdict::Retry { .. }),
+            "{o:?}"
+        );
     }
 }
 
@@ -203,12 +206,18 @@ fn dead(failure: Failure, attempts: u32, status: Option<u16>) -> Disposition {
 #[test]
 fn the_decision_follows_the_classification_and_the_schedule() {
     let p = policy(&[5, 30], 3600);
-    let ok = Outcome::Status { code: 204, retry_after: None };
+    let ok = Outcome::Status {
+        code: 204,
+        retry_after: None,
+    };
     assert_eq!(
         decide(&attempted(ok, Some(204)), &p, 1, S(0)),
         Disposition::Delivered { status: 204 }
     );
-    let busy = Outcome::Status { code: 503, retry_after: None };
+    let busy = Outcome::Status {
+        code: 503,
+        retry_after: None,
+    };
     assert_eq!(
         decide(&attempted(busy.clone(), Some(503)), &p, 1, S(0)),
         Disposition::Retry {
@@ -227,7 +236,10 @@ fn the_decision_follows_the_classification_and_the_schedule() {
         dead(Failure::Expired, 1, Some(503))
     );
     // A 401 reaching the decision is final (the oauth2 resend already happened).
-    let denied = Outcome::Status { code: 401, retry_after: None };
+    let denied = Outcome::Status {
+        code: 401,
+        retry_after: None,
+    };
     assert_eq!(
         decide(&attempted(denied, Some(401)), &p, 1, S(0)),
         dead(Failure::HttpStatus, 1, Some(401))
@@ -243,6 +255,9 @@ fn the_decision_follows_the_classification_and_the_schedule() {
     );
     assert!(matches!(
         decide(&attempted(Outcome::Credentials, None), &p, 1, S(0)),
-        Disposition::Retry { reason: "credentials", .. }
+        Disposition::Retry {
+            reason: "credentials",
+            ..
+        }
     ));
 }

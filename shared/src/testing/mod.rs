@@ -77,7 +77,11 @@ impl FakeQueue {
 
     /// Every visibility change so far, across calls.
     pub fn visibility_changes(&self) -> Vec<(String, Duration)> {
-        lock(&self.visibility_calls).iter().flatten().cloned().collect()
+        lock(&self.visibility_calls)
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     pub fn visibility_calls(&self) -> Vec<Vec<(String, Duration)>> {

@@ -97,7 +97,12 @@ pub fn message(received: &ReceivedMessage, d: &DeadLetter) -> OutgoingMessage {
 /// give way. `last_error` is one line of at most [`MAX_ERROR_CHARS`] characters, left out
 /// when empty (SQS refuses empty values).
 pub fn attributes(original: &BTreeMap<String, String>, d: &DeadLetter) -> BTreeMap<String, String> {
-    const OURS: [&str; 4] = [ATTR_FAILURE, ATTR_ATTEMPTS, ATTR_LAST_STATUS, ATTR_LAST_ERROR];
+    const OURS: [&str; 4] = [
+        ATTR_FAILURE,
+        ATTR_ATTEMPTS,
+        ATTR_LAST_STATUS,
+        ATTR_LAST_ERROR,
+    ];
     const KEEP: [&str; 2] = [ATTR_ROUTE, ATTR_DELIVERY_ID];
     let mut attrs: BTreeMap<String, String> = original
         .iter()

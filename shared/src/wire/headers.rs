@@ -68,7 +68,11 @@ impl DeliveryHeaders<'_> {
             (HEADER_TIMESTAMP.to_owned(), self.timestamp.to_string()),
         ];
         if let Some(sig) = self.signature {
-            let shown = if masked { format!("v1,{MASK}") } else { sig.to_owned() };
+            let shown = if masked {
+                format!("v1,{MASK}")
+            } else {
+                sig.to_owned()
+            };
             out.push((HEADER_SIGNATURE.to_owned(), shown));
         }
         if let Some(a) = self.auth {

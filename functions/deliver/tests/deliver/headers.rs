@@ -90,7 +90,11 @@ async fn an_api_key_profile_sends_x_api_key_and_secrets_are_read_once() {
             .iter()
             .all(|r| r.header("x-api-key") == Some("k-123"))
     );
-    assert_eq!(h.secrets.reads_of("partner/key"), 1, "cached per cold start");
+    assert_eq!(
+        h.secrets.reads_of("partner/key"),
+        1,
+        "cached per cold start"
+    );
     assert_eq!(h.secrets.reads_of("router/signing-key"), 1);
 }
 

@@ -68,7 +68,8 @@ async fn a_401_rereads_the_token_and_resends_at_once_spending_one_attempt() {
 async fn a_second_401_is_permanent() {
     let target = wants_fresh_token().await;
     let h = Harness::new(&oauth2_routes(&target.url("/hook")));
-    h.secrets.set_sequence("cognigy/token", &[&stored_token("stale")]);
+    h.secrets
+        .set_sequence("cognigy/token", &[&stored_token("stale")]);
     assert!(!h.run_one(message(&job("evt_denied", ROUTE), 1)).await);
     assert_eq!(target.requests().len(), 2, "one resend, no more");
     let a = h.dead_letter().attributes;
