@@ -18,6 +18,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(out.len() <= 64 * 1024);
             serde_json::from_str::<serde::de::IgnoredAny>(&out).expect("rendered output is JSON");
         }
-        Err(RenderError::Template(_) | RenderError::TooLarge { .. } | RenderError::NotJson(_)) => {}
+        Err(
+            RenderError::Template(_)
+            | RenderError::TooLarge { .. }
+            | RenderError::NotJson(_)
+            | RenderError::Url(_),
+        ) => {}
     }
 });

@@ -10,7 +10,7 @@ use router_core::secrets::{Secret, StoredToken};
 use router_tests::token_server::{Scripted, TokenServer};
 use std::time::Duration;
 use support::*;
-use token_refresh::{ProfileOutcome, refresh_all};
+use token_refresh::{ProfileOutcome, refresh};
 use tokio::time::Instant;
 
 #[tokio::test]
@@ -367,7 +367,7 @@ async fn on_a_secrets_file_racing_refreshers_keep_the_freshest_token_and_every_e
     let deadline = Instant::now() + Duration::from_secs(30);
     // The long-lived token lands first; the short-lived one comes later and must lose.
     let store_a = router_core::embedded::FileSecrets::open(&path).unwrap();
-    let report = refresh_all(&a, &store_a, &http, deadline, None).await;
+    let report = refresh(&a, &store_a, &http, deadline, None, false).await;
     assert!(matches!(
         outcome(&report, "c"),
         ProfileOutcome::Refreshed { .. }
@@ -377,7 +377,7 @@ async fn on_a_secrets_file_racing_refreshers_keep_the_freshest_token_and_every_e
         .put("operator/added", &Secret::new("kept".into()))
         .await
         .unwrap();
-    let report = token_refresh::refresh_profiles(&b, &store_b, &http, deadline, None, true).await;
+    let report = refresh(&b, &store_b, &http, deadline, None, true).await;
     assert!(
         matches!(outcome(&report, "c"), ProfileOutcome::Superseded { .. }),
         "{report:?}"

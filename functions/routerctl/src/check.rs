@@ -78,6 +78,21 @@ pub fn sample_event(route: &Route) -> TriggerEvent {
     }
 }
 
+/// Prints whether `url` answers (any HTTP status counts), credentials masked; false when
+/// it does not.
+async fn probe_url(http: &reqwest::Client, what: &str, url: &url::Url) -> bool {
+    match reachable(http, url).await {
+        Ok(status) => {
+            println!("{what} {} answered HTTP {status}", mask_url(url));
+            true
+        }
+        Err(e) => {
+            println!("{what} {} is not reachable: {e}", mask_url(url));
+            false
+        }
+    }
+}
+
 async fn reachable(http: &reqwest::Client, url: &url::Url) -> Result<u16, String> {
     match http.head(url.clone()).send().await {
         Ok(resp) => Ok(resp.status().as_u16()),
@@ -104,18 +119,8 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
     let now = time::OffsetDateTime::now_utc();
     for route in routes.routes() {
         let name = &route.name;
-        match reachable(&http, &route.target_url).await {
-            Ok(status) => println!(
-                "route {name}: target {} answered HTTP {status}",
-                mask_url(&route.target_url)
-            ),
-            Err(e) => {
-                problems += 1;
-                println!(
-                    "route {name}: target {} is not reachable: {e}",
-                    mask_url(&route.target_url)
-                );
-            }
+        if !probe_url(&http, &format!("route {name}: target"), &route.target_url).await {
+            problems += 1;
         }
         let event = sample.cloned().unwrap_or_else(|| sample_event(route));
         let job = DeliveryJob::new(&event, name, now);
@@ -133,18 +138,14 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
         }
     }
     for (name, profile) in routes.oauth2_profiles() {
-        match reachable(&http, &profile.token_url).await {
-            Ok(status) => println!(
-                "auth {name}: token URL {} answered HTTP {status}",
-                mask_url(&profile.token_url)
-            ),
-            Err(e) => {
-                problems += 1;
-                println!(
-                    "auth {name}: token URL {} is not reachable: {e}",
-                    mask_url(&profile.token_url)
-                );
-            }
+        if !probe_url(
+            &http,
+            &format!("auth {name}: token URL"),
+            &profile.token_url,
+        )
+        .await
+        {
+            problems += 1;
         }
     }
     problems

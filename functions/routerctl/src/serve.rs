@@ -223,7 +223,7 @@ async fn refresh_tokens(
     loop {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         tokio::select! {
-            _ = token_refresh::refresh_all(&routes, secrets.as_ref(), &http, deadline, None) => {},
+            _ = token_refresh::refresh(&routes, secrets.as_ref(), &http, deadline, None, false) => {},
             _ = stop.wait_for(|s| *s) => return,
         }
         tokio::select! {

@@ -24,7 +24,7 @@ pub async fn refresh(global: &Global, profile: Option<&str>) -> CliResult {
     }
     let secrets = setup::secrets(global).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let report = token_refresh::refresh_profiles(
+    let report = token_refresh::refresh(
         &routes,
         secrets.as_ref(),
         &token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?,

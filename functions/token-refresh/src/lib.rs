@@ -1,5 +1,5 @@
 //! The token-refresh function: keeps every oauth2 profile's client-credentials token fresh
-//! in its token secret. The same [`refresh_all`] runs on Lambda (on a schedule), from
+//! in its token secret. The same [`refresh`] runs on Lambda (on a schedule), from
 //! `routerctl token refresh`, and in `routerctl serve`'s scheduler.
 
 #![warn(clippy::unwrap_used)]
@@ -51,20 +51,10 @@ impl Report {
     }
 }
 
-/// Refreshes every oauth2 profile (or only `only`) whose token needs it, until `deadline`.
-/// One failing profile does not stop the others.
-pub async fn refresh_all(
-    routes: &Routes,
-    secrets: &dyn SecretStore,
-    http: &reqwest::Client,
-    deadline: Instant,
-    only: Option<&str>,
-) -> Report {
-    refresh_profiles(routes, secrets, http, deadline, only, false).await
-}
-
-/// As [`refresh_all`]; with `force`, fresh tokens are renewed too (`routerctl token refresh`).
-pub async fn refresh_profiles(
+/// Refreshes every oauth2 profile (or only `only`) whose token needs it, until `deadline`;
+/// with `force`, fresh tokens are renewed too (`routerctl token refresh`). One failing
+/// profile does not stop the others.
+pub async fn refresh(
     routes: &Routes,
     secrets: &dyn SecretStore,
     http: &reqwest::Client,
@@ -92,10 +82,6 @@ pub async fn refresh_profiles(
     report
 }
 
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 async fn read_token(secrets: &dyn SecretStore, id: &str) -> Option<StoredToken> {
     secrets
         .get(id)
@@ -113,7 +99,8 @@ async fn refresh_one(
     force: bool,
 ) -> Result<ProfileOutcome, TokenError> {
     let current = read_token(secrets, &profile.token_secret).await;
-    if !force && freshness(current.as_ref(), now_unix()) == Freshness::Fresh {
+    if !force && freshness(current.as_ref(), router_core::time_fmt::unix_now()) == Freshness::Fresh
+    {
         let expires_at = current.map_or(0, |t| t.expires_at);
         return Ok(ProfileOutcome::Fresh { expires_at });
     }
@@ -129,13 +116,13 @@ async fn refresh_one(
             profile.credentials_secret
         ))
     })?;
-    let issued_at = now_unix();
+    let issued_at = router_core::time_fmt::unix_now();
     let response = request::request_token(http, profile, &creds, deadline).await?;
     let expires_at = issued_at
         .checked_add(response.expires_in)
         .ok_or_else(|| TokenError::Malformed("expires_in is out of range".to_owned()))?;
     let token = StoredToken {
-        access_token: response.access_token,
+        access_token: response.access_token.expose().to_owned(),
         token_type: response.token_type,
         expires_at,
         issued_at: Some(issued_at),
@@ -175,7 +162,7 @@ pub async fn invoke(
     http: &reqwest::Client,
     deadline: Instant,
 ) -> Result<serde_json::Value, String> {
-    let report = refresh_all(routes, secrets, http, deadline, None).await;
+    let report = refresh(routes, secrets, http, deadline, None, false).await;
     let failures = report.failures();
     if failures.is_empty() {
         return Ok(serde_json::json!({ "profiles": report.profiles.len() }));

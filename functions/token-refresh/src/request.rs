@@ -3,8 +3,7 @@
 //! backoff, 400/401 (invalid_client, ...) stop at once.
 
 use router_core::routes::{ClientAuth, OAuth2Profile, TokenRequestStyle};
-use router_core::secrets::ClientCredentials;
-use std::fmt;
+use router_core::secrets::{ClientCredentials, Secret};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -29,21 +28,11 @@ pub enum TokenError {
 }
 
 /// A token endpoint's answer. `Debug` hides the token.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: Secret,
     pub token_type: String,
     pub expires_in: i64,
-}
-
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("access_token", &"***")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
 }
 
 /// The longest `expires_in` accepted (one year): anything longer is a broken answer.
@@ -86,7 +75,7 @@ pub fn parse_response(body: &[u8]) -> Result<TokenResponse, TokenError> {
         .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         .unwrap_or("Bearer");
     Ok(TokenResponse {
-        access_token: access_token.to_owned(),
+        access_token: Secret::new(access_token.to_owned()),
         token_type: token_type.to_owned(),
         expires_in: expires_in as i64,
     })

@@ -66,7 +66,7 @@ async fn token_expiries(state: &State) -> BTreeMap<String, Option<i64>> {
 }
 
 pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = router_core::time_fmt::unix_now();
     let tokens: BTreeMap<String, TokenHealth> = token_expiries(&state)
         .await
         .into_iter()

@@ -5,6 +5,7 @@ use crate::ports::{SecretError, SecretStore};
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 #[derive(Debug, Clone)]
 pub struct SecretsManagerStore {
@@ -17,42 +18,44 @@ impl SecretsManagerStore {
     }
 
     async fn put_value(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
-        let put = self
-            .client
+        self.client
             .put_secret_value()
             .secret_id(id)
             .secret_string(value.expose())
             .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Err(SecretError::NotFound(id.to_owned()))
-            }
-            Err(e) => Err(SecretError::Unavailable(describe(&e))),
-        }
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(id, e, |s| s.is_resource_not_found_exception()))
+    }
+}
+
+/// An SDK error as a secret-store error: `NotFound` when the service says `id` does not
+/// exist, `Unavailable` (with the service's code and message) otherwise.
+fn store_error<E, R>(id: &str, e: SdkError<E, R>, not_found: impl Fn(&E) -> bool) -> SecretError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    if e.as_service_error().is_some_and(not_found) {
+        SecretError::NotFound(id.to_owned())
+    } else {
+        SecretError::Unavailable(describe(&e))
     }
 }
 
 #[async_trait]
 impl SecretStore for SecretsManagerStore {
     async fn get(&self, id: &str) -> Result<Secret, SecretError> {
-        match self.client.get_secret_value().secret_id(id).send().await {
-            Ok(out) => out
-                .secret_string()
-                .map(|s| Secret::new(s.to_owned()))
-                .ok_or_else(|| SecretError::NotFound(id.to_owned())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Err(SecretError::NotFound(id.to_owned()))
-            }
-            Err(e) => Err(SecretError::Unavailable(describe(&e))),
-        }
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| store_error(id, e, |s| s.is_resource_not_found_exception()))?;
+        out.secret_string()
+            .map(|s| Secret::new(s.to_owned()))
+            .ok_or_else(|| SecretError::NotFound(id.to_owned()))
     }
 
     /// One `PutSecretValue` (a complete value); creates the secret when it does not exist.

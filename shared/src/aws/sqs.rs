@@ -2,16 +2,16 @@
 
 use super::describe;
 use crate::ports::{
-    EntryFailure, MAX_BATCH, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage,
-    limits,
+    EntryFailure, MAX_BATCH, OutgoingMessage, Queue, QueueDepth, QueueError, Received,
+    ReceivedMessage, limits,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -81,13 +81,20 @@ fn is_receipt_code(code: &str) -> bool {
         || code.contains("InvalidReceiptHandle")
 }
 
-fn batch_error(code: &str, message: Option<&str>) -> QueueError {
-    let text = format!("{code}: {}", message.unwrap_or(""));
-    if is_receipt_code(code) {
-        QueueError::ReceiptInvalid(text)
-    } else {
-        QueueError::Unavailable(text)
-    }
+/// The failed entries of a batch call, by entry id.
+fn failures(failed: &[BatchResultErrorEntry]) -> Vec<(String, QueueError)> {
+    failed
+        .iter()
+        .map(|f| {
+            let text = format!("{}: {}", f.code(), f.message().unwrap_or(""));
+            let e = if is_receipt_code(f.code()) {
+                QueueError::ReceiptInvalid(text)
+            } else {
+                QueueError::Unavailable(text)
+            };
+            (f.id().to_owned(), e)
+        })
+        .collect()
 }
 
 /// One result per entry of a batch call over `n` entries (delete, change visibility):
@@ -188,12 +195,7 @@ impl Queue for SqsQueue {
             .collect())
     }
 
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Option<Duration>,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(&self, max: usize, wait: Duration, visibility: Option<Duration>) -> Received {
         limits::check_count(max)?;
         let out = self
             .client
@@ -238,33 +240,6 @@ impl Queue for SqsQueue {
             .collect())
     }
 
-    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt_handle)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn change_visibility(
-        &self,
-        receipt_handle: &str,
-        timeout: Duration,
-    ) -> Result<(), QueueError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(secs(timeout))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         let out = self
             .client
@@ -305,14 +280,7 @@ impl Queue for SqsQueue {
                     .delete_message_batch()
                     .queue_url(&self.url)
                     .set_entries(Some(entries));
-                async move {
-                    let out = call.send().await.map_err(classify)?;
-                    Ok(out
-                        .failed()
-                        .iter()
-                        .map(|f| (f.id().to_owned(), batch_error(f.code(), f.message())))
-                        .collect())
-                }
+                async move { Ok(failures(call.send().await.map_err(classify)?.failed())) }
             },
         )
         .await
@@ -338,14 +306,7 @@ impl Queue for SqsQueue {
                     .change_message_visibility_batch()
                     .queue_url(&self.url)
                     .set_entries(Some(batch));
-                async move {
-                    let out = call.send().await.map_err(classify)?;
-                    Ok(out
-                        .failed()
-                        .iter()
-                        .map(|f| (f.id().to_owned(), batch_error(f.code(), f.message())))
-                        .collect())
-                }
+                async move { Ok(failures(call.send().await.map_err(classify)?.failed())) }
             },
         )
         .await

@@ -6,13 +6,14 @@
 //! processes may open the same file (`routerctl dlq` beside `routerctl serve`).
 
 use crate::ports::{
-    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage, limits,
+    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, ReceivedMessage, limits,
 };
+use crate::time_fmt::now_ms;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 const SCHEMA: &str = "
@@ -223,13 +224,6 @@ pub struct EmbeddedQueue {
     settings: QueueSettings,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn ms(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
@@ -341,12 +335,7 @@ impl Queue for EmbeddedQueue {
         Ok(Vec::new())
     }
 
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Option<Duration>,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(&self, max: usize, wait: Duration, visibility: Option<Duration>) -> Received {
         limits::check_count(max)?;
         let visibility = visibility.unwrap_or(self.settings.visibility_timeout);
         let deadline = tokio::time::Instant::now() + wait;
@@ -365,54 +354,80 @@ impl Queue for EmbeddedQueue {
         }
     }
 
-    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        if !receipt_handle.contains(':') {
-            return Err(QueueError::ReceiptInvalid(
-                "not a receipt handle of this queue".to_owned(),
-            ));
-        }
-        let (name, receipt) = (self.name.clone(), receipt_handle.to_owned());
-        self.store
-            .with_conn(move |conn| {
-                conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")?
-                    .execute(params![name, receipt])
-            })
-            .await?;
-        // Like SQS, deleting an already deleted message (or through a handle made stale by
-        // a later receive, which leaves the message to that receive) is not an error.
-        Ok(())
-    }
-
-    async fn change_visibility(
-        &self,
-        receipt_handle: &str,
-        timeout: Duration,
-    ) -> Result<(), QueueError> {
-        if timeout > crate::retry::MAX_DELAY {
-            return Err(QueueError::BadRequest(
-                "visibility timeout over 12h".to_owned(),
-            ));
-        }
-        let (name, receipt) = (self.name.clone(), receipt_handle.to_owned());
-        let changed = self
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<(), QueueError>> {
+        let (name, handles) = (self.name.clone(), receipt_handles.to_vec());
+        let n = handles.len();
+        let done = self
             .store
             .with_conn(move |conn| {
-                let now = now_ms();
-                conn.prepare_cached(
-                    "UPDATE messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2 AND visible_at > ?4",
-                )?
-                .execute(params![name, receipt, now + ms(timeout), now])
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut out = Vec::with_capacity(handles.len());
+                {
+                    let mut delete = tx
+                        .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")?;
+                    for h in &handles {
+                        if !h.contains(':') {
+                            out.push(Err(QueueError::ReceiptInvalid(
+                                "not a receipt handle of this queue".to_owned(),
+                            )));
+                            continue;
+                        }
+                        // Like SQS, deleting an already deleted message (or through a handle
+                        // made stale by a later receive, which leaves the message to that
+                        // receive) is not an error.
+                        delete.execute(params![name, h])?;
+                        out.push(Ok(()));
+                    }
+                }
+                tx.commit()?;
+                Ok(out)
             })
-            .await?;
-        if changed == 0 {
-            return Err(QueueError::ReceiptInvalid(
-                "the message is not in flight".to_owned(),
-            ));
-        }
-        if timeout.is_zero() {
+            .await;
+        done.unwrap_or_else(|e| vec![Err(e); n])
+    }
+
+    async fn change_visibility_batch(
+        &self,
+        entries: &[(String, Duration)],
+    ) -> Vec<Result<(), QueueError>> {
+        let (name, entries) = (self.name.clone(), entries.to_vec());
+        let n = entries.len();
+        let released = entries.iter().any(|(_, t)| t.is_zero());
+        let done = self
+            .store
+            .with_conn(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = now_ms();
+                let mut out = Vec::with_capacity(entries.len());
+                {
+                    let mut change = tx.prepare_cached(
+                        "UPDATE messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2 AND visible_at > ?4",
+                    )?;
+                    for (h, timeout) in &entries {
+                        if *timeout > crate::retry::MAX_DELAY {
+                            out.push(Err(QueueError::BadRequest(
+                                "visibility timeout over 12h".to_owned(),
+                            )));
+                            continue;
+                        }
+                        let changed = change.execute(params![name, h, now + ms(*timeout), now])?;
+                        out.push(if changed == 0 {
+                            Err(QueueError::ReceiptInvalid(
+                                "the message is not in flight".to_owned(),
+                            ))
+                        } else {
+                            Ok(())
+                        });
+                    }
+                }
+                tx.commit()?;
+                Ok(out)
+            })
+            .await;
+        if released {
             self.store.sent.notify_waiters();
         }
-        Ok(())
+        done.unwrap_or_else(|e| vec![Err(e); n])
     }
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {

@@ -33,6 +33,9 @@ pub struct ReceivedMessage {
     pub sent_at_ms: i64,
 }
 
+/// What a receive returns.
+pub type Received = Result<Vec<ReceivedMessage>, QueueError>;
+
 /// One failed entry of a batch call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryFailure {
@@ -120,44 +123,44 @@ pub trait Queue: Send + Sync + Debug {
 
     /// Receives up to `max` (at most [`MAX_BATCH`]) messages, waiting up to `wait` for
     /// the first. `visibility` overrides the queue's default visibility timeout.
-    async fn receive(
+    async fn receive(&self, max: usize, wait: Duration, visibility: Option<Duration>) -> Received;
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError>;
+
+    /// Deletes messages; one result per handle, in order. Deleting an already deleted
+    /// message is not an error (as in SQS).
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<(), QueueError>>;
+
+    /// Makes in-flight messages visible again after their timeout (counted from now); one
+    /// result per entry, in order. A stale handle is [`QueueError::ReceiptInvalid`].
+    async fn change_visibility_batch(
         &self,
-        max: usize,
-        wait: Duration,
-        visibility: Option<Duration>,
-    ) -> Result<Vec<ReceivedMessage>, QueueError>;
+        entries: &[(String, Duration)],
+    ) -> Vec<Result<(), QueueError>>;
 
-    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        first(self.delete_batch(&[receipt_handle.to_owned()]).await)
+    }
 
-    /// Makes an in-flight message visible again after `timeout` (counted from now).
     async fn change_visibility(
         &self,
         receipt_handle: &str,
         timeout: Duration,
-    ) -> Result<(), QueueError>;
-
-    async fn depth(&self) -> Result<QueueDepth, QueueError>;
-
-    /// Deletes several messages; one result per handle, in order.
-    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<(), QueueError>> {
-        let mut out = Vec::with_capacity(receipt_handles.len());
-        for h in receipt_handles {
-            out.push(self.delete(h).await);
-        }
-        out
+    ) -> Result<(), QueueError> {
+        first(
+            self.change_visibility_batch(&[(receipt_handle.to_owned(), timeout)])
+                .await,
+        )
     }
+}
 
-    /// Changes the visibility of several messages; one result per entry, in order.
-    async fn change_visibility_batch(
-        &self,
-        entries: &[(String, Duration)],
-    ) -> Vec<Result<(), QueueError>> {
-        let mut out = Vec::with_capacity(entries.len());
-        for (h, t) in entries {
-            out.push(self.change_visibility(h, *t).await);
-        }
-        out
-    }
+/// The one result of a batch call of one entry.
+fn first(results: Vec<Result<(), QueueError>>) -> Result<(), QueueError> {
+    results.into_iter().next().unwrap_or_else(|| {
+        Err(QueueError::Unavailable(
+            "no result for the entry".to_owned(),
+        ))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@
 pub mod http;
 
 use crate::ports::{
-    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, ReceivedMessage, SecretError,
+    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, SecretError,
     SecretStore,
 };
 use crate::secrets::Secret;
@@ -137,28 +137,13 @@ impl Queue for FakeQueue {
         }
     }
 
-    async fn receive(
-        &self,
-        _max: usize,
-        _wait: Duration,
-        _vis: Option<Duration>,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(&self, _max: usize, _wait: Duration, _vis: Option<Duration>) -> Received {
         Ok(Vec::new())
     }
 
-    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        lock(&self.deleted).push(receipt_handle.to_owned());
-        Ok(())
-    }
-
-    async fn change_visibility(
-        &self,
-        receipt_handle: &str,
-        timeout: Duration,
-    ) -> Result<(), QueueError> {
-        self.change_visibility_batch(&[(receipt_handle.to_owned(), timeout)])
-            .await
-            .remove(0)
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<(), QueueError>> {
+        lock(&self.deleted).extend_from_slice(receipt_handles);
+        receipt_handles.iter().map(|_| Ok(())).collect()
     }
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {

@@ -9,7 +9,7 @@ use router_core::secrets::{Secret, StoredToken};
 use router_tests::moto_sdk_config;
 use router_tests::token_server::TokenServer;
 use std::time::Duration;
-use token_refresh::{ProfileOutcome, refresh_all};
+use token_refresh::{ProfileOutcome, refresh};
 use tokio::time::Instant;
 
 pub const CLIENT_SECRET: &str = "cs-very-secret-42";
@@ -79,12 +79,13 @@ impl Setup {
 
     pub async fn refresh(&self, routes: &Routes) -> token_refresh::Report {
         let deadline = Instant::now() + Duration::from_secs(30);
-        refresh_all(
+        refresh(
             routes,
             &self.store,
             &token_refresh::http_client().unwrap(),
             deadline,
             None,
+            false,
         )
         .await
     }
