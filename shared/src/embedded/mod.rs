@@ -2,6 +2,8 @@
 
 mod queue;
 mod secrets_file;
+mod store;
 
-pub use queue::{EmbeddedQueue, EmbeddedStore, QueueSettings, Redrive};
+pub use queue::{EmbeddedQueue, QueueSettings, Redrive};
 pub use secrets_file::FileSecrets;
+pub use store::EmbeddedStore;

@@ -1,197 +1,22 @@
-//! A durable in-process queue with SQS semantics, stored in SQLite (WAL).
+//! A durable in-process queue with SQS semantics, stored in SQLite (WAL) by
+//! [`EmbeddedStore`](super::EmbeddedStore).
 //!
 //! Several named queues share one database file; a queue may redrive to another at a
-//! max receive count, as an SQS redrive policy does. Every call is one transaction, so
-//! what a send returned `Ok` for survives a crash of the process (kill -9). Several
-//! processes may open the same file (`routerctl dlq` beside `routerctl serve`).
+//! max receive count, as an SQS redrive policy does. Several processes may open the same
+//! file (`routerctl dlq` beside `routerctl serve`).
 
+use super::store::{EmbeddedStore, Rows, SendRequest, ms};
 use crate::ports::{
     EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, ReceivedMessage, limits,
 };
 use crate::time_fmt::now_ms;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS messages (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue         TEXT    NOT NULL,
-    message_id    TEXT    NOT NULL,
-    body          TEXT    NOT NULL,
-    attributes    TEXT    NOT NULL,
-    sent_at       INTEGER NOT NULL,
-    visible_at    INTEGER NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt       TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
-";
 
 /// Longest pause between polls while a receive waits (other processes may send).
 const POLL: Duration = Duration::from_millis(100);
-
-/// How often the WAL is copied into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Most sends one group commit takes.
-const GROUP_COMMIT_MAX: usize = 512;
-
-/// One SQLite database holding any number of queues.
-///
-/// Sends go through one writer thread that commits every send waiting at that moment in
-/// one transaction (group commit), answering each only after the commit.
-#[derive(Debug)]
-pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-    sent: Arc<Notify>,
-    writer: std::sync::mpsc::Sender<SendRequest>,
-    /// Dropped with the store, which ends the checkpoint thread.
-    _stop_checkpoints: std::sync::mpsc::Sender<()>,
-}
-
-/// Rows of one `send_batch`: (message id, body, attributes JSON, delay).
-type Rows = Vec<(String, String, String, Duration)>;
-
-#[derive(Debug)]
-struct SendRequest {
-    queue: String,
-    rows: Rows,
-    reply: tokio::sync::oneshot::Sender<Result<(), QueueError>>,
-}
-
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The writer thread: drains every waiting send, commits them together, answers each.
-fn group_commit(
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-    sent: Arc<Notify>,
-    requests: std::sync::mpsc::Receiver<SendRequest>,
-) {
-    while let Ok(first) = requests.recv() {
-        let mut group = vec![first];
-        while group.len() < GROUP_COMMIT_MAX {
-            match requests.try_recv() {
-                Ok(r) => group.push(r),
-                Err(_) => break,
-            }
-        }
-        let result = insert_all(&mut lock(&conn), &group).map_err(|e| unavailable(&path, e));
-        for r in group {
-            let _ = r.reply.send(result.clone());
-        }
-        sent.notify_waiters();
-    }
-}
-
-/// Copies the WAL into the database every second (a passive checkpoint never blocks a
-/// writer), until the store is dropped.
-fn checkpoints(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
-    let _ = conn.busy_timeout(Duration::from_secs(1));
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
-    {
-        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
-    }
-}
-
-fn insert_all(conn: &mut Connection, group: &[SendRequest]) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let now = now_ms();
-        for req in group {
-            for (id, body, attrs, delay) in &req.rows {
-                insert.execute(params![req.queue, id, body, attrs, now, now + ms(*delay)])?;
-            }
-        }
-    }
-    tx.commit()
-}
-
-impl EmbeddedStore {
-    /// Opens (creating if needed) `dir/queue.db`.
-    pub fn open(dir: &Path) -> Result<Arc<Self>, QueueError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            QueueError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
-        })?;
-        let path = dir.join("queue.db");
-        let conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| unavailable(&path, e))?;
-        // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash
-        // or power loss can take the last commits.
-        // Checkpoints run on their own thread (below), off the senders' path.
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;",
-        )
-        .map_err(|e| unavailable(&path, e))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| unavailable(&path, e))?;
-        let conn = Arc::new(Mutex::new(conn));
-        let sent = Arc::new(Notify::new());
-        let (writer, requests) = std::sync::mpsc::channel();
-        let (c, p, n) = (conn.clone(), path.clone(), sent.clone());
-        std::thread::Builder::new()
-            .name("queue-writer".into())
-            .spawn(move || group_commit(c, p, n, requests))
-            .map_err(|e| QueueError::Unavailable(format!("cannot start the queue writer: {e}")))?;
-        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
-        let checkpoint_conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
-        std::thread::Builder::new()
-            .name("queue-checkpoint".into())
-            .spawn(move || checkpoints(checkpoint_conn, stopped))
-            .map_err(|e| {
-                QueueError::Unavailable(format!("cannot start the queue checkpointer: {e}"))
-            })?;
-        Ok(Arc::new(Self {
-            conn,
-            path,
-            sent,
-            writer,
-            _stop_checkpoints: stop_checkpoints,
-        }))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A handle on the queue `name` in this store.
-    pub fn queue(self: &Arc<Self>, name: &str, settings: QueueSettings) -> EmbeddedQueue {
-        EmbeddedQueue {
-            store: Arc::clone(self),
-            name: name.to_owned(),
-            settings,
-        }
-    }
-
-    async fn with_conn<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, QueueError> {
-        let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            f(&mut lock(&store.conn)).map_err(|e| unavailable(&store.path, e))
-        })
-        .await
-        .map_err(|e| QueueError::Unavailable(format!("queue task failed: {e}")))?
-    }
-}
-
-fn unavailable(path: &Path, e: rusqlite::Error) -> QueueError {
-    QueueError::Unavailable(format!("embedded queue {}: {e}", path.display()))
-}
 
 /// A queue's settings, as SQS keeps them on the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,13 +44,9 @@ impl Default for QueueSettings {
 /// One named queue of an [`EmbeddedStore`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedQueue {
-    store: Arc<EmbeddedStore>,
-    name: String,
-    settings: QueueSettings,
-}
-
-fn ms(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
+    pub(super) store: Arc<EmbeddedStore>,
+    pub(super) name: String,
+    pub(super) settings: QueueSettings,
 }
 
 impl EmbeddedQueue {
