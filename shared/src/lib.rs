@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod backends;
+pub mod breaker;
 pub mod config;
 pub mod domain;
 pub mod embedded;

@@ -1,19 +1,21 @@
 //! Stage 2 of a delivery: the attempt. The enrich lookup (when the route has one), the
 //! payload rendered, signed, and POSTed with the route's auth header; on an oauth2 route a
-//! 401/403 re-reads the token and resends once, within the same attempt. Whatever happens
-//! comes out as one [`Attempted`], with the request's latency when one was made.
+//! 401/403 re-reads the token and resends once, within the same attempt. Every request
+//! passes its origin's circuit breaker first: an open circuit fails it at once. Whatever
+//! happens comes out as one [`Attempted`], with the request's latency when one was made.
 
 use crate::deliverer::Deliverer;
 use crate::http::{self, Sent};
 use crate::prepare::Ready;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use router_core::breaker::{Admission, Transition};
 use router_core::domain::DeliveryJob;
 use router_core::render::RenderError;
 use router_core::retry::{Attempted, Outcome, Verdict, classify};
 use router_core::routes::{Enrich, Route, Routes};
 use router_core::wire::headers::DeliveryHeaders;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 impl Deliverer {
@@ -67,9 +69,7 @@ impl Deliverer {
             timeout: route.timeout,
             keep_body: false,
         };
-        let sent = self
-            .send_authenticated(route.auth.as_deref(), request)
-            .await;
+        let sent = self.send(route, route.auth.as_deref(), request).await;
         (sent.attempted, sent.latency)
     }
 
@@ -97,9 +97,7 @@ impl Deliverer {
             timeout: enrich.timeout,
             keep_body: true,
         };
-        let sent = self
-            .send_authenticated(enrich.auth.as_deref(), request)
-            .await;
+        let sent = self.send(route, enrich.auth.as_deref(), request).await;
         if classify(&sent.attempted.outcome, false, true) != Verdict::Delivered {
             return Err(sent.attempted.prefixed("enrich lookup: "));
         }
@@ -114,6 +112,61 @@ impl Deliverer {
                     sent.attempted.status.unwrap_or_default()
                 ),
             )),
+        }
+    }
+
+    /// Sends through the origin's circuit breaker (the route's settings): refused at once
+    /// while it is open; the answer is recorded (only when a request went out).
+    async fn send(&self, route: &Route, auth: Option<&str>, request: http::Request<'_>) -> Sent {
+        let origin = request.url.origin().ascii_serialization();
+        match self.breakers.admit(&origin, &route.breaker, Instant::now()) {
+            Admission::Refuse { retry_in } => {
+                let error = format!(
+                    "the circuit of {origin} is open (next probe in {} s)",
+                    retry_in.as_secs()
+                );
+                return Sent::failed(Outcome::CircuitOpen, error, None);
+            }
+            Admission::Probe => {
+                tracing::info!(route = %route.name, origin, "circuit half-open: probing the target")
+            }
+            Admission::Go => {}
+        }
+        let sent = self.send_authenticated(auth, request).await;
+        if sent.latency.is_some() && sent.attempted.outcome != Outcome::Blocked {
+            let unwell = sent.attempted.outcome.is_unwell();
+            if let Some(t) = self
+                .breakers
+                .record(&origin, unwell, &route.breaker, Instant::now())
+            {
+                self.circuit_changed(route.name.as_str(), &origin, t);
+            }
+        }
+        sent
+    }
+
+    fn circuit_changed(&self, route: &str, origin: &str, t: Transition) {
+        match t {
+            Transition::Opened {
+                cool_down,
+                openings,
+            } => {
+                tracing::warn!(
+                    route,
+                    origin,
+                    cool_down_s = cool_down.as_secs(),
+                    openings,
+                    "circuit opened: the target keeps failing; its deliveries fail at once until the cool-down ends"
+                );
+                self.metrics.emit(&crate::metrics::circuit_opened_line(
+                    route,
+                    origin,
+                    router_core::time_fmt::now_ms(),
+                ));
+            }
+            Transition::Closed => {
+                tracing::info!(route, origin, "circuit closed: the target answers again")
+            }
         }
     }
 

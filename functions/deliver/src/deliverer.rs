@@ -9,17 +9,20 @@ use crate::auth::Credentials;
 use crate::guard::{GuardedResolver, Lookup, SystemLookup};
 use crate::http;
 use crate::metrics::{BatchMetrics, MetricsSink, StdoutSink};
-use crate::prepare::{self, Ended, MAX_LABEL_CHARS};
+use crate::prepare::{self, Ended, MAX_LABEL_CHARS, Ready};
 use crate::settle::{Settlement, settle};
 use futures_util::future::join_all;
 use router_core::backends::Backends;
+use router_core::breaker::Breakers;
 use router_core::ports::ReceivedMessage;
-use router_core::retry::{Disposition, RetryPolicy, decide};
-use router_core::routes::Routes;
+use router_core::retry::{Attempted, Disposition, Outcome, RetryPolicy, decide};
+use router_core::routes::{Route, Routes};
 use router_core::text::bounded;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 /// Building the deliverer failed (the HTTP client could not be set up).
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +36,11 @@ pub struct Deliverer {
     pub(crate) client: reqwest::Client,
     pub(crate) credentials: Credentials,
     pub(crate) allow_private: bool,
-    metrics: Arc<dyn MetricsSink>,
+    pub(crate) metrics: Arc<dyn MetricsSink>,
+    /// The circuits of this process (a warm Lambda container, a `serve`), by origin.
+    pub(crate) breakers: Arc<Breakers>,
+    /// Routes with `max_in_flight`: their free slots in this process.
+    slots: HashMap<String, Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -56,6 +63,17 @@ pub struct Processed {
     /// The delivery request's latency, when one was made.
     pub latency: Option<Duration>,
     pub disposition: Disposition,
+}
+
+/// Kept free before an invocation's deadline: settling the batch (visibility changes,
+/// DLQ copies) and answering Lambda.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+fn deferred() -> Attempted {
+    Attempted::new(
+        Outcome::Deferred,
+        "not started: it could not finish before the invocation's deadline",
+    )
 }
 
 /// The policy of a message that ended before its attempt: nothing is retried.
@@ -85,6 +103,14 @@ impl Deliverer {
         let allow_private = allow_private_env || routes.allow_private_targets();
         let client = http::client(GuardedResolver::new(allow_private, lookup))?;
         let credentials = Credentials::new(backends.secrets.clone(), routes.auth.clone());
+        let slots = routes
+            .routes()
+            .iter()
+            .filter_map(|r| {
+                let n = r.max_in_flight? as usize;
+                Some((r.name.as_str().to_owned(), Arc::new(Semaphore::new(n))))
+            })
+            .collect();
         Ok(Self {
             routes,
             backends,
@@ -92,6 +118,8 @@ impl Deliverer {
             credentials,
             allow_private,
             metrics: Arc::new(StdoutSink),
+            breakers: Arc::new(Breakers::default()),
+            slots,
         })
     }
 
@@ -105,11 +133,27 @@ impl Deliverer {
         self.allow_private
     }
 
+    /// The circuits of this process (for a health endpoint).
+    pub fn breakers(&self) -> Arc<Breakers> {
+        self.breakers.clone()
+    }
+
     /// Delivers a batch; returns the message ids to report as failed (retries, and
     /// dead letters that could not be written). Every other record may be deleted.
     pub async fn handle_batch(&self, records: Vec<ReceivedMessage>) -> Vec<String> {
+        self.handle_batch_until(records, None).await
+    }
+
+    /// As [`Deliverer::handle_batch`], never starting an attempt that could not finish
+    /// before `deadline` (minus [`DEADLINE_MARGIN`]): such a message is deferred (back in
+    /// a second, reported failed), so an invocation never times out with work half done.
+    pub async fn handle_batch_until(
+        &self,
+        records: Vec<ReceivedMessage>,
+        deadline: Option<Instant>,
+    ) -> Vec<String> {
         let started = Instant::now();
-        let processed = join_all(records.into_iter().map(|m| self.process(m))).await;
+        let processed = join_all(records.into_iter().map(|m| self.process(m, deadline))).await;
         let settlement = settle(
             self.backends.queue.as_ref(),
             self.backends.dead_letters.as_ref(),
@@ -122,7 +166,7 @@ impl Deliverer {
     }
 
     /// One message through its stages, logged.
-    async fn process(&self, msg: ReceivedMessage) -> Processed {
+    async fn process(&self, msg: ReceivedMessage, deadline: Option<Instant>) -> Processed {
         let attempt = msg.receive_count.max(1);
         let p = match prepare::prepare(&self.routes, &msg, OffsetDateTime::now_utc()) {
             Err(Ended {
@@ -138,7 +182,7 @@ impl Deliverer {
                 msg,
             },
             Ok(ready) => {
-                let (attempted, latency) = self.attempt(&ready).await;
+                let (attempted, latency) = self.attempt_in_time(&ready, deadline).await;
                 Processed {
                     disposition: decide(
                         &attempted,
@@ -158,6 +202,53 @@ impl Deliverer {
         p
     }
 
+    /// The attempt, once the route has a free slot (`max_in_flight`: waiting for one is
+    /// not an attempt) and if it can finish before the deadline.
+    async fn attempt_in_time(
+        &self,
+        ready: &Ready<'_>,
+        deadline: Option<Instant>,
+    ) -> (Attempted, Option<Duration>) {
+        let latest_start = deadline.map(|d| {
+            d.checked_sub(DEADLINE_MARGIN + self.longest_attempt(ready.route))
+                .unwrap_or_else(Instant::now)
+        });
+        let _slot = match self.slots.get(ready.route.name.as_str()) {
+            None => None,
+            Some(slots) => {
+                let wait = slots.clone().acquire_owned();
+                match latest_start {
+                    None => wait.await.ok(),
+                    Some(at) => match tokio::time::timeout_at(at.into(), wait).await {
+                        Ok(permit) => permit.ok(),
+                        Err(_) => return (deferred(), None),
+                    },
+                }
+            }
+        };
+        if latest_start.is_some_and(|at| Instant::now() > at) {
+            return (deferred(), None);
+        }
+        self.attempt(ready).await
+    }
+
+    /// The longest one attempt on `route` can take: the enrich lookup and the delivery,
+    /// each possibly sent twice on an oauth2 profile (the resend after a 401/403).
+    fn longest_attempt(&self, route: &Route) -> Duration {
+        let times = |auth: Option<&str>| {
+            if auth.is_some_and(|p| self.credentials.is_oauth2(p)) {
+                2
+            } else {
+                1
+            }
+        };
+        let enrich = route
+            .enrich
+            .as_ref()
+            .map_or(Duration::ZERO, |e| e.timeout * times(e.auth.as_deref()));
+        enrich + route.timeout * times(route.auth.as_deref())
+    }
+
     fn emit_metrics(&self, processed: &[Processed], settlement: &Settlement) {
         let mut metrics = BatchMetrics::default();
         for p in processed {
@@ -166,7 +257,12 @@ impl Deliverer {
             }
             match &p.disposition {
                 Disposition::Delivered { .. } => metrics.delivered(&p.route),
-                Disposition::Retry { .. } => metrics.retried(&p.route),
+                Disposition::Retry { reason, .. } => {
+                    metrics.retried(&p.route);
+                    if *reason == "circuit_open" {
+                        metrics.circuit_open(&p.route);
+                    }
+                }
                 Disposition::DeadLetter(d)
                     if !settlement.unsent_dead_letters.contains(&p.msg.message_id) =>
                 {

@@ -33,8 +33,9 @@ async fn main() -> Result<(), Error> {
     );
     let deliverer = &deliverer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = lambda::deadline(event.context.deadline);
         let records = lambda::received_messages(event.payload);
-        let failed = deliverer.handle_batch(records).await;
+        let failed = deliverer.handle_batch_until(records, Some(deadline)).await;
         Ok::<SqsBatchResponse, Error>(lambda::batch_response(failed))
     }))
     .await

@@ -1,7 +1,9 @@
 //! Delivery metrics in CloudWatch Embedded Metric Format, written once per batch: one
-//! JSON line per route (`Delivered`, `Retried`, `DeadLettered`, `DeliveryLatency` in ms,
-//! dimension `Route`) and one per route and failure (`DeadLettered`, dimensions `Route`,
-//! `Failure`). CloudWatch Logs turns those lines into metrics; nothing is called.
+//! JSON line per route (`Delivered`, `Retried`, `DeadLettered`, `CircuitOpen` (deliveries
+//! failed at once by an open circuit), `DeliveryLatency` in ms, dimension `Route`) and one
+//! per route and failure (`DeadLettered`, dimensions `Route`, `Failure`); and one line
+//! when a circuit opens (`CircuitOpened`, dimension `Route`). CloudWatch Logs turns those
+//! lines into metrics; nothing is called.
 
 use router_core::retry::Failure;
 use serde_json::{Value, json};
@@ -34,6 +36,7 @@ struct RouteCounts {
     delivered: u64,
     retried: u64,
     dead_lettered: BTreeMap<&'static str, u64>,
+    circuit_open: u64,
     latency_ms: Vec<f64>,
 }
 
@@ -54,6 +57,11 @@ impl BatchMetrics {
 
     pub fn retried(&mut self, route: &str) {
         self.route(route).retried += 1;
+    }
+
+    /// A delivery failed at once because its target's circuit was open.
+    pub fn circuit_open(&mut self, route: &str) {
+        self.route(route).circuit_open += 1;
     }
 
     pub fn dead_lettered(&mut self, route: &str, failure: Failure) {
@@ -86,6 +94,10 @@ impl BatchMetrics {
                 "Retried": c.retried,
                 "DeadLettered": dead,
             });
+            if c.circuit_open > 0 {
+                metrics.push(json!({"Name": "CircuitOpen", "Unit": "Count"}));
+                doc["CircuitOpen"] = json!(c.circuit_open);
+            }
             if !c.latency_ms.is_empty() {
                 metrics.push(json!({"Name": "DeliveryLatency", "Unit": "Milliseconds"}));
                 doc["DeliveryLatency"] = json!(c.latency_ms);
@@ -104,6 +116,17 @@ impl BatchMetrics {
         }
         out
     }
+}
+
+/// The line written when a route's target circuit opens.
+pub fn circuit_opened_line(route: &str, origin: &str, timestamp_ms: i64) -> String {
+    let mut doc = json!({"Route": route, "Origin": origin, "CircuitOpened": 1});
+    doc["_aws"] = envelope(
+        timestamp_ms,
+        &["Route"],
+        vec![json!({"Name": "CircuitOpened", "Unit": "Count"})],
+    );
+    doc.to_string()
 }
 
 fn envelope(timestamp_ms: i64, dimensions: &[&str], metrics: Vec<Value>) -> Value {
@@ -187,6 +210,28 @@ mod tests {
             3
         );
         assert_eq!(docs[4]["Failure"], "unknown_route");
+    }
+
+    #[test]
+    fn open_circuits_are_counted() {
+        let mut m = BatchMetrics::default();
+        m.circuit_open("crm");
+        m.circuit_open("crm");
+        m.retried("crm");
+        let docs = parse(&m.lines(0));
+        assert_eq!(docs[0]["CircuitOpen"], 2);
+        let names = docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(names.contains("CircuitOpen"), "{names}");
+        let opened: Value =
+            serde_json::from_str(&circuit_opened_line("crm", "http://x:80", 5)).unwrap();
+        assert_eq!(
+            (&opened["CircuitOpened"], &opened["Route"]),
+            (&json!(1), &json!("crm"))
+        );
+        assert_eq!(
+            opened["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Route"]])
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum Outcome {
     UnknownRoute,
     /// `max_age` passed before this attempt could start.
     Expired,
+    /// Not started: it could not finish before the invocation's deadline. Not an attempt
+    /// and not a failure: the message comes back shortly.
+    Deferred,
     // The attempt.
     Status {
         code: u16,
@@ -30,12 +33,27 @@ pub enum Outcome {
     Credentials,
     /// The `[signing]` key could not be read or used: an operator can fix it.
     SigningKey,
+    /// The target's circuit is open: failed at once, without a request.
+    CircuitOpen,
 }
 
 impl Outcome {
     /// Whether this ended the message before any attempt was made on this receive.
     pub fn before_attempt(&self) -> bool {
-        matches!(self, Self::Malformed | Self::UnknownRoute | Self::Expired)
+        matches!(
+            self,
+            Self::Malformed | Self::UnknownRoute | Self::Expired | Self::Deferred
+        )
+    }
+
+    /// Whether it says the target is unwell (what counts towards opening its circuit):
+    /// a timeout, a connection error, a 5xx or a 429.
+    pub fn is_unwell(&self) -> bool {
+        match *self {
+            Self::Timeout | Self::Connect => true,
+            Self::Status { code, .. } => code >= 500 || code == 429,
+            _ => false,
+        }
     }
 }
 
@@ -80,6 +98,8 @@ pub fn classify(outcome: &Outcome, oauth2_route: bool, token_already_refreshed: 
         Outcome::Connect => retry(Failure::Connect.as_str()),
         Outcome::Credentials => retry("credentials"),
         Outcome::SigningKey => retry("signing_key"),
+        Outcome::CircuitOpen => retry("circuit_open"),
+        Outcome::Deferred => retry("deadline"),
         Outcome::Render => Verdict::Permanent(Failure::Render),
         Outcome::TooLarge => Verdict::Permanent(Failure::TooLarge),
         Outcome::Blocked => Verdict::Permanent(Failure::BlockedTarget),

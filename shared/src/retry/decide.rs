@@ -47,9 +47,21 @@ pub enum Disposition {
     DeadLetter(DeadLetter),
 }
 
+/// How soon a deferred message (not started before the deadline) comes back.
+pub const DEFER_DELAY: Duration = Duration::from_secs(1);
+
 /// Decides a message's fate after attempt `attempt` (1-based), `elapsed` after its event
 /// was received. A 401/403 here is final: the oauth2 resend happened inside the attempt.
+/// A deferred message comes back after [`DEFER_DELAY`], whatever its schedule says.
 pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Duration) -> Disposition {
+    if a.outcome == Outcome::Deferred {
+        return Disposition::Retry {
+            delay: DEFER_DELAY,
+            reason: "deadline",
+            status: None,
+            error: a.error.clone(),
+        };
+    }
     let made = if a.outcome.before_attempt() {
         attempt.saturating_sub(1)
     } else {

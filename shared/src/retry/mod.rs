@@ -7,7 +7,7 @@ mod decide;
 
 pub use crate::wire::dead_letter::Failure;
 pub use classify::{Outcome, Verdict, classify};
-pub use decide::{Attempted, Disposition, decide};
+pub use decide::{Attempted, DEFER_DELAY, Disposition, decide};
 
 use std::time::{Duration, SystemTime};
 

@@ -261,3 +261,54 @@ fn the_decision_follows_the_classification_and_the_schedule() {
         }
     ));
 }
+
+#[test]
+fn unwell_answers_are_the_ones_that_open_a_circuit() {
+    let status = |code| Outcome::Status {
+        code,
+        retry_after: None,
+    };
+    for o in [
+        Outcome::Timeout,
+        Outcome::Connect,
+        status(500),
+        status(503),
+        status(429),
+    ] {
+        assert!(o.is_unwell(), "{o:?}");
+    }
+    for o in [
+        status(200),
+        status(404),
+        status(408),
+        Outcome::Blocked,
+        Outcome::Render,
+        Outcome::CircuitOpen,
+        Outcome::Credentials,
+    ] {
+        assert!(!o.is_unwell(), "{o:?}");
+    }
+}
+
+#[test]
+fn an_open_circuit_follows_the_schedule_and_a_deferral_does_not() {
+    let p = policy(&[5, 30], 3600);
+    assert!(matches!(
+        decide(&attempted(Outcome::CircuitOpen, None), &p, 1, S(0)),
+        Disposition::Retry { delay, reason: "circuit_open", .. } if delay == S(5)
+    ));
+    assert!(matches!(
+        decide(&attempted(Outcome::CircuitOpen, None), &p, 3, S(40)),
+        Disposition::DeadLetter(d) if d.failure == Failure::AttemptsExhausted
+    ));
+    // A deferral is not an attempt: back in a second even on the last attempt.
+    assert_eq!(
+        decide(&attempted(Outcome::Deferred, None), &p, 3, S(40)),
+        Disposition::Retry {
+            delay: DEFER_DELAY,
+            reason: "deadline",
+            status: None,
+            error: "why".into()
+        }
+    );
+}

@@ -9,6 +9,7 @@ mod section;
 
 pub use diagnostics::{LoadError, LoadErrors};
 
+use crate::breaker::BreakerSettings;
 use crate::domain::{DeliveryJob, EventType, RouteName, TriggerEvent};
 use crate::render::{RenderError, Renderer, UrlShape};
 use crate::retry::RetryPolicy;
@@ -41,6 +42,8 @@ pub struct Ingest {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeliverySettings {
     pub allow_private_targets: bool,
+    /// `circuit_breaker`: the default for every route.
+    pub breaker: BreakerSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +117,10 @@ pub struct Route {
     pub retry: RetryPolicy,
     pub enrich: Option<Enrich>,
     pub triggers: Vec<Trigger>,
+    /// The `[delivery]` breaker settings, with the route's own `circuit_breaker` over them.
+    pub breaker: BreakerSettings,
+    /// At most this many of the route's deliveries in flight per process.
+    pub max_in_flight: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -48,6 +48,24 @@ impl<'t> Section<'t> {
         s
     }
 
+    /// Opens a table nested in this one (`prefix` like `retry.`), reported at the same
+    /// location.
+    pub fn nested<'n>(
+        &self,
+        prefix: &str,
+        table: &'n Table,
+        known: &[&str],
+        diag: &mut Diagnostics,
+    ) -> Section<'n> {
+        Section::new(
+            self.loc.clone(),
+            &format!("{}{prefix}", self.prefix),
+            table,
+            known,
+            diag,
+        )
+    }
+
     fn field(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }

@@ -686,3 +686,66 @@ fn an_enrich_table_reports_each_problem_once() {
         "{e:?}"
     );
 }
+
+#[test]
+fn circuit_breakers_default_and_are_overridden_per_route() {
+    use crate::breaker::BreakerSettings;
+    let r = parse(&with_route("name = 'abc'")).unwrap();
+    assert_eq!(r.get("abc").unwrap().breaker, BreakerSettings::default());
+    assert_eq!(r.get("abc").unwrap().max_in_flight, None);
+
+    let text = format!(
+        "[delivery]\ncircuit_breaker = {{ failures = 3, cool_down = \"10s\" }}\n{}\n{}",
+        with_route("name = 'plain'"),
+        with_route("name = 'own'\ncircuit_breaker = { max_cool_down = \"1m\" }\nmax_in_flight = 4")
+            .replace("[[route]]", "\n[[route]]")
+    );
+    let r = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let plain = r.get("plain").unwrap().breaker;
+    assert_eq!(
+        (plain.failures, plain.cool_down, plain.max_cool_down),
+        (3, Duration::from_secs(10), Duration::from_secs(600))
+    );
+    let own = r.get("own").unwrap();
+    assert_eq!(
+        (
+            own.breaker.failures,
+            own.breaker.cool_down,
+            own.breaker.max_cool_down
+        ),
+        (3, Duration::from_secs(10), Duration::from_secs(60))
+    );
+    assert_eq!(own.max_in_flight, Some(4));
+
+    let off = parse(&with_route(
+        "name = 'off'\ncircuit_breaker = { failures = 0 }",
+    ))
+    .unwrap();
+    assert!(!off.get("off").unwrap().breaker.enabled());
+
+    for (bad, field) in [
+        (
+            "circuit_breaker = { failures = -1 }",
+            "circuit_breaker.failures",
+        ),
+        (
+            "circuit_breaker = { cool_down = \"0s\" }",
+            "circuit_breaker.cool_down",
+        ),
+        (
+            "circuit_breaker = { cool_down = \"5m\", max_cool_down = \"1m\" }",
+            "circuit_breaker.max_cool_down",
+        ),
+        (
+            "circuit_breaker = { colldown = \"5m\" }",
+            "circuit_breaker.colldown",
+        ),
+        ("max_in_flight = 0", "max_in_flight"),
+    ] {
+        let errs = errors(&with_route(&format!("name = 'bad'\n{bad}")));
+        assert!(
+            errs.iter().any(|e| e.contains(&format!("`{field}`"))),
+            "{bad}: {errs:?}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod batch;
 mod enrich;
 mod guard;
 mod headers;
+mod isolation;
 mod oauth2;
 mod outcomes;
 mod support;

@@ -12,9 +12,12 @@ mod templates;
 use super::diagnostics::{Diagnostics, LoadErrors};
 use super::section::Section;
 use super::{AuthProfile, DeliverySettings, Ingest, Route, Routes, Signing};
+use crate::breaker::BreakerSettings;
 use crate::render::Renderer;
+use crate::time_fmt::parse_duration;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 use toml::Table;
 use url::Url;
 
@@ -65,7 +68,8 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         .array("route", diag)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let routes = route_list(entries, &auth, base_dir, &mut renderer, diag);
+    let defaults = delivery.as_ref().map(|d| d.breaker).unwrap_or_default();
+    let routes = route_list(entries, &auth, &defaults, base_dir, &mut renderer, diag);
     let index = routes
         .iter()
         .enumerate()
@@ -87,6 +91,7 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
 fn route_list(
     entries: &[toml::Value],
     auth: &BTreeMap<String, AuthProfile>,
+    breaker: &BreakerSettings,
     base_dir: &Path,
     renderer: &mut Renderer,
     diag: &mut Diagnostics,
@@ -103,7 +108,7 @@ fn route_list(
             );
             continue;
         };
-        let Some(route) = route::route(i, table, auth, base_dir, renderer, diag) else {
+        let Some(route) = route::route(i, table, auth, breaker, base_dir, renderer, diag) else {
             continue;
         };
         if let Some(&first) = seen.get(route.name.as_str()) {
@@ -162,11 +167,63 @@ fn ingest(
 
 /// `[delivery]`: settings for every outbound request.
 fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
-    let s = Section::new("[delivery]", "", t, &["allow_private_targets"], diag);
+    let s = Section::new(
+        "[delivery]",
+        "",
+        t,
+        &["allow_private_targets", "circuit_breaker"],
+        diag,
+    );
     DeliverySettings {
         allow_private_targets: s.bool("allow_private_targets", diag).unwrap_or(false),
+        breaker: breaker_settings(&s, &BreakerSettings::default(), diag),
     }
 }
+
+/// A `circuit_breaker = { failures, cool_down, max_cool_down }` table over `base` (each key
+/// optional; `failures = 0` turns the breaker off).
+pub(super) fn breaker_settings(
+    s: &Section<'_>,
+    base: &BreakerSettings,
+    diag: &mut Diagnostics,
+) -> BreakerSettings {
+    let Some(t) = s.table("circuit_breaker", diag) else {
+        return *base;
+    };
+    let b = s.nested(
+        "circuit_breaker.",
+        t,
+        &["failures", "cool_down", "max_cool_down"],
+        diag,
+    );
+    let failures = b.int_in("failures", 0..=1000, diag).map(|n| n as u32);
+    let duration = |key: &str, diag: &mut Diagnostics| match b.str(key, diag).map(parse_duration) {
+        Some(Ok(d)) if d >= Duration::from_secs(1) && d <= MAX_COOL_DOWN => Some(d),
+        Some(Ok(_)) => {
+            b.error(diag, key, "must be between 1s and 24h");
+            None
+        }
+        Some(Err(reason)) => {
+            b.error(diag, key, reason);
+            None
+        }
+        None => None,
+    };
+    let cool_down = duration("cool_down", diag).unwrap_or(base.cool_down);
+    let max_cool_down =
+        duration("max_cool_down", diag).unwrap_or(base.max_cool_down.max(cool_down));
+    if max_cool_down < cool_down {
+        b.error(diag, "max_cool_down", "must not be shorter than cool_down");
+    }
+    BreakerSettings {
+        failures: failures.unwrap_or(base.failures),
+        cool_down,
+        max_cool_down,
+    }
+}
+
+/// The longest cool-down a breaker may have.
+const MAX_COOL_DOWN: Duration = Duration::from_secs(24 * 3600);
 
 /// `[signing]`: the secret outbound requests are signed with.
 fn signing(t: &Table, diag: &mut Diagnostics) -> Option<Signing> {

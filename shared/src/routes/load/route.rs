@@ -2,6 +2,7 @@
 //! triggers (its templates are compiled by [`super::templates`]).
 
 use super::{auth, http_url, templates};
+use crate::breaker::BreakerSettings;
 use crate::domain::{EventType, RouteName};
 use crate::render::Renderer;
 use crate::retry::{MAX_DELAY, RetryPolicy};
@@ -26,6 +27,8 @@ const ROUTE_KEYS: &[&str] = &[
     "retry",
     "enrich",
     "triggers",
+    "circuit_breaker",
+    "max_in_flight",
 ];
 
 const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
@@ -35,6 +38,7 @@ pub(super) fn route(
     i: usize,
     t: &Table,
     auth: &BTreeMap<String, AuthProfile>,
+    breaker: &BreakerSettings,
     base_dir: &Path,
     renderer: &mut Renderer,
     diag: &mut Diagnostics,
@@ -63,6 +67,10 @@ pub(super) fn route(
         .table("enrich", diag)
         .map(|t| enrich_table(&loc, t, auth, diag));
     let triggers = triggers(&s, diag);
+    let breaker = super::breaker_settings(&s, breaker, diag);
+    let max_in_flight = s
+        .int_in("max_in_flight", 1..=10_000, diag)
+        .map(|n| n as u32);
 
     // Templates compile under the route's name, so they need a valid one.
     let payload_src = templates::payload_source(&s, base_dir, diag);
@@ -91,6 +99,8 @@ pub(super) fn route(
         retry: retry?,
         enrich,
         triggers: triggers?,
+        breaker,
+        max_in_flight,
     })
 }
 
