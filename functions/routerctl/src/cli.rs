@@ -70,8 +70,8 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Batches delivered at the same time (each up to 10 messages).
-    #[arg(long, default_value_t = 4)]
+    /// Deliveries in flight at the same time (a new message is received as each finishes).
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Embedded queue: how long a received message stays hidden before it is retried
     /// (after a crash, in-flight deliveries come back after this long).

@@ -8,6 +8,7 @@ mod dlq;
 mod echo;
 mod error;
 mod render_cmd;
+mod runner;
 mod serve;
 mod setup;
 mod token;

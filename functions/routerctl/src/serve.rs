@@ -1,6 +1,6 @@
-//! `routerctl serve`: the trigger API on a local port, consumers that poll the queue as
-//! Lambda's SQS event source would (batches of up to 10, partial-batch failures honoured,
-//! bounded concurrency), and the token refresh on its schedule, in one process.
+//! `routerctl serve`: the trigger API on a local port, the deliveries ([`crate::runner`]:
+//! up to `--concurrency` messages in flight, visibility extended while they run), and the
+//! token refresh on its schedule, in one process. Its health answer lists open circuits.
 //!
 //! SIGTERM or Ctrl-C: stop accepting triggers, stop polling, let in-flight batches finish
 //! (up to `--grace`), exit. Whatever is not finished reappears after the visibility
@@ -10,15 +10,11 @@ use crate::cli::{Global, ServeArgs};
 use crate::error::{CliError, CliResult};
 use crate::setup;
 use deliver::Deliverer;
-use router_core::ports::{MAX_BATCH, Queue, ReceivedMessage};
 use router_core::routes::Routes;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// How long one poll waits for messages.
-const POLL_WAIT: Duration = Duration::from_secs(1);
 
 pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let config = setup::config()?;
@@ -57,14 +53,13 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         .map_err(|e| CliError::setup(e.to_string()))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut consumers = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        consumers.push(tokio::spawn(consume(
-            backends.queue.clone(),
-            deliverer.clone(),
-            stop_rx.clone(),
-        )));
-    }
+    let runner = tokio::spawn(crate::runner::run(
+        backends.queue.clone(),
+        deliverer.clone(),
+        args.concurrency,
+        Duration::from_secs(args.visibility_timeout.max(1)),
+        stop_rx.clone(),
+    ));
     let token_http = token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?;
     let refresher = tokio::spawn(refresh_tokens(
         routes.clone(),
@@ -74,6 +69,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         stop_rx.clone(),
     ));
 
+    let state = state.with_circuits(deliverer.breakers());
     let mut app = trigger::router(Arc::new(state));
     if args.demo_echo {
         app = app.merge(crate::echo::router());
@@ -100,9 +96,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let grace = Duration::from_secs(args.grace);
     let all = async {
         let _ = server.await;
-        for c in consumers {
-            let _ = c.await;
-        }
+        let _ = runner.await;
         let _ = refresher.await;
     };
     if tokio::time::timeout(grace, all).await.is_err() {
@@ -144,71 +138,6 @@ impl deliver::metrics::MetricsSink for MetricsAsDebugLog {
     }
 }
 
-/// What a consumer hands each batch to: the deliver handler, or a test's stand-in.
-pub trait BatchHandler: Send + Sync + 'static {
-    /// The message ids to leave on the queue (retries, unwritten dead letters).
-    fn handle(&self, batch: Vec<ReceivedMessage>) -> impl Future<Output = Vec<String>> + Send;
-}
-
-impl BatchHandler for Deliverer {
-    async fn handle(&self, batch: Vec<ReceivedMessage>) -> Vec<String> {
-        self.handle_batch(batch).await
-    }
-}
-
-/// One consumer: poll, deliver the batch, delete what the handler did not report failed.
-/// A handler that panics deletes nothing: its messages come back after their visibility
-/// timeout (and reach the DLQ at the max receive count), as on Lambda.
-pub async fn consume<H: BatchHandler>(
-    queue: Arc<dyn Queue>,
-    handler: Arc<H>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let received = tokio::select! {
-            r = queue.receive(MAX_BATCH, POLL_WAIT, None) => r,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let batch = match received {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot poll the delivery queue; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            continue;
-        }
-        // A batch once received is finished even during shutdown (bounded by --grace).
-        let h = handler.clone();
-        let records = batch.clone();
-        let failed = match tokio::spawn(async move { h.handle(records).await }).await {
-            Ok(failed) => failed,
-            Err(e) => {
-                tracing::error!(error = %e, messages = batch.len(), "a delivery batch crashed; its messages return after their visibility timeout");
-                continue;
-            }
-        };
-        let done: Vec<String> = batch
-            .iter()
-            .filter(|m| !failed.contains(&m.message_id))
-            .map(|m| m.receipt_handle.clone())
-            .collect();
-        if done.is_empty() {
-            continue;
-        }
-        for (result, handle) in queue.delete_batch(&done).await.into_iter().zip(&done) {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, receipt = handle.as_str(), "could not delete a finished message; it may be delivered again");
-            }
-        }
-    }
-}
-
 /// Refreshes tokens now and then every `interval`, as the scheduled function does on AWS.
 async fn refresh_tokens(
     routes: Arc<Routes>,
@@ -230,60 +159,5 @@ async fn refresh_tokens(
             _ = tokio::time::sleep(interval) => {},
             _ = stop.wait_for(|s| *s) => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use router_core::backends::embedded_queues;
-    use router_core::ports::OutgoingMessage;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct Panics(AtomicUsize);
-
-    impl BatchHandler for Panics {
-        async fn handle(&self, _batch: Vec<ReceivedMessage>) -> Vec<String> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            panic!("a bug in the handler");
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_panicking_batch_loses_no_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let (queue, dead_letters) = embedded_queues(dir.path(), Duration::from_secs(1), 2).unwrap();
-        let message = OutgoingMessage {
-            body: "{}".into(),
-            attributes: Default::default(),
-            delay: Duration::ZERO,
-        };
-        queue.send_batch(&[message]).await.unwrap();
-        let handler = Arc::new(Panics(AtomicUsize::new(0)));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let consumer = tokio::spawn(consume(queue.clone(), handler.clone(), stop_rx));
-        // Received twice (visibility 1 s), then redriven to the DLQ at the max receive count.
-        let mut dead = Vec::new();
-        for _ in 0..50 {
-            dead = dead_letters
-                .receive(1, Duration::from_millis(100), None)
-                .await
-                .unwrap();
-            if !dead.is_empty() {
-                break;
-            }
-        }
-        stop_tx.send(true).unwrap();
-        consumer.await.unwrap();
-        assert_eq!(
-            dead.len(),
-            1,
-            "the message reached the DLQ instead of vanishing"
-        );
-        assert_eq!(
-            handler.0.load(Ordering::SeqCst),
-            2,
-            "the consumer survived the first panic"
-        );
     }
 }

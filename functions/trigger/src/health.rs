@@ -1,4 +1,5 @@
-//! `GET /api/v2/health`: queue depth, dead letters, token expiry; no auth.
+//! `GET /api/v2/health`: queue depth, dead letters, token expiry, and (where deliveries run
+//! in the same process: `routerctl serve`) the open circuits; no auth.
 //!
 //! Token expiries are read from the secret store at most once a minute, so an
 //! unauthenticated endpoint cannot run up secret-store calls.
@@ -25,8 +26,20 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueHealth>,
     pub tokens: BTreeMap<String, TokenHealth>,
+    /// The target origins whose circuit is open (only where this process delivers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuits: Option<Vec<CircuitHealth>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CircuitHealth {
+    pub origin: String,
+    /// Seconds until the next probe may go (0: one is due or out).
+    pub retry_in_s: u64,
+    /// How many times it opened in a row.
+    pub openings: u32,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -82,6 +95,17 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
     let token_trouble = tokens
         .values()
         .any(|t| t.expires_in_s.is_none_or(|s| s < TOKEN_WARNING_S));
+    let circuits = state.circuits.as_ref().map(|b| {
+        b.open(Instant::now())
+            .into_iter()
+            .map(|c| CircuitHealth {
+                origin: c.origin,
+                retry_in_s: c.retry_in_s,
+                openings: c.openings,
+            })
+            .collect::<Vec<_>>()
+    });
+    let circuit_open = circuits.as_ref().is_some_and(|c| !c.is_empty());
     let depths = tokio::try_join!(state.queue.depth(), state.dead_letters.depth());
     let mut health = Health {
         status: "healthy",
@@ -89,6 +113,7 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
         routes: state.routes.routes().len(),
         queue: None,
         tokens,
+        circuits,
         detail: None,
     };
     match depths {
@@ -99,7 +124,7 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
                 in_flight: q.in_flight,
                 dead_letter,
             });
-            if dead_letter >= state.dlq_degraded_threshold || token_trouble {
+            if dead_letter >= state.dlq_degraded_threshold || token_trouble || circuit_open {
                 health.status = "degraded";
             }
             (StatusCode::OK, Json(health)).into_response()

@@ -29,6 +29,8 @@ pub struct State {
     pub ingest_key: Option<IngestKey>,
     pub dlq_degraded_threshold: u64,
     pub token_cache: health::TokenCache,
+    /// The delivering side's circuits, when it runs in this process (`routerctl serve`).
+    pub circuits: Option<Arc<router_core::breaker::Breakers>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +82,14 @@ impl State {
             ingest_key,
             dlq_degraded_threshold,
             token_cache: Default::default(),
+            circuits: None,
         })
+    }
+
+    /// Lists these circuits in the health answer (and degrades it while one is open).
+    pub fn with_circuits(mut self, circuits: Arc<router_core::breaker::Breakers>) -> Self {
+        self.circuits = Some(circuits);
+        self
     }
 
     /// Lambda's cold start: configuration, routes, AWS clients and the ingest key.

@@ -215,6 +215,29 @@ async fn responses_of_every_status_match_their_schemas() {
     let reply = send(&h.app, health()).await;
     assert_eq!(reply.status.as_u16(), 503);
     assert_conforms(&spec, trigger::app::HEALTH_PATH, "get", &reply);
+
+    // routerctl serve's health also lists open circuits.
+    let breakers = std::sync::Arc::new(router_core::breaker::Breakers::default());
+    let settings = router_core::breaker::BreakerSettings::default();
+    for _ in 0..5 {
+        breakers.record(
+            "http://down.example:80",
+            true,
+            &settings,
+            std::time::Instant::now(),
+        );
+    }
+    let h = harness_with_circuits(breakers).await;
+    let reply = send(&h.app, health()).await;
+    assert_eq!(
+        reply.body["circuits"][0]["origin"],
+        "http://down.example:80"
+    );
+    assert_eq!(
+        reply.body["status"], "degraded",
+        "an open circuit degrades health"
+    );
+    assert_conforms(&spec, trigger::app::HEALTH_PATH, "get", &reply);
 }
 
 #[test]

@@ -82,15 +82,10 @@ impl Workspace {
 
     /// Starts `serve` on a free port and waits for its ready line.
     pub fn serve(&self, extra: &[&str]) -> Serve {
-        let mut args = vec![
-            "serve",
-            "--port",
-            "0",
-            "--visibility-timeout",
-            "3",
-            "--grace",
-            "5",
-        ];
+        let mut args = vec!["serve", "--port", "0", "--grace", "5"];
+        if !extra.contains(&"--visibility-timeout") {
+            args.extend(["--visibility-timeout", "3"]);
+        }
         args.extend_from_slice(extra);
         let mut child = self
             .command(&args)
@@ -190,8 +185,13 @@ pub fn routes_for(targets: &Targets, routes: &[(&str, &str)]) -> String {
          [auth.flows]\ntype = \"api_key\"\nsecret = \"router/ingest-key\"\n",
     );
     for (name, extra) in routes {
+        let timeout = if extra.contains("timeout_seconds") {
+            ""
+        } else {
+            "timeout_seconds = 2\n"
+        };
         s.push_str(&format!(
-            "[[route]]\nname = \"{name}\"\ntarget_url = \"{}\"\ntimeout_seconds = 2\n\
+            "[[route]]\nname = \"{name}\"\ntarget_url = \"{}\"\n{timeout}\
              template = '{{\"attempt\": {{{{ delivery.attempt }}}}, \"event\": {{{{ event.id | tojson }}}}}}'\n{extra}\n",
             targets.url(name)
         ));

@@ -56,6 +56,19 @@ pub struct Harness {
 }
 
 pub async fn harness_with(routes_text: &str, threshold: u64) -> Harness {
+    harness_full(routes_text, threshold, None).await
+}
+
+/// A harness whose health answer lists `circuits` (as `routerctl serve`'s does).
+pub async fn harness_with_circuits(circuits: Arc<router_core::breaker::Breakers>) -> Harness {
+    harness_full(ROUTES, 10, Some(circuits)).await
+}
+
+async fn harness_full(
+    routes_text: &str,
+    threshold: u64,
+    circuits: Option<Arc<router_core::breaker::Breakers>>,
+) -> Harness {
     let routes =
         Arc::new(Routes::parse(routes_text, Path::new("routes.toml")).expect("test routes load"));
     let queue = Arc::new(FakeQueue::new());
@@ -66,9 +79,12 @@ pub async fn harness_with(routes_text: &str, threshold: u64) -> Harness {
         dead_letters: dead_letters.clone(),
         secrets: secrets.clone(),
     };
-    let state = trigger::State::new(routes, backends, threshold)
+    let mut state = trigger::State::new(routes, backends, threshold)
         .await
         .expect("state builds");
+    if let Some(c) = circuits {
+        state = state.with_circuits(c);
+    }
     Harness {
         app: trigger::router(Arc::new(state)),
         queue,
