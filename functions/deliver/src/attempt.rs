@@ -125,7 +125,7 @@ impl Deliverer {
                     "the circuit of {origin} is open (next probe in {} s)",
                     retry_in.as_secs()
                 );
-                return Sent::failed(Outcome::CircuitOpen, error, None);
+                return Sent::failed(Outcome::CircuitOpen { retry_in }, error, None);
             }
             Admission::Probe => {
                 tracing::info!(route = %route.name, origin, "circuit half-open: probing the target")

@@ -33,8 +33,10 @@ pub enum Outcome {
     Credentials,
     /// The `[signing]` key could not be read or used: an operator can fix it.
     SigningKey,
-    /// The target's circuit is open: failed at once, without a request.
-    CircuitOpen,
+    /// The target's circuit is open: failed at once, without a request, and retried on
+    /// the route's schedule like any retryable failure. `retry_in`: when the next probe
+    /// may go (for the error text).
+    CircuitOpen { retry_in: Duration },
 }
 
 impl Outcome {
@@ -98,7 +100,7 @@ pub fn classify(outcome: &Outcome, oauth2_route: bool, token_already_refreshed: 
         Outcome::Connect => retry(Failure::Connect.as_str()),
         Outcome::Credentials => retry("credentials"),
         Outcome::SigningKey => retry("signing_key"),
-        Outcome::CircuitOpen => retry("circuit_open"),
+        Outcome::CircuitOpen { .. } => retry("circuit_open"),
         Outcome::Deferred => retry("deadline"),
         Outcome::Render => Verdict::Permanent(Failure::Render),
         Outcome::TooLarge => Verdict::Permanent(Failure::TooLarge),

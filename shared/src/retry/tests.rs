@@ -283,7 +283,7 @@ fn unwell_answers_are_the_ones_that_open_a_circuit() {
         status(408),
         Outcome::Blocked,
         Outcome::Render,
-        Outcome::CircuitOpen,
+        Outcome::CircuitOpen { retry_in: S(1) },
         Outcome::Credentials,
     ] {
         assert!(!o.is_unwell(), "{o:?}");
@@ -293,12 +293,19 @@ fn unwell_answers_are_the_ones_that_open_a_circuit() {
 #[test]
 fn an_open_circuit_follows_the_schedule_and_a_deferral_does_not() {
     let p = policy(&[5, 30], 3600);
+    let open = |secs| Outcome::CircuitOpen { retry_in: S(secs) };
     assert!(matches!(
-        decide(&attempted(Outcome::CircuitOpen, None), &p, 1, S(0)),
+        decide(&attempted(open(0), None), &p, 1, S(0)),
         Disposition::Retry { delay, reason: "circuit_open", .. } if delay == S(5)
     ));
+    // The schedule, not the time until the next probe: a dead target's deliveries settle
+    // on the route's schedule whatever the cool-down.
     assert!(matches!(
-        decide(&attempted(Outcome::CircuitOpen, None), &p, 3, S(40)),
+        decide(&attempted(open(24), None), &p, 1, S(0)),
+        Disposition::Retry { delay, .. } if delay == S(5)
+    ));
+    assert!(matches!(
+        decide(&attempted(open(0), None), &p, 3, S(40)),
         Disposition::DeadLetter(d) if d.failure == Failure::AttemptsExhausted
     ));
     // A deferral is not an attempt: back in a second even on the last attempt.

@@ -27,11 +27,12 @@ async fn after_five_unwell_answers_the_circuit_opens_and_deliveries_fail_at_once
         );
     }
     assert_eq!(target.requests().len(), 5);
-    // Open now: no request, a retry on the route's schedule like any retryable failure.
+    // Open now: no request, a retry like any retryable failure.
     let started = Instant::now();
     assert!(h.run_one(message(&job("evt_6", ROUTE), 1)).await);
     assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(target.requests().len(), 5, "no request while open");
+    // Retried on the route's schedule like any retryable failure.
     assert_eq!(h.delays().last(), Some(&S(5)));
     assert_eq!(metric_sum(&h, "CircuitOpen"), 1);
     assert_eq!(metric_sum(&h, "CircuitOpened"), 1);
