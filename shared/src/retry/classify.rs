@@ -36,7 +36,9 @@ pub enum Outcome {
     /// The target's circuit is open: failed at once, without a request, and retried on
     /// the route's schedule like any retryable failure. `retry_in`: when the next probe
     /// may go (for the error text).
-    CircuitOpen { retry_in: Duration },
+    CircuitOpen {
+        retry_in: Duration,
+    },
 }
 
 impl Outcome {
