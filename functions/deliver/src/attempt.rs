@@ -1,49 +1,73 @@
-//! Stage 2 of a delivery: the attempt. The enrich lookup (when the route has one), the
-//! payload rendered, signed, and POSTed with the route's auth header; on an oauth2 route a
-//! 401/403 re-reads the token and resends once, within the same attempt. Every request
-//! passes its origin's circuit breaker first: an open circuit fails it at once. Whatever
-//! happens comes out as one [`Attempted`], with the request's latency when one was made.
+//! Stage 2 of a delivery: the attempt. What [`crate::outgoing`] makes (the payload, the
+//! body into a Cognigy session, a reply) is signed and POSTed with the route's auth
+//! header; on an oauth2 route a 401/403 re-reads the token and resends once, within the
+//! same attempt. Every request passes its origin's circuit breaker first: an open circuit
+//! fails it at once. Whatever happens comes out as one [`Attempted`], with the request's
+//! latency when one was made and, on a route with a reply, the answer.
 
 use crate::deliverer::Deliverer;
-use crate::http::{self, Sent};
+use crate::http::{self, Keep, Sent};
 use crate::prepare::Ready;
 use reqwest::Method;
-use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use router_core::breaker::{Admission, Transition};
-use router_core::domain::DeliveryJob;
-use router_core::render::RenderError;
 use router_core::retry::{Attempted, Outcome, Verdict, classify};
-use router_core::routes::{Enrich, Route, Routes};
+use router_core::routes::Route;
 use router_core::wire::headers::DeliveryHeaders;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
+/// The most of an answer kept as a reply's `response.text`.
+pub const MAX_RESPONSE_TEXT: usize = 256 * 1024;
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub struct Attempt {
+    pub attempted: Attempted,
+    /// The request's latency, when one was made.
+    pub latency: Option<Duration>,
+    /// The 2xx answer, kept when the route has a `reply`.
+    pub response: Option<Captured>,
+}
+
+impl Attempt {
+    /// Ended before a request was made.
+    pub fn ended(attempted: Attempted) -> Self {
+        Self {
+            attempted,
+            latency: None,
+            response: None,
+        }
+    }
+}
+
+/// A target's answer, kept for the reply.
+#[derive(Debug)]
+pub struct Captured {
+    pub status: u16,
+    /// At most [`MAX_RESPONSE_TEXT`] bytes.
+    pub body: Vec<u8>,
+    pub truncated: bool,
+}
+
 impl Deliverer {
-    /// One attempt of a ready message.
-    pub(crate) async fn attempt(&self, ready: &Ready<'_>) -> (Attempted, Option<Duration>) {
-        let (job, route, attempt) = (&ready.job, ready.route, ready.attempt);
+    /// One attempt of a ready message: what it came to, the request's latency, and the
+    /// answer kept for a reply (on a route with `reply`, when it was 2xx).
+    pub(crate) async fn attempt(&self, ready: &Ready<'_>) -> Attempt {
         let now = OffsetDateTime::now_utc();
-        let external = match &route.enrich {
-            None => None,
-            Some(enrich) => match self.enrich(job, route, enrich, attempt, now).await {
-                Ok(v) => Some(v),
-                Err(a) => return (a, None),
-            },
+        let out = match self.outgoing(ready, now).await {
+            Ok(out) => out,
+            Err(attempted) => return Attempt::ended(attempted),
         };
-        let ctx = Routes::context(job, attempt, now, external.as_ref());
-        let body = match self.routes.render_payload(route, &ctx) {
-            Ok(body) => body,
-            Err(e @ RenderError::TooLarge { .. }) => {
-                return (Attempted::new(Outcome::TooLarge, e.to_string()), None);
-            }
-            Err(e) => return (Attempted::new(Outcome::Render, e.to_string()), None),
-        };
+        let job = &ready.job;
         let timestamp = now.unix_timestamp();
         let signature = match &self.routes.signing {
             None => None,
             Some(signing) => match self.credentials.signer(&signing.secret).await {
-                Ok(signer) => Some(signer.sign(&job.delivery_id, timestamp, &body)),
-                Err(e) => return (Attempted::new(Outcome::SigningKey, e.to_string()), None),
+                Ok(signer) => Some(signer.sign(&job.delivery_id, timestamp, &out.body)),
+                Err(e) => {
+                    return Attempt::ended(Attempted::new(Outcome::SigningKey, e.to_string()));
+                }
             },
         };
         let headers = DeliveryHeaders {
@@ -53,71 +77,46 @@ impl Deliverer {
             auth: None,
         };
         let Some(headers) = header_map(&headers.to_send()) else {
-            return (
-                Attempted::new(
-                    Outcome::Render,
-                    "a delivery header is not a valid header value",
-                ),
-                None,
-            );
+            let error = "a delivery header is not a valid header value";
+            return Attempt::ended(Attempted::new(Outcome::Render, error));
+        };
+        let keep = if out.capture {
+            Keep::Prefix(MAX_RESPONSE_TEXT)
+        } else {
+            Keep::Drain
         };
         let request = http::Request {
             method: Method::POST,
-            url: &route.target_url,
+            url: &out.url,
             headers,
-            body: Some(body),
-            timeout: route.timeout,
-            keep_body: false,
+            body: Some(out.body),
+            timeout: out.timeout,
+            keep,
         };
-        let sent = self.send(route, route.auth.as_deref(), request).await;
-        (sent.attempted, sent.latency)
-    }
-
-    /// The `enrich` lookup: its JSON answer, or what ends this attempt.
-    async fn enrich(
-        &self,
-        job: &DeliveryJob,
-        route: &Route,
-        enrich: &Enrich,
-        attempt: u32,
-        now: OffsetDateTime,
-    ) -> Result<serde_json::Value, Attempted> {
-        let ctx = Routes::context(job, attempt, now, None);
-        let url = self
-            .routes
-            .render_enrich_url(route, &ctx)
-            .map_err(|e| Attempted::new(Outcome::Render, format!("enrich url: {e}")))?;
-        let mut headers = HeaderMap::with_capacity(4);
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let request = http::Request {
-            method: Method::GET,
-            url: &url,
-            headers,
-            body: None,
-            timeout: enrich.timeout,
-            keep_body: true,
-        };
-        let sent = self.send(route, enrich.auth.as_deref(), request).await;
-        if classify(&sent.attempted.outcome, false, true) != Verdict::Delivered {
-            return Err(sent.attempted.prefixed("enrich lookup: "));
-        }
-        match sent.body {
-            Some(body) => serde_json::from_slice(&body).map_err(|_| {
-                Attempted::new(Outcome::Render, "enrich lookup: the answer is not JSON")
+        let sent = self.send(ready.route, out.auth, request).await;
+        let response = match (sent.body, sent.attempted.status) {
+            (Some(body), Some(status)) => Some(Captured {
+                status,
+                body,
+                truncated: sent.truncated,
             }),
-            None => Err(Attempted::new(
-                Outcome::Render,
-                format!(
-                    "enrich lookup: answered {} without a body",
-                    sent.attempted.status.unwrap_or_default()
-                ),
-            )),
+            _ => None,
+        };
+        Attempt {
+            attempted: sent.attempted,
+            latency: sent.latency,
+            response,
         }
     }
 
     /// Sends through the origin's circuit breaker (the route's settings): refused at once
     /// while it is open; the answer is recorded (only when a request went out).
-    async fn send(&self, route: &Route, auth: Option<&str>, request: http::Request<'_>) -> Sent {
+    pub(crate) async fn send(
+        &self,
+        route: &Route,
+        auth: Option<&str>,
+        request: http::Request<'_>,
+    ) -> Sent {
         let origin = request.url.origin().ascii_serialization();
         match self.breakers.admit(&origin, &route.breaker, Instant::now()) {
             Admission::Refuse { retry_in } => {

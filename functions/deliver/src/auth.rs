@@ -53,6 +53,8 @@ pub struct Credentials {
     profiles: BTreeMap<String, AuthProfile>,
     headers: Mutex<HashMap<String, Cached<Header>>>,
     signer: Mutex<Option<Cached<Arc<Signer>>>>,
+    /// Plain secrets (a Cognigy endpoint's URL token), by id.
+    secrets: Mutex<HashMap<String, Cached<Secret>>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -70,6 +72,7 @@ impl Credentials {
             profiles,
             headers: Mutex::new(HashMap::new()),
             signer: Mutex::new(None),
+            secrets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -131,6 +134,31 @@ impl Credentials {
     /// Drops a profile's cached header, so the next request reads its secret again.
     pub fn forget(&self, profile: &str) {
         self.lock_headers().remove(profile);
+    }
+
+    /// A plain secret's value (a Cognigy endpoint's URL token), reused for [`SECRET_TTL`].
+    pub async fn secret(&self, id: &str) -> Result<Secret, AuthError> {
+        if let Some(c) = self
+            .secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .filter(|c| c.fresh_until > Instant::now())
+        {
+            return Ok(c.value.clone());
+        }
+        let value = self.store.get(id).await?;
+        self.secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                id.to_owned(),
+                Cached {
+                    value: value.clone(),
+                    fresh_until: Instant::now() + SECRET_TTL,
+                },
+            );
+        Ok(value)
     }
 
     /// The signer for the `[signing]` secret, rebuilt after [`SECRET_TTL`].

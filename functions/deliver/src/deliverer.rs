@@ -5,6 +5,7 @@
 //! render, sign, send) -> [`decide`] (the pure retry decision) -> logged; then the batch
 //! is [`settle`](crate::settle)d (visibility changes, DLQ copies) and its metrics written.
 
+use crate::attempt::Attempt;
 use crate::auth::Credentials;
 use crate::guard::{GuardedResolver, Lookup, SystemLookup};
 use crate::http;
@@ -14,7 +15,7 @@ use crate::settle::{Settlement, settle};
 use futures_util::future::join_all;
 use router_core::backends::Backends;
 use router_core::breaker::Breakers;
-use router_core::ports::ReceivedMessage;
+use router_core::ports::{OutgoingMessage, ReceivedMessage};
 use router_core::retry::{Attempted, Disposition, Outcome, RetryPolicy, decide};
 use router_core::routes::{Route, Routes};
 use router_core::text::bounded;
@@ -63,6 +64,8 @@ pub struct Processed {
     /// The delivery request's latency, when one was made.
     pub latency: Option<Duration>,
     pub disposition: Disposition,
+    /// A reply job to queue before this message is settled (the route's `reply`).
+    pub follow_up: Option<OutgoingMessage>,
 }
 
 /// Kept free before an invocation's deadline: settling the batch (visibility changes,
@@ -153,7 +156,8 @@ impl Deliverer {
         deadline: Option<Instant>,
     ) -> Vec<String> {
         let started = Instant::now();
-        let processed = join_all(records.into_iter().map(|m| self.process(m, deadline))).await;
+        let mut processed = join_all(records.into_iter().map(|m| self.process(m, deadline))).await;
+        crate::reply::queue_follow_ups(self.backends.queue.as_ref(), &mut processed).await;
         let settlement = settle(
             self.backends.queue.as_ref(),
             self.backends.dead_letters.as_ref(),
@@ -180,21 +184,21 @@ impl Deliverer {
                 attempt,
                 latency: None,
                 msg,
+                follow_up: None,
             },
             Ok(ready) => {
-                let (attempted, latency) = self.attempt_in_time(&ready, deadline).await;
+                let done = self.attempt_in_time(&ready, deadline).await;
+                let disposition =
+                    decide(&done.attempted, ready.policy, ready.attempt, ready.elapsed);
+                let follow_up = crate::reply::follow_up(&ready, &disposition, done.response);
                 Processed {
-                    disposition: decide(
-                        &attempted,
-                        &ready.route.retry,
-                        ready.attempt,
-                        ready.elapsed,
-                    ),
+                    disposition,
                     route: ready.job.route.as_str().to_owned(),
                     delivery_id: ready.job.delivery_id,
                     attempt,
-                    latency,
+                    latency: done.latency,
                     msg,
+                    follow_up,
                 }
             }
         };
@@ -204,11 +208,7 @@ impl Deliverer {
 
     /// The attempt, once the route has a free slot (`max_in_flight`: waiting for one is
     /// not an attempt) and if it can finish before the deadline.
-    async fn attempt_in_time(
-        &self,
-        ready: &Ready<'_>,
-        deadline: Option<Instant>,
-    ) -> (Attempted, Option<Duration>) {
+    async fn attempt_in_time(&self, ready: &Ready<'_>, deadline: Option<Instant>) -> Attempt {
         let latest_start = deadline.map(|d| {
             d.checked_sub(DEADLINE_MARGIN + self.longest_attempt(ready.route))
                 .unwrap_or_else(Instant::now)
@@ -221,13 +221,13 @@ impl Deliverer {
                     None => wait.await.ok(),
                     Some(at) => match tokio::time::timeout_at(at.into(), wait).await {
                         Ok(permit) => permit.ok(),
-                        Err(_) => return (deferred(), None),
+                        Err(_) => return Attempt::ended(deferred()),
                     },
                 }
             }
         };
         if latest_start.is_some_and(|at| Instant::now() > at) {
-            return (deferred(), None);
+            return Attempt::ended(deferred());
         }
         self.attempt(ready).await
     }

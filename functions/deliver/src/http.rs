@@ -39,8 +39,19 @@ pub struct Request<'a> {
     pub headers: HeaderMap,
     pub body: Option<String>,
     pub timeout: Duration,
-    /// Keep the answer's body (up to [`MAX_ENRICH_ANSWER`]); otherwise it is drained.
-    pub keep_body: bool,
+    /// What to do with a 2xx answer's body.
+    pub keep: Keep,
+}
+
+/// What to do with a 2xx answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Read (up to 64 KiB, so the connection can be reused) and drop it.
+    Drain,
+    /// Keep it whole (an enrich answer): larger than [`MAX_ENRICH_ANSWER`] is `too_large`.
+    Whole,
+    /// Keep its first `n` bytes (a reply's `response.text`); more is cut, not an error.
+    Prefix(usize),
 }
 
 /// What one request came to.
@@ -51,6 +62,8 @@ pub struct Sent {
     pub latency: Option<Duration>,
     /// The answer's body, when asked for and the status was 2xx.
     pub body: Option<Vec<u8>>,
+    /// The body was longer than [`Keep::Prefix`] kept.
+    pub truncated: bool,
 }
 
 impl Sent {
@@ -60,6 +73,7 @@ impl Sent {
             attempted: Attempted::new(outcome, error),
             latency,
             body: None,
+            truncated: false,
         }
     }
 }
@@ -95,22 +109,31 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sen
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let success = (200..300).contains(&code);
-    let limit = if req.keep_body && success {
-        MAX_ENRICH_ANSWER
-    } else {
-        DRAIN_LIMIT
+    let keep = if success { req.keep } else { Keep::Drain };
+    let limit = match keep {
+        Keep::Drain => DRAIN_LIMIT,
+        Keep::Whole => MAX_ENRICH_ANSWER,
+        Keep::Prefix(n) => n,
     };
     let mut body = Vec::new();
     let mut read_error = None;
+    let mut truncated = false;
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > limit {
-                    if req.keep_body && success {
-                        read_error = Some(format!(
-                            "the answer is larger than {} KiB",
-                            MAX_ENRICH_ANSWER / 1024
-                        ));
+                    match keep {
+                        Keep::Whole => {
+                            read_error = Some(format!(
+                                "the answer is larger than {} KiB",
+                                MAX_ENRICH_ANSWER / 1024
+                            ))
+                        }
+                        Keep::Prefix(n) => {
+                            body.extend_from_slice(&chunk[..n - body.len()]);
+                            truncated = true;
+                        }
+                        Keep::Drain => {}
                     }
                     break; // dropping the response closes the connection
                 }
@@ -119,7 +142,7 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sen
             Ok(None) => break,
             Err(e) => {
                 // The status is in; a delivery is judged by it. An enrich answer is not usable.
-                if req.keep_body && success {
+                if keep == Keep::Whole {
                     let (outcome, text) = describe(&e, req.timeout);
                     return Sent::failed(outcome, text, Some(started.elapsed()));
                 }
@@ -137,6 +160,7 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sen
             },
             latency: Some(latency),
             body: None,
+            truncated: false,
         };
     }
     let reason = resp.status().canonical_reason().unwrap_or("");
@@ -152,7 +176,8 @@ pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sen
             error,
         },
         latency: Some(latency),
-        body: (req.keep_body && success).then_some(body),
+        body: (keep != Keep::Drain).then_some(body),
+        truncated,
     }
 }
 

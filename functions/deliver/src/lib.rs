@@ -6,8 +6,11 @@
 //! A message's path, one module a stage:
 //! - [`deliverer`]: the batch in, the failed ids out; runs the stages and logs each message
 //! - [`prepare`]: parse the job, find its route, check its age
-//! - [`attempt`]: enrich, render, sign, send (with the oauth2 resend)
+//! - [`attempt`]: sign and send (through the circuit breaker, with the oauth2 resend)
+//!   what [`outgoing`] makes: the payload (after enrich) for `target_url`, or the body
+//!   into a Cognigy session, or a reply job's answer
 //! - `router_core::retry::decide`: the pure decision (delivered, retry in, dead letter)
+//! - [`reply`]: a reply route's answer (or `on_failure`) queued as its own job
 //! - [`settle`]: visibility changes for retries, DLQ copies, the failed ids
 //!
 //! and what they use: [`http`] (one request and what it came to), [`auth`] (outbound
@@ -24,7 +27,9 @@ pub mod guard;
 pub mod http;
 pub mod lambda;
 pub mod metrics;
+pub mod outgoing;
 pub mod prepare;
+pub mod reply;
 pub mod settle;
 
 pub use deliverer::{BuildError, Deliverer};

@@ -4,7 +4,7 @@
 
 use router_core::domain::DeliveryJob;
 use router_core::ports::ReceivedMessage;
-use router_core::retry::{Attempted, Outcome, is_expired};
+use router_core::retry::{Attempted, Outcome, RetryPolicy, is_expired};
 use router_core::routes::{Route, Routes};
 use router_core::text::bounded;
 use router_core::time_fmt::{format_duration, rfc3339, unix_ms};
@@ -20,6 +20,8 @@ pub const MAX_LABEL_CHARS: usize = 128;
 pub struct Ready<'r> {
     pub job: DeliveryJob,
     pub route: &'r Route,
+    /// The route's retry policy, or for a reply job its Cognigy endpoint's.
+    pub policy: &'r RetryPolicy,
     /// 1-based: the message's receive count.
     pub attempt: u32,
     /// Since the later of the event's receipt and the message's send.
@@ -62,11 +64,18 @@ pub fn prepare<'r>(
         let error = format!("route `{}` is not in the routes file", job.route);
         return Err(ended(&job, Outcome::UnknownRoute, error));
     };
+    let policy = match (&job.reply, &route.reply) {
+        (Some(_), Some(reply)) => routes
+            .cognigy
+            .get(&reply.to.endpoint)
+            .map_or(&route.retry, |e| &e.retry),
+        _ => &route.retry,
+    };
     let elapsed = age(&job, msg, now);
-    if is_expired(&route.retry, elapsed) {
+    if is_expired(policy, elapsed) {
         let error = format!(
             "max_age of {} had passed before attempt {attempt} (received {})",
-            format_duration(route.retry.max_age),
+            format_duration(policy.max_age),
             rfc3339(job.received_at)
         );
         return Err(ended(&job, Outcome::Expired, error));
@@ -74,6 +83,7 @@ pub fn prepare<'r>(
     Ok(Ready {
         job,
         route,
+        policy,
         attempt,
         elapsed,
     })

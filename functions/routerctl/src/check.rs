@@ -4,8 +4,9 @@
 
 use crate::error::{CliError, CliResult};
 use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
-use router_core::routes::{Route, Routes};
+use router_core::routes::{CognigyTarget, Route, Routes, Target};
 use router_core::secrets::mask_url;
+use router_core::wire::cognigy;
 use std::path::Path;
 use std::time::Duration;
 
@@ -78,6 +79,27 @@ pub fn sample_event(route: &Route) -> TriggerEvent {
     }
 }
 
+/// Probes a Cognigy endpoint's base URL (never the inject or notify URL: nothing goes
+/// into a session, and the URL token stays out of the output).
+async fn probe_endpoint(
+    http: &reqwest::Client,
+    routes: &Routes,
+    route: &str,
+    to: &CognigyTarget,
+) -> bool {
+    match routes.cognigy.get(&to.endpoint) {
+        Some(e) => {
+            probe_url(
+                http,
+                &format!("route {route}: Cognigy endpoint `{}` at", to.endpoint),
+                &e.base_url,
+            )
+            .await
+        }
+        None => false,
+    }
+}
+
 /// Prints whether `url` answers (any HTTP status counts), credentials masked; false when
 /// it does not.
 async fn probe_url(http: &reqwest::Client, what: &str, url: &url::Url) -> bool {
@@ -119,14 +141,33 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
     let now = time::OffsetDateTime::now_utc();
     for route in routes.routes() {
         let name = &route.name;
-        if !probe_url(&http, &format!("route {name}: target"), &route.target_url).await {
+        let reachable = match &route.target {
+            Target::Url(url) => probe_url(&http, &format!("route {name}: target"), url).await,
+            // Only the endpoint's base URL: nothing goes into any session.
+            Target::Cognigy(to) => probe_endpoint(&http, routes, name.as_str(), to).await,
+        };
+        if !reachable {
+            problems += 1;
+        }
+        if let Some(reply) = &route.reply
+            && !probe_endpoint(&http, routes, name.as_str(), &reply.to).await
+        {
             problems += 1;
         }
         let event = sample.cloned().unwrap_or_else(|| sample_event(route));
         let job = DeliveryJob::new(&event, name, now);
         let external = route.enrich.as_ref().map(|_| serde_json::json!({}));
         let ctx = Routes::context(&job, 1, now, external.as_ref());
-        match routes.render_payload(route, &ctx) {
+        let rendered = routes
+            .render_payload(route, &ctx)
+            .map_err(|e| e.to_string());
+        let rendered = match &route.target {
+            Target::Cognigy(_) => rendered.and_then(|r| {
+                cognigy::body(event.user_id.as_deref(), event.session_id.as_deref(), &r)
+            }),
+            Target::Url(_) => rendered,
+        };
+        match rendered {
             Ok(body) => println!("route {name}: template renders ({} bytes)", body.len()),
             Err(e) => {
                 problems += 1;

@@ -117,6 +117,14 @@ pub struct RenderArgs {
     /// The attempt number to render (`delivery.attempt`).
     #[arg(long, default_value_t = 1)]
     pub attempt: u32,
+    /// For a route with `reply`: a file with the target's answer; the reply it makes is
+    /// printed too.
+    #[arg(long)]
+    pub response: Option<PathBuf>,
+    /// For a route with `reply` and `on_failure`: print what goes into the session when
+    /// the delivery is dead-lettered.
+    #[arg(long)]
+    pub failed: bool,
 }
 
 #[derive(Debug, Subcommand)]

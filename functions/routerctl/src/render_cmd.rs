@@ -5,9 +5,10 @@ use crate::check::read_event;
 use crate::cli::{Global, RenderArgs};
 use crate::error::{CliError, CliResult};
 use crate::setup;
-use router_core::domain::DeliveryJob;
-use router_core::routes::Routes;
+use router_core::domain::{Answer, DeliveryJob, TriggerEvent};
+use router_core::routes::{CognigyTarget, Routes, Target};
 use router_core::secrets::mask_url;
+use router_core::wire::cognigy;
 use router_core::wire::headers::{AuthHeader, DeliveryHeaders, HEADER_SIGNATURE};
 
 pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
@@ -63,7 +64,19 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
         ))
     })?;
 
-    println!("POST {}", mask_url(&route.target_url));
+    let (url, body) = match &route.target {
+        Target::Url(url) => (mask_url(url), body),
+        Target::Cognigy(to) => (
+            shown_target(&routes, to),
+            into_session(&event, &body).map_err(|e| {
+                CliError::problems(format!(
+                    "Route `{}` does not make an answer Cognigy takes: {e}",
+                    args.route
+                ))
+            })?,
+        ),
+    };
+    println!("POST {url}");
     let profile = route.auth.as_ref().and_then(|p| routes.auth.get(p));
     let headers = DeliveryHeaders {
         delivery_id: &job.delivery_id,
@@ -82,5 +95,70 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
     }
     println!();
     println!("{body}");
+    if let Some(reply) = &route.reply {
+        let answer = match (&args.response, args.failed) {
+            (Some(path), _) => Some(response_answer(path)?),
+            (None, true) if reply.on_failure => Some(Answer::Failure {
+                failure: "http_status".into(),
+                attempts: 8,
+                last_status: Some(503),
+                last_error: "answered 503 Service Unavailable".into(),
+            }),
+            _ => None,
+        };
+        match answer {
+            None => eprintln!(
+                "(route `{}` replies into the Cognigy session: --response FILE shows the reply for a target answer{})",
+                args.route,
+                if reply.on_failure {
+                    ", --failed its on_failure"
+                } else {
+                    ""
+                }
+            ),
+            Some(answer) => {
+                let reply_job = job.reply_job(answer, now);
+                let ctx = Routes::reply_context(&reply_job, 1, now);
+                let rendered = routes
+                    .render_reply(route, &reply_job, &ctx)
+                    .map_err(|e| CliError::problems(format!("The reply does not render: {e}")))?;
+                let reply_body = into_session(&event, &rendered).map_err(|e| {
+                    CliError::problems(format!("The reply is not one Cognigy takes: {e}"))
+                })?;
+                println!();
+                println!("reply: POST {}", shown_target(&routes, &reply.to));
+                println!("webhook-id: {}", reply_job.delivery_id);
+                println!();
+                println!("{reply_body}");
+            }
+        }
+    }
     Ok(())
+}
+
+/// A Cognigy endpoint URL as it may be shown: `.../inject/***`.
+fn shown_target(routes: &Routes, to: &CognigyTarget) -> String {
+    routes.cognigy.get(&to.endpoint).map_or_else(
+        || format!("(unknown Cognigy endpoint `{}`)", to.endpoint),
+        |e| cognigy::shown_url(&e.base_url, to.mode),
+    )
+}
+
+fn into_session(event: &TriggerEvent, rendered: &str) -> Result<String, String> {
+    cognigy::body(
+        event.user_id.as_deref(),
+        event.session_id.as_deref(),
+        rendered,
+    )
+}
+
+/// `--response FILE`: the target's answer, JSON (else taken as text).
+fn response_answer(path: &std::path::Path) -> CliResult<Answer> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::setup(format!("Cannot read {}: {e}", path.display())))?;
+    Ok(Answer::Response {
+        status: 200,
+        json: serde_json::from_str(&text).ok(),
+        text: Some(text),
+    })
 }

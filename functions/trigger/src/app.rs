@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
 use router_core::event::{self, BodyError};
+use router_core::routes::{Route, Routes};
 use router_core::wire::queue::job_message;
 use serde::Serialize;
 use std::sync::Arc;
@@ -131,9 +132,18 @@ async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accept
     let event = read_event(headers, body, state.routes.ingest.max_body_bytes).await?;
 
     let received_at = time::OffsetDateTime::now_utc();
-    let jobs: Vec<DeliveryJob> = state
-        .routes
-        .matching(&event)
+    let fired: Vec<&Route> = state.routes.matching(&event).collect();
+    let missing = Routes::missing_fields(&fired, &event);
+    if !missing.is_empty() {
+        return Err(Rejection {
+            problem: Problem::invalid(missing),
+            outcome: "invalid",
+            routes: fired.iter().map(|r| r.name.to_string()).collect(),
+            event_id: Some(event.id),
+        });
+    }
+    let jobs: Vec<DeliveryJob> = fired
+        .iter()
         .map(|r| DeliveryJob::new(&event, &r.name, received_at))
         .collect();
     if !jobs.is_empty() {

@@ -3,14 +3,17 @@
 //! Loading lives in [`load`]; it reports every problem of a file at once, collected in
 //! [`diagnostics`] while [`section`] reads each TOML table.
 
+pub mod cognigy;
 mod diagnostics;
 mod load;
 mod section;
 
+pub use cognigy::{CognigyEndpoint, CognigyTarget, Mode, Reply, Target};
 pub use diagnostics::{LoadError, LoadErrors};
 
 use crate::breaker::BreakerSettings;
-use crate::domain::{DeliveryJob, EventType, RouteName, TriggerEvent};
+use crate::domain::{Answer, DeliveryJob, EventType, RouteName, TriggerEvent};
+use crate::event::FieldError;
 use crate::render::{RenderError, Renderer, UrlShape};
 use crate::retry::RetryPolicy;
 use minijinja::Value;
@@ -26,6 +29,8 @@ pub struct Routes {
     pub delivery: DeliverySettings,
     pub signing: Option<Signing>,
     pub auth: BTreeMap<String, AuthProfile>,
+    /// `[cognigy.<name>]` endpoint profiles.
+    pub cognigy: BTreeMap<String, CognigyEndpoint>,
     routes: Vec<Route>,
     index: HashMap<String, usize>,
     renderer: Renderer,
@@ -110,7 +115,7 @@ pub enum TokenRequestStyle {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub name: RouteName,
-    pub target_url: Url,
+    pub target: Target,
     pub auth: Option<String>,
     pub timeout: Duration,
     pub max_payload_bytes: usize,
@@ -121,6 +126,8 @@ pub struct Route {
     pub breaker: BreakerSettings,
     /// At most this many of the route's deliveries in flight per process.
     pub max_in_flight: Option<u32>,
+    /// `reply`: the answer of a successful delivery goes into the Cognigy session.
+    pub reply: Option<Reply>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +159,12 @@ impl Trigger {
 }
 
 impl Route {
+    /// Whether the route answers into the event's Cognigy session (a `cognigy` target or a
+    /// `reply`): its events need a `user_id` and a `session_id`.
+    pub fn answers_into_session(&self) -> bool {
+        matches!(self.target, Target::Cognigy(_)) || self.reply.is_some()
+    }
+
     /// At least one non-negated trigger holds and no negated one does; a route with only
     /// negated triggers fires when none of them holds.
     pub fn fires(&self, event: &TriggerEvent) -> bool {
@@ -197,6 +210,14 @@ fn enrich_template(route: &str) -> String {
     format!("enrich:{route}")
 }
 
+pub(crate) fn reply_template(route: &str) -> String {
+    format!("reply:{route}")
+}
+
+pub(crate) fn on_failure_template(route: &str) -> String {
+    format!("reply-failure:{route}")
+}
+
 impl Routes {
     /// Loads and validates a routes file; `template_file`s resolve relative to it.
     pub fn load(path: &Path) -> Result<Self, LoadErrors> {
@@ -228,6 +249,42 @@ impl Routes {
         self.routes.iter().filter(move |r| r.fires(event))
     }
 
+    /// The fields `event` lacks for the routes that fire for it: a route answering into
+    /// the Cognigy session needs `user_id` and `session_id` (the answer would have nowhere
+    /// to go). Each field once, naming the routes that need it.
+    pub fn missing_fields(fired: &[&Route], event: &TriggerEvent) -> Vec<FieldError> {
+        let needing: Vec<&str> = fired
+            .iter()
+            .filter(|r| r.answers_into_session())
+            .map(|r| r.name.as_str())
+            .collect();
+        if needing.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (field, value) in [
+            ("user_id", &event.user_id),
+            ("session_id", &event.session_id),
+        ] {
+            if value.as_deref().is_none_or(str::is_empty) {
+                out.push(FieldError {
+                    field: field.to_owned(),
+                    reason: format!(
+                        "is required: route{} {} answer{} into the Cognigy session",
+                        if needing.len() == 1 { "" } else { "s" },
+                        needing
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if needing.len() == 1 { "s" } else { "" },
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// Whether deliveries may go to private addresses (file setting; the environment's
     /// `ALLOW_PRIVATE_TARGETS` is ORed in by the caller).
     pub fn allow_private_targets(&self) -> bool {
@@ -248,6 +305,7 @@ impl Routes {
                 }
             }
         }
+        ids.extend(self.cognigy.values().map(|c| c.url_token_secret.as_str()));
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -288,6 +346,53 @@ impl Routes {
             ctx,
             route.max_payload_bytes,
         )
+    }
+
+    /// The payload template's context for a reply job: `response` (the parent's answer)
+    /// or `failure` (why it was dead-lettered) besides the usual names.
+    pub fn reply_context(job: &DeliveryJob, attempt: u32, now: time::OffsetDateTime) -> Value {
+        let ctx = Self::context(job, attempt, now, None);
+        match job.reply.as_ref().map(|r| &r.answer) {
+            Some(Answer::Response { status, json, text }) => {
+                let response = minijinja::context! {
+                    status => status,
+                    json => json.as_ref().map(Value::from_serialize),
+                    text => text.as_deref(),
+                };
+                minijinja::context! { response => response, ..ctx }
+            }
+            Some(Answer::Failure {
+                failure,
+                attempts,
+                last_status,
+                last_error,
+            }) => {
+                let failure = minijinja::context! {
+                    reason => failure,
+                    attempts => attempts,
+                    last_status => last_status,
+                    last_error => last_error,
+                };
+                minijinja::context! { failure => failure, ..ctx }
+            }
+            None => ctx,
+        }
+    }
+
+    /// Renders a reply job's template: `reply.template` for an answer, `on_failure` for a
+    /// dead-lettered parent.
+    pub fn render_reply(
+        &self,
+        route: &Route,
+        job: &DeliveryJob,
+        ctx: &Value,
+    ) -> Result<String, RenderError> {
+        let name = match job.reply.as_ref().map(|r| &r.answer) {
+            Some(Answer::Failure { .. }) => on_failure_template(route.name.as_str()),
+            _ => reply_template(route.name.as_str()),
+        };
+        self.renderer
+            .render_json(&name, ctx, crate::wire::cognigy::MAX_BODY_BYTES)
     }
 
     /// Renders a route's enrich URL and checks it keeps the template's origin and

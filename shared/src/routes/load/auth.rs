@@ -170,7 +170,7 @@ pub(super) fn unknown_profile(name: &str, auth: &BTreeMap<String, AuthProfile>) 
 }
 
 /// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
-fn is_loopback(u: &Url) -> bool {
+pub(super) fn is_loopback(u: &Url) -> bool {
     match u.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

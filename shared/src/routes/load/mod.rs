@@ -6,6 +6,7 @@
 //! templates).
 
 mod auth;
+mod cognigy;
 mod route;
 mod templates;
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 use toml::Table;
 use url::Url;
 
-const TOP_KEYS: &[&str] = &["ingest", "delivery", "signing", "auth", "route"];
+const TOP_KEYS: &[&str] = &["ingest", "delivery", "signing", "auth", "cognigy", "route"];
 
 pub(super) fn load(path: &Path) -> Result<Routes, LoadErrors> {
     match std::fs::read_to_string(path) {
@@ -69,7 +70,17 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         .map(Vec::as_slice)
         .unwrap_or_default();
     let defaults = delivery.as_ref().map(|d| d.breaker).unwrap_or_default();
-    let routes = route_list(entries, &auth, &defaults, base_dir, &mut renderer, diag);
+    let cognigy = file
+        .table("cognigy", diag)
+        .map(|t| cognigy::profiles(t, diag))
+        .unwrap_or_default();
+    let parts = FileParts {
+        auth: &auth,
+        cognigy: &cognigy,
+        breaker: &defaults,
+        base_dir,
+    };
+    let routes = route_list(entries, &parts, &mut renderer, diag);
     let index = routes
         .iter()
         .enumerate()
@@ -80,6 +91,7 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         delivery: delivery.unwrap_or_default(),
         signing,
         auth,
+        cognigy,
         routes,
         index,
         renderer,
@@ -88,11 +100,19 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
 }
 
 /// The `[[route]]` entries that loaded, in file order; a name seen before is an error.
+/// What a route may refer to elsewhere in the file.
+pub(super) struct FileParts<'a> {
+    pub auth: &'a BTreeMap<String, AuthProfile>,
+    pub cognigy: &'a BTreeMap<String, super::CognigyEndpoint>,
+    /// `[delivery] circuit_breaker`, the routes' default.
+    pub breaker: &'a BreakerSettings,
+    /// Where `template_file`s are read from.
+    pub base_dir: &'a Path,
+}
+
 fn route_list(
     entries: &[toml::Value],
-    auth: &BTreeMap<String, AuthProfile>,
-    breaker: &BreakerSettings,
-    base_dir: &Path,
+    parts: &FileParts<'_>,
     renderer: &mut Renderer,
     diag: &mut Diagnostics,
 ) -> Vec<Route> {
@@ -108,7 +128,7 @@ fn route_list(
             );
             continue;
         };
-        let Some(route) = route::route(i, table, auth, breaker, base_dir, renderer, diag) else {
+        let Some(route) = route::route(i, table, parts, renderer, diag) else {
             continue;
         };
         if let Some(&first) = seen.get(route.name.as_str()) {

@@ -1,17 +1,15 @@
 //! One `[[route]]`: name, target URL, auth, timeouts, retry policy, enrich lookup and
 //! triggers (its templates are compiled by [`super::templates`]).
 
-use super::{auth, http_url, templates};
-use crate::breaker::BreakerSettings;
+use super::{FileParts, auth, cognigy, http_url, templates};
 use crate::domain::{EventType, RouteName};
 use crate::render::Renderer;
 use crate::retry::{MAX_DELAY, RetryPolicy};
 use crate::routes::diagnostics::Diagnostics;
 use crate::routes::section::Section;
-use crate::routes::{AuthProfile, Enrich, Route, Trigger};
+use crate::routes::{AuthProfile, Enrich, Route, Target, Trigger};
 use crate::time_fmt::parse_duration;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 use toml::{Table, Value};
 use url::Url;
@@ -29,6 +27,8 @@ const ROUTE_KEYS: &[&str] = &[
     "triggers",
     "circuit_breaker",
     "max_in_flight",
+    "cognigy",
+    "reply",
 ];
 
 const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
@@ -37,12 +37,11 @@ const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
 pub(super) fn route(
     i: usize,
     t: &Table,
-    auth: &BTreeMap<String, AuthProfile>,
-    breaker: &BreakerSettings,
-    base_dir: &Path,
+    parts: &FileParts<'_>,
     renderer: &mut Renderer,
     diag: &mut Diagnostics,
 ) -> Option<Route> {
+    let (auth, base_dir) = (parts.auth, parts.base_dir);
     let loc = match t.get("name").and_then(Value::as_str) {
         Some(n) => format!("route `{n}`"),
         None => format!("route #{}", i + 1),
@@ -53,10 +52,15 @@ pub(super) fn route(
             .map_err(|reason| s.error(diag, "name", reason))
             .ok()
     });
-    let target_url = s
-        .required_str("target_url", diag)
-        .and_then(|u| target_url(&s, u, diag));
+    let target = route_target(&s, parts, diag);
     let route_auth = auth::profile_ref(&s, auth, diag);
+    if route_auth.is_some() && s.has("cognigy") {
+        s.error(
+            diag,
+            "auth",
+            "a route with `cognigy` needs no auth profile: the endpoint's URL token is its credential",
+        );
+    }
     let timeout = s.int_in("timeout_seconds", 1..=30, diag).unwrap_or(15);
     let max_kb = s.int_in("max_payload_kb", 1..=1024, diag).unwrap_or(256);
     let retry = match s.table("retry", diag) {
@@ -67,7 +71,7 @@ pub(super) fn route(
         .table("enrich", diag)
         .map(|t| enrich_table(&loc, t, auth, diag));
     let triggers = triggers(&s, diag);
-    let breaker = super::breaker_settings(&s, breaker, diag);
+    let breaker = super::breaker_settings(&s, parts.breaker, diag);
     let max_in_flight = s
         .int_in("max_in_flight", 1..=10_000, diag)
         .map(|n| n as u32);
@@ -79,6 +83,25 @@ pub(super) fn route(
         let allowed = templates::context_names(enrich.is_some());
         templates::compile_payload(&s, renderer, name.as_str(), &src, &allowed, diag);
     }
+    let reply = match s.table("reply", diag) {
+        Some(_) if s.has("cognigy") => {
+            s.error(
+                diag,
+                "reply",
+                "a route with `cognigy` already answers into the session; `reply` goes with `target_url`",
+            );
+            None
+        }
+        Some(t) => Some(cognigy::reply(
+            &s,
+            t,
+            parts.cognigy,
+            renderer,
+            name.as_str(),
+            diag,
+        )),
+        None => None,
+    };
     let enrich = match enrich {
         Some(e) => {
             let url = templates::compile_enrich_url(&e.section, renderer, name.as_str(), diag);
@@ -90,9 +113,13 @@ pub(super) fn route(
         }
         None => None,
     };
+    let reply = match reply {
+        Some(r) => Some(r?),
+        None => None,
+    };
     Some(Route {
         name,
-        target_url: target_url?,
+        target: target?,
         auth: route_auth,
         timeout: Duration::from_secs(timeout as u64),
         max_payload_bytes: max_kb as usize * 1024,
@@ -101,7 +128,27 @@ pub(super) fn route(
         triggers: triggers?,
         breaker,
         max_in_flight,
+        reply,
     })
+}
+
+/// Where the route delivers: exactly one of `target_url` and `cognigy`.
+fn route_target(s: &Section<'_>, parts: &FileParts<'_>, diag: &mut Diagnostics) -> Option<Target> {
+    match (s.has("target_url"), s.table("cognigy", diag)) {
+        (true, Some(_)) => {
+            s.error(
+                diag,
+                "cognigy",
+                "give either `target_url` or `cognigy`, not both",
+            );
+            None
+        }
+        (false, Some(t)) => cognigy::route_target(s, t, parts.cognigy, diag).map(Target::Cognigy),
+        (_, None) => s
+            .required_str("target_url", diag)
+            .and_then(|u| target_url(s, u, diag))
+            .map(Target::Url),
+    }
 }
 
 /// A fixed http(s) URL: event data never steers where a delivery goes.
@@ -118,7 +165,7 @@ fn target_url(s: &Section<'_>, raw: &str, diag: &mut Diagnostics) -> Option<Url>
 }
 
 /// `retry = { schedule, max_age }`; each field defaults to [`RetryPolicy::default`]'s.
-fn retry_policy(loc: &str, t: &Table, diag: &mut Diagnostics) -> Option<RetryPolicy> {
+pub(super) fn retry_policy(loc: &str, t: &Table, diag: &mut Diagnostics) -> Option<RetryPolicy> {
     let s = Section::new(loc, "retry.", t, &["schedule", "max_age"], diag);
     let mark = diag.mark();
     let default = RetryPolicy::default();

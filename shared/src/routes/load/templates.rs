@@ -83,6 +83,25 @@ pub(super) fn compile_payload(
     compile(s, key, renderer, template, diag);
 }
 
+/// Compiles a JSON template `src` (a reply's) under `name`; errors name field `key`.
+pub(super) fn compile_json(
+    s: &Section<'_>,
+    key: &str,
+    renderer: &mut Renderer,
+    name: &str,
+    src: &str,
+    allowed: &[&str],
+    diag: &mut Diagnostics,
+) {
+    let template = Template {
+        kind: TemplateKind::Payload,
+        name,
+        src,
+        allowed,
+    };
+    compile(s, key, renderer, template, diag);
+}
+
 /// Reads the enrich table's `url` (`enrich` is that table, already open), compiles it as
 /// route `route`'s URL template, and returns what its literal part fixes. An enrich URL
 /// cannot use `external`: that is what the lookup fetches.

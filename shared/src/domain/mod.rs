@@ -142,6 +142,47 @@ pub fn delivery_id(event_id: &EventId, route: &RouteName) -> String {
     format!("dlv_{}", hex::encode(&digest[..16]))
 }
 
+/// A delivery id derived from another (`kind` tells the derived ones of one apart).
+fn derived_id(parent: &str, kind: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(parent.as_bytes());
+    h.update([0u8]);
+    h.update(kind.as_bytes());
+    format!("dlv_{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// What a reply job carries into the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyJob {
+    /// The delivery it answers for.
+    pub parent: String,
+    pub answer: Answer,
+}
+
+/// The parent delivery's outcome: its target's answer, or why it was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// The target answered 2xx: `response` in the reply template.
+    Response {
+        status: u16,
+        /// The body, when it is JSON.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        json: Option<Value>,
+        /// The body as text, at most 256 KiB.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// The delivery was dead-lettered: `failure` in the `on_failure` template.
+    Failure {
+        failure: String,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_status: Option<u16>,
+        last_error: String,
+    },
+}
+
 /// The body of one delivery-queue message (CONTRACT section 5), parsed and typed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryJob {
@@ -150,6 +191,8 @@ pub struct DeliveryJob {
     pub route: RouteName,
     pub event: TriggerEvent,
     pub received_at: time::OffsetDateTime,
+    /// Set on a reply job: the answer of the route's delivery, going into the session.
+    pub reply: Option<ReplyJob>,
 }
 
 /// Why a queue message body is not a delivery job (its `malformed` reason). Never quotes
@@ -181,6 +224,8 @@ struct WireOut<'a> {
     route: &'a str,
     event: &'a TriggerEvent,
     received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<&'a ReplyJob>,
 }
 
 /// The JSON as it comes off the queue, before its fields are checked.
@@ -192,6 +237,8 @@ struct WireIn {
     route: String,
     event: TriggerEvent,
     received_at: String,
+    #[serde(default)]
+    reply: Option<ReplyJob>,
 }
 
 impl DeliveryJob {
@@ -204,6 +251,28 @@ impl DeliveryJob {
             route: route.clone(),
             event: event.clone(),
             received_at,
+            reply: None,
+        }
+    }
+
+    /// The reply job of this delivery: the same event and route, `answer` for the reply
+    /// template, its own delivery id (derived from this one's, stable across retries), and
+    /// its own `max_age` counted from now.
+    pub fn reply_job(&self, answer: Answer, now: time::OffsetDateTime) -> Self {
+        let kind = match answer {
+            Answer::Response { .. } => "reply",
+            Answer::Failure { .. } => "on_failure",
+        };
+        Self {
+            delivery_id: derived_id(&self.delivery_id, kind),
+            event_id: self.event_id.clone(),
+            route: self.route.clone(),
+            event: self.event.clone(),
+            received_at: now,
+            reply: Some(ReplyJob {
+                parent: self.delivery_id.clone(),
+                answer,
+            }),
         }
     }
 
@@ -217,6 +286,7 @@ impl DeliveryJob {
             route: self.route.as_str(),
             event: &self.event,
             received_at: crate::time_fmt::rfc3339(self.received_at),
+            reply: self.reply.as_ref(),
         };
         crate::ports::limits::escape_json_for_queue(
             serde_json::to_string(&wire).expect("a delivery job always serializes"),
@@ -245,6 +315,7 @@ impl DeliveryJob {
             route,
             event: wire.event,
             received_at,
+            reply: wire.reply,
         })
     }
 }
@@ -270,119 +341,4 @@ fn describe(e: serde_json::Error) -> JobError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn route_names_follow_the_contract() {
-        assert!(RouteName::parse("crm-handoff").is_ok());
-        assert!(RouteName::parse("a_1").is_ok());
-        assert!(RouteName::parse("ab").unwrap_err().contains("3 to 128"));
-        assert!(RouteName::parse(&"a".repeat(129)).is_err());
-        assert!(RouteName::parse(&"a".repeat(128)).is_ok());
-        assert!(RouteName::parse("Crm").unwrap_err().contains("'C'"));
-        assert!(RouteName::parse("crm handoff").is_err());
-    }
-
-    #[test]
-    fn event_ids_follow_the_contract() {
-        assert!(EventId::parse("evt_123:a.b-c").is_ok());
-        assert!(EventId::parse("").is_err());
-        assert!(EventId::parse(&"x".repeat(129)).is_err());
-        assert!(EventId::parse("evt 1").is_err());
-        assert!(EventId::parse("evt/1").is_err());
-        let generated = EventId::generate();
-        assert!(EventId::parse(generated.as_str()).is_ok());
-        assert_ne!(generated, EventId::generate());
-    }
-
-    #[test]
-    fn delivery_id_is_stable_per_event_and_route() {
-        let e1 = EventId::parse("evt_1").unwrap();
-        let e2 = EventId::parse("evt_2").unwrap();
-        let a = RouteName::parse("route-a").unwrap();
-        let b = RouteName::parse("route-b").unwrap();
-        assert_eq!(delivery_id(&e1, &a), delivery_id(&e1, &a));
-        assert_ne!(delivery_id(&e1, &a), delivery_id(&e1, &b));
-        assert_ne!(delivery_id(&e1, &a), delivery_id(&e2, &a));
-        // No ambiguity between ("ab", "c") and ("a", "bc")-style splits.
-        let x = delivery_id(
-            &EventId::parse("evt_1a").unwrap(),
-            &RouteName::parse("bcd").unwrap(),
-        );
-        let y = delivery_id(
-            &EventId::parse("evt_1").unwrap(),
-            &RouteName::parse("abcd").unwrap(),
-        );
-        assert_ne!(x, y);
-        assert!(delivery_id(&e1, &a).starts_with("dlv_"));
-        assert_eq!(delivery_id(&e1, &a).len(), 4 + 32);
-    }
-
-    #[test]
-    fn jobs_round_trip_and_reject_other_versions() {
-        let event = TriggerEvent {
-            id: EventId::parse("evt_1").unwrap(),
-            event_type: EventType::Intent,
-            name: Some("handover".into()),
-            score: 0.9,
-            user_id: Some("u".into()),
-            session_id: None,
-            data: None,
-        };
-        let job = DeliveryJob::new(
-            &event,
-            &RouteName::parse("crm").unwrap(),
-            time::macros::datetime!(2026-11-27 10:00:00 UTC),
-        );
-        let body = job.to_json();
-        assert_eq!(DeliveryJob::parse(&body).unwrap(), job);
-        let v: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(v["v"], 1);
-        assert_eq!(v["received_at"], "2026-11-27T10:00:00Z");
-        assert_eq!(v["event"]["event_type"], "intent");
-        let v2 = body.replacen("\"v\":1", "\"v\":2", 1);
-        assert_eq!(DeliveryJob::parse(&v2).unwrap_err(), JobError::Version(2));
-        assert!(DeliveryJob::parse("{}").is_err());
-    }
-
-    #[test]
-    fn malformed_bodies_are_described_without_quoting_them() {
-        let e = DeliveryJob::parse(r#"{"v":1,"delivery_id":"SECRET-ISH"}"#).unwrap_err();
-        assert!(e.to_string().contains("missing field `event_id`"), "{e}");
-        let e = DeliveryJob::parse(r#"{"v":"SECRET-ISH"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("SECRET-ISH") && e.contains("wrong type"), "{e}");
-        let e = DeliveryJob::parse("SECRET-ISH not json")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not valid JSON") && !e.contains("SECRET"), "{e}");
-        let good = |f: &dyn Fn(&mut Value)| {
-            let mut v = serde_json::json!({
-                "v": 1, "delivery_id": "dlv_1", "event_id": "evt_1", "route": "crm",
-                "event": {"id": "evt_1", "event_type": "intent", "score": 1.0},
-                "received_at": "2026-11-27T10:00:00Z"
-            });
-            f(&mut v);
-            DeliveryJob::parse(&v.to_string())
-        };
-        assert!(good(&|_| {}).is_ok());
-        assert_eq!(
-            good(&|v| v["delivery_id"] = "".into()).unwrap_err(),
-            JobError::DeliveryId
-        );
-        assert_eq!(
-            good(&|v| v["delivery_id"] = "a\nb".into()).unwrap_err(),
-            JobError::DeliveryId
-        );
-        assert!(matches!(
-            good(&|v| v["route"] = "Not A Route".into()).unwrap_err(),
-            JobError::Route(_)
-        ));
-        assert_eq!(
-            good(&|v| v["received_at"] = "yesterday".into()).unwrap_err(),
-            JobError::ReceivedAt
-        );
-    }
-}
+mod tests;
