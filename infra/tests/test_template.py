@@ -172,6 +172,9 @@ class TemplateInvariants(unittest.TestCase):
                 self.assertTrue(p["secret"].startswith(prefix + "outbound/"), name)
         if "signing" in r:
             self.assertTrue(r["signing"]["secret"].startswith(prefix + "outbound/"))
+        # Cognigy endpoints' URL tokens are outbound secrets: deliver reads them.
+        for name, c in r.get("cognigy", {}).items():
+            self.assertTrue(c["url_token_secret"].startswith(prefix + "outbound/"), name)
         # The template creates every secret the shipped file names, except the OAuth2 tokens
         # (token-refresh writes those) and the client credentials (only their owner has them).
         created = {
@@ -180,6 +183,7 @@ class TemplateInvariants(unittest.TestCase):
             if v["Type"] == "AWS::SecretsManager::Secret"
         }
         named = {p["secret"] for p in profiles.values() if p["type"] != "oauth2"}
+        named |= {c["url_token_secret"] for c in r.get("cognigy", {}).values()}
         if "signing" in r:
             named.add(r["signing"]["secret"])
         self.assertEqual(named, created)

@@ -54,7 +54,7 @@ impl Deliverer {
                 .routes
                 .render_reply(route, job, &ctx)
                 .map_err(render_failure)?;
-            return self.into_session(job, &reply.to, &rendered, None).await;
+            return self.to_session(job, &reply.to, &rendered, None).await;
         }
         let external = match &route.enrich {
             None => None,
@@ -74,7 +74,7 @@ impl Deliverer {
                 capture: route.reply.is_some(),
             }),
             Target::Cognigy(to) => {
-                self.into_session(job, to, &rendered, Some(route.timeout))
+                self.to_session(job, to, &rendered, Some(route.timeout))
                     .await
             }
         }
@@ -82,7 +82,7 @@ impl Deliverer {
 
     /// A request into the event's Cognigy session: the body checked against Cognigy's
     /// limits, the URL with the endpoint's token. The token never reaches an error text.
-    async fn into_session<'r>(
+    async fn to_session<'r>(
         &self,
         job: &DeliveryJob,
         to: &CognigyTarget,

@@ -186,7 +186,7 @@ fn render_prints_headers_without_secrets_and_the_exact_body() {
         &repo("examples/events/handover.json"),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Routes: cognigy-rest-followup"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Routes: cognigy-inject-agent-reply"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

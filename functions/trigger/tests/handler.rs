@@ -521,3 +521,28 @@ async fn init_fails_naming_the_secret_when_the_ingest_key_is_missing() {
     let err = trigger::State::new(routes, backends, 10).await.unwrap_err();
     assert!(err.to_string().contains("router/ingest-key"), "{err}");
 }
+
+#[tokio::test]
+async fn an_event_a_session_answering_route_cannot_answer_is_422() {
+    let text = format!(
+        "{}\n[cognigy.support]\nbase_url = \"https://endpoint-trial.cognigy.ai\"\nurl_token_secret = \"c/t\"\n\
+         [[route]]\nname = \"notify-user\"\ncognigy = {{ endpoint = \"support\", mode = \"notify\" }}\n\
+         template = '{{\"text\": \"hi\"}}'\ntriggers = [{{ event_type = \"custom\" }}]\n",
+        common::ROUTES
+    );
+    let h = harness_with(&text, 10).await;
+    let reply = send(
+        &h.app,
+        json_request(r#"{"event_type": "custom", "user_id": "u"}"#),
+    )
+    .await;
+    assert_problem(&reply, 422);
+    assert_eq!(reply.body["errors"][0]["field"], "session_id");
+    assert!(h.queue.sent().is_empty(), "nothing queued");
+    let reply = send(
+        &h.app,
+        json_request(r#"{"event_type": "custom", "user_id": "u", "session_id": "s"}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+}

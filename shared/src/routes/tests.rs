@@ -70,13 +70,13 @@ fn errors(text: &str) -> Vec<String> {
 fn with_route(route_body: &str) -> String {
     let mut s = String::from("[[route]]\n");
     s.push_str(route_body);
-    if !route_body.contains("template") {
+    if !route_body.contains("\ntemplate") && !route_body.starts_with("template") {
         s.push_str("\ntemplate = '{}'");
     }
     if !route_body.contains("triggers") {
         s.push_str("\ntriggers = [{ event_type = \"intent\" }]");
     }
-    if !route_body.contains("target_url") {
+    if !route_body.contains("target_url") && !route_body.contains("\ncognigy =") {
         s.push_str("\ntarget_url = \"https://example.com/\"");
     }
     s
@@ -748,4 +748,132 @@ fn circuit_breakers_default_and_are_overridden_per_route() {
             "{bad}: {errs:?}"
         );
     }
+}
+
+const COGNIGY: &str = r#"
+[cognigy.support]
+base_url = "https://endpoint-trial.cognigy.ai"
+url_token_secret = "cognigy/support-url-token"
+"#;
+
+#[test]
+fn cognigy_endpoints_targets_and_replies_load() {
+    let text = format!(
+        "{COGNIGY}\n{}\n{}",
+        with_route(
+            "name = 'notify'\ncognigy = { endpoint = \"support\", mode = \"notify\" }\ntemplate = '{\"text\": \"open\"}'"
+        ),
+        with_route(
+            "name = 'order-status'\ntarget_url = 'https://orders.example.com/api'\n\
+             reply = { cognigy = \"support\", mode = \"inject\", template = '{\"text\": {{ response.json.summary | tojson }}}', on_failure = '{\"text\": \"sorry ({{ failure.reason }})\"}' }"
+        )
+    );
+    let r = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let e = &r.cognigy["support"];
+    assert_eq!(e.base_url.as_str(), "https://endpoint-trial.cognigy.ai/");
+    assert_eq!(e.timeout, Duration::from_secs(10));
+    assert_eq!(e.retry.schedule.len(), 4);
+    let notify = r.get("notify").unwrap();
+    assert_eq!(
+        notify.target,
+        Target::Cognigy(CognigyTarget {
+            endpoint: "support".into(),
+            mode: Mode::Notify
+        })
+    );
+    assert!(notify.answers_into_session());
+    let order = r.get("order-status").unwrap();
+    let reply = order.reply.as_ref().unwrap();
+    assert_eq!((reply.to.mode, reply.on_failure), (Mode::Inject, true));
+    assert!(order.answers_into_session());
+    assert!(r.secret_ids().contains(&"cognigy/support-url-token"));
+}
+
+#[test]
+fn cognigy_mistakes_are_load_errors() {
+    for (route, field) in [
+        (
+            "cognigy = { endpoint = \"nope\", mode = \"inject\" }",
+            "cognigy.endpoint",
+        ),
+        (
+            "cognigy = { endpoint = \"support\", mode = \"shout\" }",
+            "cognigy.mode",
+        ),
+        ("cognigy = { endpoint = \"support\" }", "cognigy.mode"),
+        (
+            "cognigy = { endpoint = \"support\", mode = \"inject\" }\ntarget_url = 'https://x.example/'",
+            "cognigy",
+        ),
+        (
+            "cognigy = { endpoint = \"support\", mode = \"inject\" }\nauth = 'k'",
+            "auth",
+        ),
+        (
+            "cognigy = { endpoint = \"support\", mode = \"inject\" }\nreply = { cognigy = \"support\", mode = \"inject\", template = '{}' }",
+            "reply",
+        ),
+        (
+            "reply = { cognigy = \"support\", mode = \"inject\" }",
+            "reply.template",
+        ),
+        (
+            "reply = { cognigy = \"support\", mode = \"inject\", template = '{{ failure.reason }}' }",
+            "reply.template",
+        ),
+        (
+            "reply = { cognigy = \"support\", mode = \"inject\", template = '{}', on_failure = '{{ response.json }}' }",
+            "reply.on_failure",
+        ),
+    ] {
+        let text = format!(
+            "{COGNIGY}\n[auth.k]\ntype = \"api_key\"\nsecret = \"k\"\n{}",
+            with_route(&format!("name = 'bad'\n{route}"))
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.contains(&format!("`{field}`"))),
+            "{route}: {errs:?}"
+        );
+    }
+    let plain_http = COGNIGY.replace(
+        "https://endpoint-trial.cognigy.ai",
+        "http://cognigy.example.com",
+    );
+    let errs = errors(&plain_http);
+    assert!(errs.iter().any(|e| e.contains("must be https")), "{errs:?}");
+    assert!(
+        parse(&COGNIGY.replace(
+            "https://endpoint-trial.cognigy.ai",
+            "http://127.0.0.1:3000/demo/cognigy"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn an_event_without_ids_cannot_fire_a_route_that_answers_into_the_session() {
+    let text = format!(
+        "{COGNIGY}\n{}\n{}",
+        with_route("name = 'plain'"),
+        with_route(
+            "name = 'notify'\ncognigy = { endpoint = \"support\", mode = \"notify\" }\ntemplate = '{\"text\": \"x\"}'"
+        )
+    );
+    let r = parse(&text).unwrap();
+    let mut e = event(EventType::Intent, None, 1.0);
+    e.session_id = None;
+    let plain = [r.get("plain").unwrap()];
+    assert!(Routes::missing_fields(&plain, &e).is_empty());
+    let both = [r.get("plain").unwrap(), r.get("notify").unwrap()];
+    let missing = Routes::missing_fields(&both, &e);
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].field, "session_id");
+    assert!(
+        missing[0].reason.contains("`notify`"),
+        "{}",
+        missing[0].reason
+    );
+    e.user_id = Some(String::new());
+    assert_eq!(Routes::missing_fields(&both, &e).len(), 2);
 }

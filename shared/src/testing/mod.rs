@@ -2,6 +2,7 @@
 //! call and can be scripted to fail, a secret store in a map that can hand out a sequence
 //! of values (a rotation), a log capture, and [`http`], the scripted HTTP server.
 
+pub mod cognigy;
 pub mod http;
 
 use crate::ports::{

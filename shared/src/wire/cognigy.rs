@@ -113,6 +113,41 @@ pub fn body(
     Ok(body)
 }
 
+/// What Cognigy itself checks on an inject or notify body (its inject transformer's
+/// rules), for fakes and demos that stand in for it.
+pub fn check_body(raw: &str) -> Result<(), String> {
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(format!("the body is over {MAX_BODY_BYTES} bytes"));
+    }
+    let Ok(Value::Object(b)) = serde_json::from_str::<Value>(raw) else {
+        return Err("the body is not a JSON object".to_owned());
+    };
+    let id_ok = |k: &str| {
+        b.get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty() && s.chars().count() <= MAX_ID_CHARS)
+    };
+    if !id_ok("userId") || !id_ok("sessionId") {
+        return Err("userId and sessionId must be strings of at most 256 characters".to_owned());
+    }
+    if b.get("text").is_some_and(|t| {
+        t.as_str()
+            .is_none_or(|t| t.chars().count() > MAX_TEXT_CHARS)
+    }) {
+        return Err("text must be a string of at most 10,000 characters".to_owned());
+    }
+    if b.get("data").is_some_and(|d| !d.is_object()) {
+        return Err("data must be an object".to_owned());
+    }
+    if let Some(k) = b
+        .keys()
+        .find(|k| !matches!(k.as_str(), "userId" | "sessionId" | "text" | "data"))
+    {
+        return Err(format!("unknown key `{}`", crate::text::truncated(k, 40)));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +214,19 @@ mod tests {
             assert!(body(u, s, r).is_err(), "{u:?} {s:?} {r:.60}");
         }
         let ok_text = format!(r#"{{"text": "{}"}}"#, "t".repeat(MAX_TEXT_CHARS));
-        assert!(body(Some("u"), Some("s"), &ok_text).is_ok());
+        let made = body(Some("u"), Some("s"), &ok_text).unwrap();
+        assert!(
+            check_body(&made).is_ok(),
+            "what the router makes, Cognigy takes"
+        );
+        for bad in [
+            r#"{"sessionId": "s", "text": "a"}"#,
+            r#"{"userId": "u", "sessionId": 5}"#,
+            r#"{"userId": "u", "sessionId": "s", "data": "x"}"#,
+            r#"{"userId": "u", "sessionId": "s", "URLToken": "x"}"#,
+            "[]",
+        ] {
+            assert!(check_body(bad).is_err(), "{bad}");
+        }
     }
 }
