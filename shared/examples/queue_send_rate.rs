@@ -22,6 +22,7 @@ async fn main() {
                     body: format!("{t}-{i}-{body}"),
                     attributes: Default::default(),
                     delay: Duration::ZERO,
+                    ..Default::default()
                 };
                 q.send_batch(&[m]).await.expect("send");
             }

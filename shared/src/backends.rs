@@ -17,12 +17,45 @@ pub const EMBEDDED_QUEUE: &str = "deliveries";
 /// Name of the dead-letter queue inside an embedded store.
 pub const EMBEDDED_DEAD_LETTERS: &str = "dead-letters";
 
-/// The queue, its dead-letter queue, and the secret store a handler works against.
+/// Name of the ordered routes' FIFO queue inside an embedded store.
+pub const EMBEDDED_ORDERED: &str = "ordered";
+/// Name of its dead-letter queue inside an embedded store.
+pub const EMBEDDED_ORDERED_DEAD_LETTERS: &str = "ordered-dead-letters";
+
+/// A delivery queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct QueuePair {
+    pub queue: Arc<dyn Queue>,
+    pub dead_letters: Arc<dyn Queue>,
+}
+
+/// The queue, its dead-letter queue, and the secret store a handler works against; and
+/// the FIFO pair of ordered routes, when there is one.
 #[derive(Debug, Clone)]
 pub struct Backends {
     pub queue: Arc<dyn Queue>,
     pub dead_letters: Arc<dyn Queue>,
     pub secrets: Arc<dyn SecretStore>,
+    /// Ordered routes' FIFO queues (`ORDERED_QUEUE_URL` on AWS; always there locally).
+    pub ordered: Option<QueuePair>,
+}
+
+impl Backends {
+    /// The dead-letter queue for a message: the FIFO one for a grouped (ordered) message.
+    pub fn dead_letters_for(&self, grouped: bool) -> &Arc<dyn Queue> {
+        match (&self.ordered, grouped) {
+            (Some(o), true) => &o.dead_letters,
+            _ => &self.dead_letters,
+        }
+    }
+
+    /// The queue a received message came from: the FIFO one for a grouped message.
+    pub fn queue_for(&self, grouped: bool) -> &Arc<dyn Queue> {
+        match (&self.ordered, grouped) {
+            (Some(o), true) => &o.queue,
+            _ => &self.queue,
+        }
+    }
 }
 
 impl Backends {
@@ -31,11 +64,18 @@ impl Backends {
     pub async fn aws(config: &Config) -> Result<Self, ConfigError> {
         let queue_url = config.require_queue_url()?.to_owned();
         let dlq_url = config.require_dead_letter_queue_url()?.to_owned();
+        let ordered = config
+            .ordered_queue_urls()?
+            .map(|(q, d)| (q.to_owned(), d.to_owned()));
         let sdk = sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         Ok(Self {
             queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
-            dead_letters: Arc::new(SqsQueue::new(sqs, dlq_url)),
+            dead_letters: Arc::new(SqsQueue::new(sqs.clone(), dlq_url)),
+            ordered: ordered.map(|(q, d)| QueuePair {
+                queue: Arc::new(SqsQueue::new(sqs.clone(), q)),
+                dead_letters: Arc::new(SqsQueue::new(sqs.clone(), d)),
+            }),
             secrets: Arc::new(SecretsManagerStore::new(
                 aws_sdk_secretsmanager::Client::new(&sdk),
             )),
@@ -49,17 +89,33 @@ pub fn embedded_queues(
     visibility_timeout: Duration,
     max_receive_count: u32,
 ) -> Result<(SharedQueue, SharedQueue), QueueError> {
+    let pairs = embedded_queue_pairs(data_dir, visibility_timeout, max_receive_count)?;
+    Ok((pairs.0.queue, pairs.0.dead_letters))
+}
+
+/// The embedded queue pairs: the standard one and the ordered routes' FIFO one (grouped
+/// messages keep their order in any embedded queue; the pair mirrors SQS's two queues).
+pub fn embedded_queue_pairs(
+    data_dir: &Path,
+    visibility_timeout: Duration,
+    max_receive_count: u32,
+) -> Result<(QueuePair, QueuePair), QueueError> {
     let store = EmbeddedStore::open(data_dir)?;
-    let queue = store.queue(
-        EMBEDDED_QUEUE,
-        QueueSettings {
-            visibility_timeout,
-            redrive: Some(Redrive {
-                dead_letter_queue: EMBEDDED_DEAD_LETTERS.to_owned(),
-                max_receive_count,
-            }),
-        },
-    );
-    let dead_letters = store.queue(EMBEDDED_DEAD_LETTERS, QueueSettings::default());
-    Ok((Arc::new(queue), Arc::new(dead_letters)))
+    let pair = |queue: &str, dlq: &str| QueuePair {
+        queue: Arc::new(store.queue(
+            queue,
+            QueueSettings {
+                visibility_timeout,
+                redrive: Some(Redrive {
+                    dead_letter_queue: dlq.to_owned(),
+                    max_receive_count,
+                }),
+            },
+        )),
+        dead_letters: Arc::new(store.queue(dlq, QueueSettings::default())),
+    };
+    Ok((
+        pair(EMBEDDED_QUEUE, EMBEDDED_DEAD_LETTERS),
+        pair(EMBEDDED_ORDERED, EMBEDDED_ORDERED_DEAD_LETTERS),
+    ))
 }

@@ -18,6 +18,10 @@ pub struct Config {
     pub queue_url: Option<String>,
     /// `DEAD_LETTER_QUEUE_URL`.
     pub dead_letter_queue_url: Option<String>,
+    /// `ORDERED_QUEUE_URL`: the FIFO delivery queue of ordered routes.
+    pub ordered_queue_url: Option<String>,
+    /// `ORDERED_DEAD_LETTER_QUEUE_URL`: its FIFO dead-letter queue.
+    pub ordered_dead_letter_queue_url: Option<String>,
     /// `ALLOW_PRIVATE_TARGETS=true` allows private targets whatever the routes file says.
     pub allow_private_targets: bool,
     /// `DLQ_DEGRADED_THRESHOLD`, default 10.
@@ -55,6 +59,8 @@ impl Config {
                 .map_or_else(|| PathBuf::from("routes.toml"), PathBuf::from),
             queue_url: non_empty("QUEUE_URL"),
             dead_letter_queue_url: non_empty("DEAD_LETTER_QUEUE_URL"),
+            ordered_queue_url: non_empty("ORDERED_QUEUE_URL"),
+            ordered_dead_letter_queue_url: non_empty("ORDERED_DEAD_LETTER_QUEUE_URL"),
             allow_private_targets,
             dlq_degraded_threshold,
         })
@@ -66,6 +72,22 @@ impl Config {
             var: "QUEUE_URL",
             reason: "is required (the delivery queue's URL)".to_owned(),
         })
+    }
+
+    /// The FIFO queue pair of ordered routes: both URLs, or neither.
+    pub fn ordered_queue_urls(&self) -> Result<Option<(&str, &str)>, ConfigError> {
+        match (&self.ordered_queue_url, &self.ordered_dead_letter_queue_url) {
+            (Some(q), Some(d)) => Ok(Some((q, d))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError {
+                var: "ORDERED_DEAD_LETTER_QUEUE_URL",
+                reason: "is required with ORDERED_QUEUE_URL".to_owned(),
+            }),
+            (None, Some(_)) => Err(ConfigError {
+                var: "ORDERED_QUEUE_URL",
+                reason: "is required with ORDERED_DEAD_LETTER_QUEUE_URL".to_owned(),
+            }),
+        }
     }
 
     /// `DEAD_LETTER_QUEUE_URL`, for the functions that cannot run without it.

@@ -44,20 +44,57 @@ pub async fn moto_queue_pair(visibility: Duration, max_receive_count: u32) -> (S
     )
 }
 
+/// A fresh FIFO queue and its FIFO dead-letter queue on moto (content-based
+/// deduplication off, as the template makes them).
+pub async fn moto_fifo_queue_pair(
+    visibility: Duration,
+    max_receive_count: u32,
+) -> (SqsQueue, SqsQueue) {
+    let client = aws_sdk_sqs::Client::new(&moto_sdk_config().await);
+    let (main_url, dlq_url) =
+        create_moto_queue_pair(&client, visibility, max_receive_count, true).await;
+    (
+        SqsQueue::new(client.clone(), main_url),
+        SqsQueue::new(client, dlq_url),
+    )
+}
+
 /// Creates a queue with a redrive policy and its DLQ; returns (queue URL, DLQ URL).
 pub async fn create_moto_queues(
     client: &aws_sdk_sqs::Client,
     visibility: Duration,
     max_receive_count: u32,
 ) -> (String, String) {
+    create_moto_queue_pair(client, visibility, max_receive_count, false).await
+}
+
+/// As [`create_moto_queues`]; `fifo`: both are FIFO queues (`.fifo` names).
+pub async fn create_moto_queue_pair(
+    client: &aws_sdk_sqs::Client,
+    visibility: Duration,
+    max_receive_count: u32,
+    fifo: bool,
+) -> (String, String) {
     use aws_sdk_sqs::types::QueueAttributeName;
     let name = format!("t-{}", uuid::Uuid::new_v4().simple());
-    let dlq = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .expect("create the DLQ on moto");
+    let suffix = if fifo { ".fifo" } else { "" };
+    let fifo_attrs =
+        |b: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+            if fifo {
+                b.attributes(QueueAttributeName::FifoQueue, "true")
+                    .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+            } else {
+                b
+            }
+        };
+    let dlq = fifo_attrs(
+        client
+            .create_queue()
+            .queue_name(format!("{name}-dlq{suffix}")),
+    )
+    .send()
+    .await
+    .expect("create the DLQ on moto");
     let dlq_url = dlq.queue_url().expect("a DLQ URL").to_owned();
     let dlq_arn = client
         .get_queue_attributes()
@@ -71,9 +108,7 @@ pub async fn create_moto_queues(
         .expect("the DLQ has an ARN");
     let redrive =
         format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count}"}}"#);
-    let main = client
-        .create_queue()
-        .queue_name(&name)
+    let main = fifo_attrs(client.create_queue().queue_name(format!("{name}{suffix}")))
         .attributes(
             QueueAttributeName::VisibilityTimeout,
             visibility.as_secs().to_string(),
@@ -85,7 +120,8 @@ pub async fn create_moto_queues(
     (main.queue_url().expect("a queue URL").to_owned(), dlq_url)
 }
 
-/// A fresh queue pair on an embedded store in its own temporary directory.
+/// A fresh queue pair on an embedded store in its own temporary directory (grouped
+/// messages keep FIFO order on any embedded queue).
 pub fn embedded_queue_pair(
     visibility: Duration,
     max_receive_count: u32,

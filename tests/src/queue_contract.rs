@@ -19,6 +19,7 @@ fn msg(i: usize, delay: Duration) -> OutgoingMessage {
         body: format!("{{\"n\":{i}}}"),
         attributes,
         delay,
+        ..OutgoingMessage::default()
     }
 }
 
@@ -280,4 +281,116 @@ pub async fn content_sqs_refuses_is_refused_for_good(q: &dyn Queue, _dlq: &dyn Q
     got.sort_by_key(|m| m.body.len());
     assert_eq!(got[0].body, allowed.body);
     assert_eq!(got[1].body.len(), fits.body.len());
+}
+
+// ------------------------------------------------------------------ FIFO (ordered routes)
+
+fn grouped(i: usize, group: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        group: Some(group.to_owned()),
+        dedup_id: Some(format!("d-{group}-{i}")),
+        ..msg(i, NOW)
+    }
+}
+
+fn n_of(m: &ReceivedMessage) -> usize {
+    let v: serde_json::Value = serde_json::from_str(&m.body).expect("a test body");
+    v["n"].as_u64().expect("n") as usize
+}
+
+/// A group's messages come in the order they were sent, and each carries its group.
+pub async fn fifo_groups_come_in_send_order(q: &dyn Queue, _dlq: &dyn Queue) {
+    let batch = [
+        grouped(0, "a"),
+        grouped(1, "b"),
+        grouped(2, "a"),
+        grouped(3, "a"),
+        grouped(4, "b"),
+    ];
+    assert!(q.send_batch(&batch).await.expect("send").is_empty());
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.len() < 5 && tokio::time::Instant::now() < deadline {
+        for m in q.receive(10, SECOND, None).await.expect("receive") {
+            seen.push((m.group.clone().expect("a group"), n_of(&m)));
+            q.delete(&m.receipt_handle).await.expect("delete");
+        }
+    }
+    let order = |g: &str| -> Vec<usize> {
+        seen.iter()
+            .filter(|(k, _)| k == g)
+            .map(|(_, n)| *n)
+            .collect()
+    };
+    assert_eq!(order("a"), [0, 2, 3]);
+    assert_eq!(order("b"), [1, 4]);
+}
+
+/// While a group's message is in flight (or waiting out a retry delay), no later message
+/// of the group is handed out; other groups are not held back; the held message comes
+/// back first.
+pub async fn fifo_an_unfinished_message_holds_back_only_its_group(q: &dyn Queue, _dlq: &dyn Queue) {
+    let batch = [grouped(0, "a"), grouped(1, "a")];
+    assert!(q.send_batch(&batch).await.expect("send").is_empty());
+    let first = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(n_of(&first), 0);
+    // In flight: the group is held.
+    receive_none(q).await;
+    // Another group goes on meanwhile.
+    assert!(
+        q.send_batch(&[grouped(2, "c")])
+            .await
+            .expect("send")
+            .is_empty()
+    );
+    let other = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(n_of(&other), 2);
+    q.delete(&other.receipt_handle).await.expect("delete");
+    // A retry delay: still held, then the same message comes back first.
+    q.change_visibility(&first.receipt_handle, 2 * SECOND)
+        .await
+        .expect("park it");
+    receive_none(q).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let again = receive_n(q, 1, None).await.remove(0);
+    assert_eq!((n_of(&again), again.receive_count), (0, 2));
+    q.delete(&again.receipt_handle).await.expect("delete");
+    let next = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(n_of(&next), 1);
+}
+
+/// A message sent again with the same deduplication id within 5 minutes is accepted and
+/// dropped; another id is not.
+pub async fn fifo_a_repeated_deduplication_id_is_dropped(q: &dyn Queue, _dlq: &dyn Queue) {
+    let first = grouped(0, "a");
+    let again = OutgoingMessage {
+        body: "{\"n\":9}".into(),
+        ..first.clone()
+    };
+    assert!(
+        q.send_batch(std::slice::from_ref(&first))
+            .await
+            .expect("send")
+            .is_empty()
+    );
+    assert!(q.send_batch(&[again]).await.expect("send").is_empty());
+    assert!(
+        q.send_batch(&[grouped(1, "a")])
+            .await
+            .expect("send")
+            .is_empty()
+    );
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline && got.len() < 3 {
+        let batch = q.receive(10, SECOND, None).await.expect("receive");
+        if batch.is_empty() && got.len() >= 2 {
+            break;
+        }
+        for m in batch {
+            got.push(n_of(&m));
+            q.delete(&m.receipt_handle).await.expect("delete");
+        }
+    }
+    assert_eq!(got, [0, 1], "the repeat was dropped");
 }

@@ -91,6 +91,7 @@ async fn setup() -> Setup {
         queue: queue.clone(),
         dead_letters: dlq.clone(),
         secrets: Arc::new(secrets),
+        ordered: None,
     };
     let deliverer = Deliverer::new(Arc::new(routes), backends, false)
         .unwrap()

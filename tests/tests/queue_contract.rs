@@ -1,7 +1,7 @@
 //! The queue contract, run against the embedded queue and against SQS on moto_server.
 
 use router_tests::queue_contract::{self, MAX_RECEIVE_COUNT, VISIBILITY};
-use router_tests::{embedded_queue_pair, moto_queue_pair};
+use router_tests::{embedded_queue_pair, moto_fifo_queue_pair, moto_queue_pair};
 
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
@@ -27,6 +27,38 @@ macro_rules! contract {
         }
     };
 }
+
+/// The FIFO cases, on the embedded queue and on a FIFO queue on moto.
+macro_rules! fifo_contract {
+    ($($case:ident),* $(,)?) => {
+        mod fifo_embedded {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (q, dlq, _dir) = embedded_queue_pair(VISIBILITY, MAX_RECEIVE_COUNT);
+                    queue_contract::$case(&q, &dlq).await;
+                }
+            )*
+        }
+        mod fifo_sqs_on_moto {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (q, dlq) = moto_fifo_queue_pair(VISIBILITY, MAX_RECEIVE_COUNT).await;
+                    queue_contract::$case(&q, &dlq).await;
+                }
+            )*
+        }
+    };
+}
+
+fifo_contract!(
+    fifo_groups_come_in_send_order,
+    fifo_an_unfinished_message_holds_back_only_its_group,
+    fifo_a_repeated_deduplication_id_is_dropped,
+);
 
 contract!(
     messages_round_trip_with_attributes,

@@ -72,6 +72,7 @@ async fn setup() -> Setup {
         queue: queue.clone(),
         dead_letters: Arc::new(dlq),
         secrets: Arc::new(SecretsManagerStore::new(sm)),
+        ordered: None,
     };
     let state = trigger::State::new(Arc::new(routes), backends, 10)
         .await

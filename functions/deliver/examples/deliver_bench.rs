@@ -93,6 +93,7 @@ async fn run(url: String, n: usize, in_flight: usize, threads: usize) {
         queue: Arc::new(FakeQueue::new()),
         dead_letters: Arc::new(FakeQueue::new()),
         secrets: Arc::new(secrets),
+        ordered: None,
     };
     let deliverer = Arc::new(
         Deliverer::new(Arc::new(routes), backends, false)
@@ -179,6 +180,7 @@ fn message(template: &str, route: &RouteName, i: usize) -> ReceivedMessage {
             .replace("DELIVERY_ID", &delivery_id),
         receive_count: 1,
         sent_at_ms: 0,
+        group: None,
     }
 }
 

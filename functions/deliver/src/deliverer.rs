@@ -72,6 +72,48 @@ pub struct Processed {
 /// DLQ copies) and answering Lambda.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
+/// The reason of a message held back behind an earlier one of its group.
+pub const HELD_BACK: &str = "held_back";
+
+/// Splits a batch into the messages without a group and the groups, each in its order.
+fn by_group(records: Vec<ReceivedMessage>) -> (Vec<ReceivedMessage>, Vec<Vec<ReceivedMessage>>) {
+    let mut singles = Vec::new();
+    let mut groups: Vec<(String, Vec<ReceivedMessage>)> = Vec::new();
+    for m in records {
+        match m.group.clone() {
+            None => singles.push(m),
+            Some(g) => match groups.iter_mut().find(|(k, _)| *k == g) {
+                Some((_, v)) => v.push(m),
+                None => groups.push((g, vec![m])),
+            },
+        }
+    }
+    (singles, groups.into_iter().map(|(_, v)| v).collect())
+}
+
+/// A message not attempted because an earlier one of its group did not succeed: it goes
+/// back with the same delay, reported failed.
+fn held_back(msg: ReceivedMessage, delay: Duration) -> Processed {
+    let job = router_core::domain::DeliveryJob::parse(&msg.body).ok();
+    tracing::debug!(message_id = %msg.message_id, "held back behind an earlier delivery of its session");
+    Processed {
+        route: job
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |j| j.route.to_string()),
+        delivery_id: job.map(|j| j.delivery_id).unwrap_or_default(),
+        attempt: msg.receive_count.max(1),
+        latency: None,
+        disposition: Disposition::Retry {
+            delay,
+            reason: HELD_BACK,
+            status: None,
+            error: "held back: an earlier delivery of its session has not succeeded yet".to_owned(),
+        },
+        follow_up: None,
+        msg,
+    }
+}
+
 fn deferred() -> Attempted {
     Attempted::new(
         Outcome::Deferred,
@@ -156,17 +198,49 @@ impl Deliverer {
         deadline: Option<Instant>,
     ) -> Vec<String> {
         let started = Instant::now();
-        let mut processed = join_all(records.into_iter().map(|m| self.process(m, deadline))).await;
-        crate::reply::queue_follow_ups(self.backends.queue.as_ref(), &mut processed).await;
-        let settlement = settle(
-            self.backends.queue.as_ref(),
-            self.backends.dead_letters.as_ref(),
-            &processed,
-            started.elapsed(),
-        )
-        .await;
+        let (singles, groups) = by_group(records);
+        let queue = self.backends.queue.as_ref();
+        let singles = join_all(singles.into_iter().map(|m| self.process(m, deadline)));
+        let groups = join_all(groups.into_iter().map(|g| self.process_group(g, deadline)));
+        let (singles, groups) = tokio::join!(singles, groups);
+        let mut processed: Vec<Processed> = singles
+            .into_iter()
+            .chain(groups.into_iter().flatten())
+            .collect();
+        crate::reply::queue_follow_ups(queue, &mut processed).await;
+        let settlement = settle(&self.backends, &processed, started.elapsed()).await;
         self.emit_metrics(&processed, &settlement);
         settlement.failed
+    }
+
+    /// One message group of a FIFO batch, in order (Lambda's FIFO rule): at the first
+    /// message that does not succeed now (retried, deferred), the rest of its group are not
+    /// attempted; they go back with it, so the session's order holds. A dead-lettered one
+    /// lets the next go. Replies are queued before the next message goes.
+    async fn process_group(
+        &self,
+        messages: Vec<ReceivedMessage>,
+        deadline: Option<Instant>,
+    ) -> Vec<Processed> {
+        let mut out = Vec::with_capacity(messages.len());
+        let mut held: Option<Duration> = None;
+        for msg in messages {
+            if let Some(delay) = held {
+                out.push(held_back(msg, delay));
+                continue;
+            }
+            let mut p = self.process(msg, deadline).await;
+            crate::reply::queue_follow_ups(
+                self.backends.queue.as_ref(),
+                std::slice::from_mut(&mut p),
+            )
+            .await;
+            if let Disposition::Retry { delay, .. } = &p.disposition {
+                held = Some(*delay);
+            }
+            out.push(p);
+        }
+        out
     }
 
     /// One message through its stages, logged.
@@ -257,6 +331,10 @@ impl Deliverer {
             }
             match &p.disposition {
                 Disposition::Delivered { .. } => metrics.delivered(&p.route),
+                // Held back behind an earlier delivery of its session: not an attempt.
+                Disposition::Retry {
+                    reason: HELD_BACK, ..
+                } => {}
                 Disposition::Retry { reason, .. } => {
                     metrics.retried(&p.route);
                     if *reason == "circuit_open" {

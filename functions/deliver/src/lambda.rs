@@ -31,6 +31,7 @@ fn received_message(m: SqsMessage) -> ReceivedMessage {
         body: m.body.unwrap_or_default(),
         receive_count,
         sent_at_ms,
+        group: m.attributes.get("MessageGroupId").cloned(),
     }
 }
 

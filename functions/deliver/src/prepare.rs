@@ -121,6 +121,7 @@ mod tests {
             attributes: BTreeMap::new(),
             receive_count: 1,
             sent_at_ms,
+            group: None,
         };
         let ten = unix_ms(time::macros::datetime!(2026-11-27 10:00:00 UTC));
         let eleven = ten + 3_600_000;

@@ -76,13 +76,13 @@ fn fitting(parent: &DeliveryJob, c: Captured, now: time::OffsetDateTime) -> Outg
     last.expect("three tries")
 }
 
-/// Queues the reply jobs of a batch; a parent whose reply the queue did not take is not
-/// settled: it is retried shortly instead.
+/// Queues the reply jobs of a batch (each once: it is taken out of its message); a parent
+/// whose reply the queue did not take is not settled: it is retried shortly instead.
 pub async fn queue_follow_ups(queue: &dyn Queue, processed: &mut [Processed]) {
     let (who, messages): (Vec<usize>, Vec<OutgoingMessage>) = processed
-        .iter()
+        .iter_mut()
         .enumerate()
-        .filter_map(|(i, p)| p.follow_up.clone().map(|m| (i, m)))
+        .filter_map(|(i, p)| p.follow_up.take().map(|m| (i, m)))
         .unzip();
     if messages.is_empty() {
         return;

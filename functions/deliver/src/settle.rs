@@ -4,6 +4,7 @@
 //! lost). Each message travels with its disposition: no index bookkeeping.
 
 use crate::deliverer::Processed;
+use router_core::backends::Backends;
 use router_core::ports::{Queue, QueueError};
 use router_core::retry::{Disposition, MAX_DELAY};
 use router_core::wire::dead_letter;
@@ -24,22 +25,30 @@ pub struct Settlement {
 }
 
 /// Settles a batch that has been `running` so far.
-pub async fn settle(
-    queue: &dyn Queue,
-    dead_letters: &dyn Queue,
-    processed: &[Processed],
-    running: Duration,
-) -> Settlement {
+/// A message from the ordered routes' FIFO queue goes back to it and to its FIFO DLQ; every
+/// other to the standard pair.
+pub async fn settle(backends: &Backends, processed: &[Processed], running: Duration) -> Settlement {
     let cap = MAX_DELAY.saturating_sub(running + VISIBILITY_MARGIN);
-    let retries: Vec<&Processed> = processed
-        .iter()
-        .filter(|p| matches!(p.disposition, Disposition::Retry { .. }))
-        .collect();
-    let dead: Vec<&Processed> = processed
-        .iter()
-        .filter(|p| matches!(p.disposition, Disposition::DeadLetter(_)))
-        .collect();
-    let ((), unsent) = tokio::join!(park(queue, &retries, cap), copy_to_dlq(dead_letters, &dead));
+    let of = |grouped: bool, dead: bool| -> Vec<&Processed> {
+        processed
+            .iter()
+            .filter(|p| p.msg.group.is_some() == grouped)
+            .filter(|p| match p.disposition {
+                Disposition::Retry { .. } => !dead,
+                Disposition::DeadLetter(_) => dead,
+                Disposition::Delivered { .. } => false,
+            })
+            .collect()
+    };
+    let (retries, ordered_retries) = (of(false, false), of(true, false));
+    let (dead, ordered_dead) = (of(false, true), of(true, true));
+    let ((), (), unsent, ordered_unsent) = tokio::join!(
+        park(backends.queue_for(false).as_ref(), &retries, cap),
+        park(backends.queue_for(true).as_ref(), &ordered_retries, cap),
+        copy_to_dlq(backends.dead_letters_for(false).as_ref(), &dead),
+        copy_to_dlq(backends.dead_letters_for(true).as_ref(), &ordered_dead),
+    );
+    let unsent: HashSet<String> = unsent.into_iter().chain(ordered_unsent).collect();
     // In the batch's order: the retries, and the dead letters the DLQ did not take.
     let failed = processed
         .iter()

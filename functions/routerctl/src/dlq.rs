@@ -4,10 +4,11 @@
 use crate::cli::{DlqCommand, Global};
 use crate::error::{CliError, CliResult};
 use crate::setup;
+use router_core::backends::QueuePair;
 use router_core::domain::DeliveryJob;
 use router_core::ports::{MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
 use router_core::wire::dead_letter::{self, Failure};
-use router_core::wire::queue::job_message;
+use router_core::wire::queue::{job_message, ordered_job_message};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -59,10 +60,14 @@ impl DeadLetterRow {
 pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
     let config = setup::config()?;
     let routes = setup::load_routes(&global.routes)?;
-    let (queue, dead_letters) =
+    let (standard, ordered) =
         setup::queues(&config, global, &routes, Duration::from_secs(60)).await?;
+    // The standard pair, and the ordered routes' FIFO pair when there is one.
+    let pairs: Vec<(bool, QueuePair)> = std::iter::once((false, standard))
+        .chain(ordered.map(|o| (true, o)))
+        .collect();
     match command {
-        DlqCommand::List { json } => list(dead_letters.as_ref(), *json).await,
+        DlqCommand::List { json } => list(&pairs, *json).await,
         DlqCommand::Redrive {
             route,
             failure,
@@ -77,12 +82,16 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
                     known.join(", ")
                 )));
             }
-            let filter = Filter {
+            let mut filter = Filter {
                 route: route.clone(),
                 failure: failure.clone(),
                 limit: limit.unwrap_or(usize::MAX),
             };
-            redrive(queue.as_ref(), dead_letters.as_ref(), &filter).await
+            let mut moved = Redriven::default();
+            for (ordered, pair) in &pairs {
+                moved.add(redrive(pair, *ordered, &mut filter).await?);
+            }
+            moved.report()
         }
     }
 }
@@ -120,9 +129,14 @@ async fn release(dlq: &dyn Queue, messages: &[ReceivedMessage]) {
     }
 }
 
-async fn list(dlq: &dyn Queue, json: bool) -> CliResult {
-    let messages = drain(dlq).await?;
-    release(dlq, &messages).await;
+async fn list(pairs: &[(bool, QueuePair)], json: bool) -> CliResult {
+    let mut messages = Vec::new();
+    for (_, pair) in pairs {
+        let dlq = pair.dead_letters.as_ref();
+        let got = drain(dlq).await?;
+        release(dlq, &got).await;
+        messages.extend(got);
+    }
     let now = time::OffsetDateTime::now_utc();
     let rows: Vec<DeadLetterRow> = messages
         .iter()
@@ -210,36 +224,83 @@ impl Filter {
 }
 
 /// The message a dead letter goes back as: same body and delivery id, a fresh schedule
-/// (a new message starts at receive count 1; `received_at` restarts `max_age`).
-pub fn redriven(m: &ReceivedMessage) -> Option<OutgoingMessage> {
+/// (a new message starts at receive count 1; `received_at` restarts `max_age`). From the
+/// ordered routes' DLQ it goes back to the FIFO queue in its session's group, with a fresh
+/// deduplication id (a redrive within 5 minutes of the first send is not a duplicate).
+pub fn redriven(m: &ReceivedMessage, ordered: bool) -> Option<OutgoingMessage> {
     let mut job = DeliveryJob::parse(&m.body).ok()?;
     job.received_at = time::OffsetDateTime::now_utc();
+    if ordered {
+        let dedup = format!("{}:{}", job.delivery_id, router_core::time_fmt::now_ms());
+        return Some(ordered_job_message(&job, &dedup));
+    }
     Some(job_message(&job))
 }
 
-async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResult {
+/// What redrives moved, across the dead-letter queues.
+#[derive(Debug, Default)]
+struct Redriven {
+    moved: usize,
+    left: usize,
+    unparseable: usize,
+    failed: usize,
+}
+
+impl Redriven {
+    fn add(&mut self, other: Redriven) {
+        self.moved += other.moved;
+        self.left += other.left;
+        self.unparseable += other.unparseable;
+        self.failed += other.failed;
+    }
+
+    fn report(self) -> CliResult {
+        println!(
+            "Redrove {} dead letter{} to the delivery queue; {} left in the dead-letter queue.",
+            self.moved,
+            if self.moved == 1 { "" } else { "s" },
+            self.left
+        );
+        if self.unparseable > 0 {
+            println!(
+                "{} could not be redriven: their body is not a delivery job (failure `malformed`).",
+                self.unparseable
+            );
+        }
+        if self.failed > 0 {
+            return Err(CliError::problems(format!(
+                "{} dead letters could not be sent back to the delivery queue; run the command again.",
+                self.failed
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Redrives the dead letters of one pair that `filter` picks (its `limit` counts down).
+async fn redrive(pair: &QueuePair, ordered: bool, filter: &mut Filter) -> CliResult<Redriven> {
+    let (queue, dlq) = (pair.queue.as_ref(), pair.dead_letters.as_ref());
     let now = time::OffsetDateTime::now_utc();
-    let mut chosen = 0usize;
     let messages = drain(dlq).await?;
     let mut keep = Vec::new();
     let mut selected = Vec::new();
     for m in messages {
         let row = DeadLetterRow::from_message(&m, now);
-        if chosen < filter.limit && filter.matches(&row) {
-            chosen += 1;
+        if filter.limit > 0 && filter.matches(&row) {
+            filter.limit -= 1;
             selected.push(m);
         } else {
             keep.push(m);
         }
     }
-    let (mut moved, mut unparseable, mut failed) = (0usize, 0usize, 0usize);
+    let mut done = Redriven::default();
     for chunk in selected.chunks(MAX_BATCH) {
         let mut sendable = Vec::new();
         for m in chunk {
-            match redriven(m) {
+            match redriven(m, ordered) {
                 Some(out) => sendable.push((m, out)),
                 None => {
-                    unparseable += 1;
+                    done.unparseable += 1;
                     keep.push(m.clone());
                 }
             }
@@ -255,7 +316,7 @@ async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResu
                 Ok(()) => delete.push(m.receipt_handle.clone()),
                 Err(e) => {
                     tracing::warn!(error = %e, "a dead letter could not be sent back to the delivery queue");
-                    failed += 1;
+                    done.failed += 1;
                     keep.push((*m).clone());
                 }
             }
@@ -265,26 +326,13 @@ async fn redrive(queue: &dyn Queue, dlq: &dyn Queue, filter: &Filter) -> CliResu
                 tracing::warn!(error = %e, "a redriven dead letter could not be deleted; it may be redriven twice");
             }
         }
-        moved += delete.len();
-        if moved > 0 && moved % PROGRESS_EVERY < MAX_BATCH && moved >= PROGRESS_EVERY {
-            eprintln!("... {moved} redriven");
+        done.moved += delete.len();
+        if done.moved > 0 && done.moved % PROGRESS_EVERY < MAX_BATCH && done.moved >= PROGRESS_EVERY
+        {
+            eprintln!("... {} redriven", done.moved);
         }
     }
     release(dlq, &keep).await;
-    println!(
-        "Redrove {moved} dead letter{} to the delivery queue; {} left in the dead-letter queue.",
-        if moved == 1 { "" } else { "s" },
-        keep.len()
-    );
-    if unparseable > 0 {
-        println!(
-            "{unparseable} could not be redriven: their body is not a delivery job (failure `malformed`)."
-        );
-    }
-    if failed > 0 {
-        return Err(CliError::problems(format!(
-            "{failed} dead letters could not be sent back to the delivery queue; run the command again."
-        )));
-    }
-    Ok(())
+    done.left = keep.len();
+    Ok(done)
 }

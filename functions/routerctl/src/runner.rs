@@ -132,6 +132,7 @@ mod tests {
             body: body.into(),
             attributes: Default::default(),
             delay: Duration::ZERO,
+            ..Default::default()
         }
     }
 

@@ -53,13 +53,25 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         .map_err(|e| CliError::setup(e.to_string()))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let runner = tokio::spawn(crate::runner::run(
+    let visibility = Duration::from_secs(args.visibility_timeout.max(1));
+    let mut runners = vec![tokio::spawn(crate::runner::run(
         backends.queue.clone(),
         deliverer.clone(),
         args.concurrency,
-        Duration::from_secs(args.visibility_timeout.max(1)),
+        visibility,
         stop_rx.clone(),
-    ));
+    ))];
+    // Ordered routes' FIFO queue: its own runner (a group's next message is only handed
+    // out once the one before it is settled).
+    if let Some(ordered) = &backends.ordered {
+        runners.push(tokio::spawn(crate::runner::run(
+            ordered.queue.clone(),
+            deliverer.clone(),
+            args.concurrency,
+            visibility,
+            stop_rx.clone(),
+        )));
+    }
     let token_http = token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?;
     let refresher = tokio::spawn(refresh_tokens(
         routes.clone(),
@@ -96,7 +108,9 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let grace = Duration::from_secs(args.grace);
     let all = async {
         let _ = server.await;
-        let _ = runner.await;
+        for r in runners {
+            let _ = r.await;
+        }
         let _ = refresher.await;
     };
     if tokio::time::timeout(grace, all).await.is_err() {

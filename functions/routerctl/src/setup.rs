@@ -5,7 +5,7 @@
 use crate::cli::Global;
 use crate::error::{CliError, CliResult};
 use router_core::aws::{SecretsManagerStore, SqsQueue, sdk_config};
-use router_core::backends::{Backends, SharedQueue, embedded_queues};
+use router_core::backends::{Backends, QueuePair, embedded_queue_pairs};
 use router_core::config::Config;
 use router_core::embedded::FileSecrets;
 use router_core::ports::SecretStore;
@@ -59,25 +59,41 @@ pub async fn secrets(global: &Global) -> CliResult<Arc<dyn SecretStore>> {
     }
 }
 
+/// The standard queue pair, and the ordered routes' FIFO pair (always there on the
+/// embedded queue; on SQS when `ORDERED_QUEUE_URL` and `ORDERED_DEAD_LETTER_QUEUE_URL`
+/// are set, and required when the routes file has an ordered route).
 pub async fn queues(
     config: &Config,
     global: &Global,
     routes: &Routes,
     visibility: Duration,
-) -> CliResult<(SharedQueue, SharedQueue)> {
+) -> CliResult<(QueuePair, Option<QueuePair>)> {
     match (&config.queue_url, &config.dead_letter_queue_url) {
         (Some(q), Some(d)) => {
             let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-            Ok((
-                Arc::new(SqsQueue::new(sqs.clone(), q.clone())),
-                Arc::new(SqsQueue::new(sqs, d.clone())),
-            ))
+            let pair = |q: &str, d: &str| QueuePair {
+                queue: Arc::new(SqsQueue::new(sqs.clone(), q)),
+                dead_letters: Arc::new(SqsQueue::new(sqs.clone(), d)),
+            };
+            let ordered = config
+                .ordered_queue_urls()
+                .map_err(|e| CliError::setup(e.to_string()))?
+                .map(|(q, d)| pair(q, d));
+            if ordered.is_none() && routes.routes().iter().any(|r| r.ordered) {
+                return Err(CliError::setup(
+                    "The routes file has ordered routes: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL (the FIFO queues) too.",
+                ));
+            }
+            Ok((pair(q, d), ordered))
         }
         (Some(_), None) | (None, Some(_)) => Err(CliError::setup(
             "Set both QUEUE_URL and DEAD_LETTER_QUEUE_URL to use SQS, or neither for the embedded queue.",
         )),
-        (None, None) => embedded_queues(&global.data_dir, visibility, max_receive_count(routes))
-            .map_err(|e| CliError::setup(format!("Cannot open the embedded queue: {e}"))),
+        (None, None) => {
+            embedded_queue_pairs(&global.data_dir, visibility, max_receive_count(routes))
+                .map(|(std, ordered)| (std, Some(ordered)))
+                .map_err(|e| CliError::setup(format!("Cannot open the embedded queue: {e}")))
+        }
     }
 }
 
@@ -87,10 +103,11 @@ pub async fn backends(
     routes: &Routes,
     visibility: Duration,
 ) -> CliResult<Backends> {
-    let (queue, dead_letters) = queues(config, global, routes, visibility).await?;
+    let (standard, ordered) = queues(config, global, routes, visibility).await?;
     Ok(Backends {
-        queue,
-        dead_letters,
+        queue: standard.queue,
+        dead_letters: standard.dead_letters,
         secrets: secrets(global).await?,
+        ordered,
     })
 }

@@ -281,6 +281,7 @@ async fn dlq_commands_report_progress_and_respect_the_limit() {
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
                         .collect(),
                     delay: std::time::Duration::ZERO,
+                    ..Default::default()
                 }
             })
             .collect();

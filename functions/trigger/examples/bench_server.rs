@@ -59,6 +59,7 @@ fn main() {
             queue,
             dead_letters,
             secrets: Arc::new(MemorySecrets::with(&[("ingest-key", "bench-key")])),
+            ordered: None,
         };
         let state = trigger::State::new(routes, backends, 10)
             .await

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
 use router_core::event::{self, BodyError};
 use router_core::routes::{Route, Routes};
-use router_core::wire::queue::job_message;
+use router_core::wire::queue::{job_message, ordered_job_message};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,8 +147,8 @@ async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accept
         .map(|r| DeliveryJob::new(&event, &r.name, received_at))
         .collect();
     if !jobs.is_empty() {
-        let messages: Vec<_> = jobs.iter().map(job_message).collect();
-        if let Err(e) = enqueue::send_all(state.queue.as_ref(), messages).await {
+        let ordered: Vec<bool> = fired.iter().map(|r| r.ordered).collect();
+        if let Err(e) = enqueue_jobs(state, &jobs, &ordered).await {
             let (problem, outcome) = enqueue_problem(&event.id, &e);
             return Err(Rejection {
                 problem,
@@ -168,6 +168,38 @@ async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accept
             })
             .collect(),
     })
+}
+
+/// Queues the jobs: an ordered route's on the FIFO queue (its session's group, the delivery
+/// id as deduplication id), the others on the standard queue. Every message is checked
+/// before any is sent, so nothing is half-queued for an event that can never be queued.
+async fn enqueue_jobs(
+    state: &State,
+    jobs: &[DeliveryJob],
+    ordered: &[bool],
+) -> Result<(), EnqueueError> {
+    let (mut standard, mut fifo) = (Vec::new(), Vec::new());
+    for (job, ordered) in jobs.iter().zip(ordered) {
+        if *ordered {
+            fifo.push(ordered_job_message(job, &job.delivery_id));
+        } else {
+            standard.push(job_message(job));
+        }
+    }
+    enqueue::check(&standard)?;
+    enqueue::check(&fifo)?;
+    if !standard.is_empty() {
+        enqueue::send_all(state.queue.as_ref(), standard).await?;
+    }
+    if !fifo.is_empty() {
+        let Some(queue) = &state.ordered_queue else {
+            return Err(EnqueueError::Refused(
+                "there is no queue for ordered routes".to_owned(),
+            ));
+        };
+        enqueue::send_all(queue.as_ref(), fifo).await?;
+    }
+    Ok(())
 }
 
 /// The answer to an event the queue did not take; only a passing failure is logged (the

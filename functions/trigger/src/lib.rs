@@ -24,6 +24,8 @@ pub struct State {
     pub routes: Arc<Routes>,
     pub queue: Arc<dyn Queue>,
     pub dead_letters: Arc<dyn Queue>,
+    /// Ordered routes' FIFO queue (required when the routes file has an ordered route).
+    pub ordered_queue: Option<Arc<dyn Queue>>,
     pub secrets: Arc<dyn SecretStore>,
     /// `None`: the routes file configures an open endpoint.
     pub ingest_key: Option<IngestKey>,
@@ -45,6 +47,10 @@ pub enum InitError {
     IngestKey { id: String, source: SecretError },
     #[error("the ingest key secret `{0}` is empty or blank; put a long random key in it")]
     BlankIngestKey(String),
+    #[error(
+        "route `{0}` is ordered (ordering = \"session\"), but there is no FIFO queue: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL"
+    )]
+    NoOrderedQueue(String),
 }
 
 impl State {
@@ -74,7 +80,13 @@ impl State {
                 None
             }
         };
+        if backends.ordered.is_none()
+            && let Some(r) = routes.routes().iter().find(|r| r.ordered)
+        {
+            return Err(InitError::NoOrderedQueue(r.name.to_string()));
+        }
         Ok(Self {
+            ordered_queue: backends.ordered.as_ref().map(|o| o.queue.clone()),
             routes,
             queue: backends.queue,
             dead_letters: backends.dead_letters,

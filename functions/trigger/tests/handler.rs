@@ -517,6 +517,7 @@ async fn init_fails_naming_the_secret_when_the_ingest_key_is_missing() {
         queue: std::sync::Arc::new(router_core::testing::FakeQueue::new()),
         dead_letters: std::sync::Arc::new(router_core::testing::FakeQueue::new()),
         secrets: std::sync::Arc::new(router_core::testing::MemorySecrets::default()),
+        ordered: None,
     };
     let err = trigger::State::new(routes, backends, 10).await.unwrap_err();
     assert!(err.to_string().contains("router/ingest-key"), "{err}");

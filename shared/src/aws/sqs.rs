@@ -171,6 +171,8 @@ impl Queue for SqsQueue {
                 .id(i.to_string())
                 .message_body(&m.body)
                 .delay_seconds(secs(m.delay))
+                .set_message_group_id(m.group.clone())
+                .set_message_deduplication_id(m.dedup_id.clone())
                 .set_message_attributes(Some(attrs))
                 .build()
                 .map_err(unbuildable)?;
@@ -206,6 +208,7 @@ impl Queue for SqsQueue {
             .set_visibility_timeout(visibility.map(secs))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .message_attribute_names("All")
             .send()
             .await
@@ -235,6 +238,9 @@ impl Queue for SqsQueue {
                     receive_count: sys(MessageSystemAttributeName::ApproximateReceiveCount)
                         .unwrap_or(1) as u32,
                     sent_at_ms: sys(MessageSystemAttributeName::SentTimestamp).unwrap_or(0),
+                    group: system
+                        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                        .cloned(),
                 }
             })
             .collect())

@@ -132,6 +132,17 @@ pub struct TriggerEvent {
     pub data: Option<Map<String, Value>>,
 }
 
+impl TriggerEvent {
+    /// What orders a session's deliveries: `session_id`, else `user_id` (empty counts as
+    /// absent).
+    pub fn session_key(&self) -> Option<&str> {
+        [&self.session_id, &self.user_id]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+            .find(|v| !v.is_empty())
+    }
+}
+
 /// The stable id of one (event, route) delivery; it is the `webhook-id` header.
 pub fn delivery_id(event_id: &EventId, route: &RouteName) -> String {
     let mut h = Sha256::new();

@@ -67,18 +67,24 @@ impl EmbeddedQueue {
             let now = now_ms();
             let mut out = Vec::new();
             {
+                // A grouped message only when no earlier one of its group is left (in
+                // flight, waiting, or visible): FIFO order per group.
                 let mut select = tx.prepare_cached(
-                    "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
-                     WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
+                    "SELECT seq, message_id, body, attributes, sent_at, receive_count, grp FROM messages AS m
+                     WHERE queue = ?1 AND visible_at <= ?2
+                       AND (grp IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM messages AS e WHERE e.queue = m.queue AND e.grp = m.grp AND e.seq < m.seq))
+                     ORDER BY seq LIMIT ?3",
                 )?;
                 let mut take = tx.prepare_cached(
                     "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE seq = ?1",
                 )?;
                 let mut move_dead = tx.prepare_cached(
-                    "UPDATE messages SET queue = ?2, receive_count = 0, visible_at = ?3, receipt = NULL WHERE seq = ?1",
+                    "UPDATE messages SET queue = ?2, receive_count = 0, visible_at = ?3, receipt = NULL, grp = NULL WHERE seq = ?1",
                 )?;
                 loop {
-                    let rows: Vec<(i64, String, String, String, i64, u32)> = select
+                    type Found = (i64, String, String, String, i64, u32, Option<String>);
+                    let rows: Vec<Found> = select
                         .query_map(params![name, now, (max - out.len()) as i64], |r| {
                             Ok((
                                 r.get(0)?,
@@ -87,13 +93,14 @@ impl EmbeddedQueue {
                                 r.get(3)?,
                                 r.get(4)?,
                                 r.get(5)?,
+                                r.get(6)?,
                             ))
                         })?
                         .collect::<rusqlite::Result<_>>()?;
                     if rows.is_empty() {
                         break;
                     }
-                    for (seq, message_id, body, attrs, sent_at, count) in rows {
+                    for (seq, message_id, body, attrs, sent_at, count, group) in rows {
                         if let Some(r) = redrive.as_ref().filter(|r| count >= r.max_receive_count) {
                             move_dead.execute(params![seq, r.dead_letter_queue, now])?;
                             continue;
@@ -107,6 +114,7 @@ impl EmbeddedQueue {
                             attributes: serde_json::from_str(&attrs).unwrap_or_default(),
                             receive_count: count + 1,
                             sent_at_ms: sent_at,
+                            group,
                         });
                     }
                     if out.len() >= max {
@@ -137,6 +145,8 @@ impl Queue for EmbeddedQueue {
                     m.body.clone(),
                     attrs,
                     m.delay,
+                    m.group.clone(),
+                    m.dedup_id.clone(),
                 )
             })
             .collect();

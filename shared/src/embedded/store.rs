@@ -26,7 +26,23 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dedup (
+    queue TEXT    NOT NULL,
+    id    TEXT    NOT NULL,
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (queue, id)
+);
+CREATE INDEX IF NOT EXISTS dedup_at ON dedup (at);
 ";
+
+/// Added after the first release: a data dir from before it gets the column on open.
+const GROUPS: &str = "
+ALTER TABLE messages ADD COLUMN grp TEXT;
+";
+const GROUP_INDEX: &str = "CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, grp, seq) WHERE grp IS NOT NULL;";
+
+/// How long a FIFO message's deduplication id is remembered (as SQS does).
+pub(super) const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 
 /// How often the WAL is copied into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -49,7 +65,16 @@ pub struct EmbeddedStore {
 }
 
 /// Rows of one `send_batch`: (message id, body, attributes JSON, delay).
-pub(super) type Rows = Vec<(String, String, String, Duration)>;
+/// One row to insert: message id, body, attributes JSON, delay, group, deduplication id.
+pub(super) type Row = (
+    String,
+    String,
+    String,
+    Duration,
+    Option<String>,
+    Option<String>,
+);
+pub(super) type Rows = Vec<Row>;
 
 #[derive(Debug)]
 pub(super) struct SendRequest {
@@ -99,15 +124,35 @@ fn insert_all(conn: &mut Connection, group: &[SendRequest]) -> rusqlite::Result<
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at, grp)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut seen = tx.prepare_cached(
+            "INSERT INTO dedup (queue, id, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (queue, id) DO UPDATE SET at = excluded.at WHERE dedup.at < ?4",
         )?;
         let now = now_ms();
+        let window_start = now - ms(DEDUP_WINDOW);
         for req in group {
-            for (id, body, attrs, delay) in &req.rows {
-                insert.execute(params![req.queue, id, body, attrs, now, now + ms(*delay)])?;
+            for (id, body, attrs, delay, grp, dedup) in &req.rows {
+                // A deduplication id seen within the window: accepted, not queued again.
+                if let Some(d) = dedup
+                    && seen.execute(params![req.queue, d, now, window_start])? == 0
+                {
+                    continue;
+                }
+                insert.execute(params![
+                    req.queue,
+                    id,
+                    body,
+                    attrs,
+                    now,
+                    now + ms(*delay),
+                    grp
+                ])?;
             }
         }
+        tx.execute("DELETE FROM dedup WHERE at < ?1", params![window_start])?;
     }
     tx.commit()
 }
@@ -130,6 +175,17 @@ impl EmbeddedStore {
         )
         .map_err(|e| unavailable(&path, e))?;
         conn.execute_batch(SCHEMA)
+            .and_then(|()| {
+                let has_groups: bool = conn.query_row(
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if !has_groups {
+                    conn.execute_batch(GROUPS)?;
+                }
+                conn.execute_batch(GROUP_INDEX)
+            })
             .map_err(|e| unavailable(&path, e))?;
         let conn = Arc::new(Mutex::new(conn));
         let sent = Arc::new(Notify::new());

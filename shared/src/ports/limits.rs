@@ -76,6 +76,21 @@ pub fn check_message(m: &OutgoingMessage) -> Result<(), String> {
             ));
         }
     }
+    for (what, v) in [
+        ("message group", &m.group),
+        ("deduplication id", &m.dedup_id),
+    ] {
+        if let Some(v) = v
+            && (v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(format!(
+                "the {what} must be 1 to 128 visible ASCII characters"
+            ));
+        }
+    }
+    if m.group.is_some() && !m.delay.is_zero() {
+        return Err("a FIFO message cannot be delayed".to_owned());
+    }
     let size = message_size(m);
     if size > MAX_MESSAGE_BYTES {
         return Err(format!(
@@ -160,6 +175,7 @@ mod tests {
             body: body.to_owned(),
             attributes: BTreeMap::from([("route".to_owned(), "crm".to_owned())]),
             delay: Duration::ZERO,
+            ..OutgoingMessage::default()
         }
     }
 

@@ -13,15 +13,20 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 /// One message to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutgoingMessage {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
     pub delay: Duration,
+    /// FIFO only: its message group (no message of a group is received while an earlier
+    /// one is in flight or waiting).
+    pub group: Option<String>,
+    /// FIFO only: a message sent again with the same id within 5 minutes is dropped.
+    pub dedup_id: Option<String>,
 }
 
 /// A message as received: its receipt handle is valid for this receive only.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReceivedMessage {
     pub message_id: String,
     pub receipt_handle: String,
@@ -31,6 +36,8 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
     /// Unix milliseconds when the message was first sent.
     pub sent_at_ms: i64,
+    /// Its message group, on a FIFO queue.
+    pub group: Option<String>,
 }
 
 /// What a receive returns.

@@ -128,6 +128,9 @@ pub struct Route {
     pub max_in_flight: Option<u32>,
     /// `reply`: the answer of a successful delivery goes into the Cognigy session.
     pub reply: Option<Reply>,
+    /// `ordering = "session"`: one session's deliveries reach the target in the order
+    /// their triggers were accepted (the FIFO queue).
+    pub ordered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -253,20 +256,34 @@ impl Routes {
     /// the Cognigy session needs `user_id` and `session_id` (the answer would have nowhere
     /// to go). Each field once, naming the routes that need it.
     pub fn missing_fields(fired: &[&Route], event: &TriggerEvent) -> Vec<FieldError> {
-        let needing: Vec<&str> = fired
-            .iter()
-            .filter(|r| r.answers_into_session())
-            .map(|r| r.name.as_str())
-            .collect();
-        if needing.is_empty() {
-            return Vec::new();
-        }
+        let names = |keep: fn(&Route) -> bool| -> Vec<String> {
+            fired
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| format!("`{}`", r.name))
+                .collect()
+        };
         let mut out = Vec::new();
+        let ordered = names(|r| r.ordered);
+        if !ordered.is_empty() && event.session_key().is_none() {
+            out.push(FieldError {
+                field: "session_id".to_owned(),
+                reason: format!(
+                    "or user_id is required: {} deliver{} in session order, and the event names no session",
+                    ordered.join(", "),
+                    if ordered.len() == 1 { "s" } else { "" }
+                ),
+            });
+        }
+        let needing = names(Route::answers_into_session);
+        if needing.is_empty() {
+            return out;
+        }
         for (field, value) in [
             ("user_id", &event.user_id),
             ("session_id", &event.session_id),
         ] {
-            if value.as_deref().is_none_or(str::is_empty) {
+            if value.as_deref().is_none_or(str::is_empty) && !out.iter().any(|e| e.field == field) {
                 out.push(FieldError {
                     field: field.to_owned(),
                     reason: format!(

@@ -877,3 +877,31 @@ fn an_event_without_ids_cannot_fire_a_route_that_answers_into_the_session() {
     e.user_id = Some(String::new());
     assert_eq!(Routes::missing_fields(&both, &e).len(), 2);
 }
+
+#[test]
+fn ordered_routes_need_a_session_key() {
+    let text = format!(
+        "{}\n{}",
+        with_route("name = 'timeline'\nordering = \"session\""),
+        with_route("name = 'plain'\nordering = \"none\"")
+    );
+    let r = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.get("timeline").unwrap().ordered);
+    assert!(!r.get("plain").unwrap().ordered);
+    let timeline = [r.get("timeline").unwrap()];
+    let mut e = event(EventType::Intent, None, 1.0);
+    e.user_id = None;
+    let missing = Routes::missing_fields(&timeline, &e);
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].reason.contains("user_id") && missing[0].reason.contains("`timeline`"));
+    e.user_id = Some("u".into());
+    assert!(
+        Routes::missing_fields(&timeline, &e).is_empty(),
+        "user_id will do"
+    );
+    e.user_id = None;
+    e.session_id = Some("s".into());
+    assert!(Routes::missing_fields(&timeline, &e).is_empty());
+    let errs = errors(&with_route("name = 'bad'\nordering = \"strict\""));
+    assert!(errs.iter().any(|e| e.contains("`ordering`")), "{errs:?}");
+}

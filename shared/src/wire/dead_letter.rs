@@ -84,11 +84,18 @@ pub struct DeadLetter {
 }
 
 /// The DLQ copy of a received message: the same body, the attributes of [`attributes`].
+/// From a FIFO queue it goes to the FIFO DLQ in a group of its own (its message id, unique
+/// per send: dead letters need no order among themselves, and every one of them can then
+/// be listed at once), with that id as its deduplication id too (so a message
+/// dead-lettered again after a redrive is never dropped).
 pub fn message(received: &ReceivedMessage, d: &DeadLetter) -> OutgoingMessage {
+    let own = received.group.as_ref().map(|_| received.message_id.clone());
     OutgoingMessage {
         body: received.body.clone(),
         attributes: attributes(&received.attributes, d),
         delay: Duration::ZERO,
+        group: own.clone(),
+        dedup_id: own,
     }
 }
 

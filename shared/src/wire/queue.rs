@@ -28,5 +28,35 @@ pub fn job_message(job: &DeliveryJob) -> OutgoingMessage {
         body: job.to_json(),
         attributes,
         delay: Duration::ZERO,
+        group: None,
+        dedup_id: None,
     }
+}
+
+/// The queue message for one job of an ordered route (the FIFO queue): its group is the
+/// route and the event's session key, so one session's deliveries go out in order; its
+/// deduplication id is `dedup` (the delivery id when the trigger sends it, so a retried
+/// trigger is not queued twice within SQS's 5 minutes).
+pub fn ordered_job_message(job: &DeliveryJob, dedup: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        group: Some(message_group(job)),
+        dedup_id: Some(dedup.to_owned()),
+        ..job_message(job)
+    }
+}
+
+/// The message group of a job: its route (up to 64 characters) and a hash of the route and
+/// the event's session key (`session_id`, else `user_id`), within SQS's 128 characters.
+pub fn message_group(job: &DeliveryJob) -> String {
+    use sha2::{Digest, Sha256};
+    let key = job.event.session_key().unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(job.route.as_str().as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    format!(
+        "{}:{}",
+        crate::text::bounded(job.route.as_str(), 64),
+        hex::encode(&h.finalize()[..16])
+    )
 }

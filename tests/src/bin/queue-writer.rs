@@ -18,6 +18,7 @@ async fn main() {
             body: n.to_string(),
             attributes: Default::default(),
             delay: std::time::Duration::ZERO,
+            ..Default::default()
         };
         q.send_batch(&[m]).await.expect("send");
         writeln!(out, "acked {n}").expect("stdout");

@@ -31,6 +31,7 @@ fn received(m: &router_core::ports::OutgoingMessage, receive_count: u32) -> Rece
         attributes: m.attributes.clone(),
         receive_count,
         sent_at_ms: router_core::time_fmt::now_ms(),
+        group: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use deliver::Deliverer;
 use deliver::guard::Lookup;
 use deliver::metrics::MetricsSink;
-use router_core::backends::Backends;
+use router_core::backends::{Backends, QueuePair};
 use router_core::domain::{DeliveryJob, EventId, EventType, RouteName, TriggerEvent};
 use router_core::ports::{OutgoingMessage, ReceivedMessage};
 use router_core::routes::Routes;
@@ -103,6 +103,15 @@ pub fn message(job: &DeliveryJob, receive_count: u32) -> ReceivedMessage {
         attributes: m.attributes,
         receive_count,
         sent_at_ms: router_core::time_fmt::unix_ms(job.received_at),
+        group: None,
+    }
+}
+
+/// The job as the FIFO queue hands it over: in its session's message group.
+pub fn ordered_message(job: &DeliveryJob, receive_count: u32) -> ReceivedMessage {
+    ReceivedMessage {
+        group: Some(router_core::wire::queue::message_group(job)),
+        ..message(job, receive_count)
     }
 }
 
@@ -113,6 +122,9 @@ pub struct Harness {
     pub deliverer: Deliverer,
     pub queue: Arc<FakeQueue>,
     pub dlq: Arc<FakeQueue>,
+    /// The ordered routes' FIFO pair.
+    pub ordered_queue: Arc<FakeQueue>,
+    pub ordered_dlq: Arc<FakeQueue>,
     pub secrets: Arc<MemorySecrets>,
     pub metrics: Arc<CapturedMetrics>,
 }
@@ -131,10 +143,16 @@ impl Harness {
         let dlq = Arc::new(FakeQueue::default());
         let secrets = Arc::new(MemorySecrets::default());
         let metrics = Arc::new(CapturedMetrics::default());
+        let ordered_queue = Arc::new(FakeQueue::default());
+        let ordered_dlq = Arc::new(FakeQueue::default());
         let backends = Backends {
             queue: queue.clone(),
             dead_letters: dlq.clone(),
             secrets: secrets.clone(),
+            ordered: Some(QueuePair {
+                queue: ordered_queue.clone(),
+                dead_letters: ordered_dlq.clone(),
+            }),
         };
         let routes = routes(routes_toml);
         let deliverer = match lookup {
@@ -147,6 +165,8 @@ impl Harness {
             deliverer,
             queue,
             dlq,
+            ordered_queue,
+            ordered_dlq,
             secrets,
             metrics,
         }

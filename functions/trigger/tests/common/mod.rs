@@ -78,6 +78,7 @@ async fn harness_full(
         queue: queue.clone(),
         dead_letters: dead_letters.clone(),
         secrets: secrets.clone(),
+        ordered: None,
     };
     let mut state = trigger::State::new(routes, backends, threshold)
         .await

@@ -29,6 +29,7 @@ const ROUTE_KEYS: &[&str] = &[
     "max_in_flight",
     "cognigy",
     "reply",
+    "ordering",
 ];
 
 const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
@@ -72,6 +73,18 @@ pub(super) fn route(
         .map(|t| enrich_table(&loc, t, auth, diag));
     let triggers = triggers(&s, diag);
     let breaker = super::breaker_settings(&s, parts.breaker, diag);
+    let ordered = match s.str("ordering", diag) {
+        None | Some("none") => Some(false),
+        Some("session") => Some(true),
+        Some(other) => {
+            s.error(
+                diag,
+                "ordering",
+                format!("must be \"session\" or \"none\", got \"{other}\""),
+            );
+            None
+        }
+    };
     let max_in_flight = s
         .int_in("max_in_flight", 1..=10_000, diag)
         .map(|n| n as u32);
@@ -129,6 +142,7 @@ pub(super) fn route(
         breaker,
         max_in_flight,
         reply,
+        ordered: ordered?,
     })
 }
 
