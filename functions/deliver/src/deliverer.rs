@@ -91,9 +91,10 @@ fn by_group(records: Vec<ReceivedMessage>) -> (Vec<ReceivedMessage>, Vec<Vec<Rec
     (singles, groups.into_iter().map(|(_, v)| v).collect())
 }
 
-/// A message not attempted because an earlier one of its group did not succeed: it goes
-/// back with the same delay, reported failed.
-fn held_back(msg: ReceivedMessage, delay: Duration) -> Processed {
+/// A message not attempted because an earlier one of its group did not succeed: reported
+/// failed and visible again at once; the queue hands it out only after the earlier one
+/// (in flight for its retry delay) is settled, so the group stays in order.
+fn held_back(msg: ReceivedMessage) -> Processed {
     let job = router_core::domain::DeliveryJob::parse(&msg.body).ok();
     tracing::debug!(message_id = %msg.message_id, "held back behind an earlier delivery of its session");
     Processed {
@@ -104,7 +105,7 @@ fn held_back(msg: ReceivedMessage, delay: Duration) -> Processed {
         attempt: msg.receive_count.max(1),
         latency: None,
         disposition: Disposition::Retry {
-            delay,
+            delay: Duration::ZERO,
             reason: HELD_BACK,
             status: None,
             error: "held back: an earlier delivery of its session has not succeeded yet".to_owned(),
@@ -215,7 +216,7 @@ impl Deliverer {
 
     /// One message group of a FIFO batch, in order (Lambda's FIFO rule): at the first
     /// message that does not succeed now (retried, deferred), the rest of its group are not
-    /// attempted; they go back with it, so the session's order holds. A dead-lettered one
+    /// attempted; they go back behind it, so the session's order holds. A dead-lettered one
     /// lets the next go. Replies are queued before the next message goes.
     async fn process_group(
         &self,
@@ -223,10 +224,10 @@ impl Deliverer {
         deadline: Option<Instant>,
     ) -> Vec<Processed> {
         let mut out = Vec::with_capacity(messages.len());
-        let mut held: Option<Duration> = None;
+        let mut held = false;
         for msg in messages {
-            if let Some(delay) = held {
-                out.push(held_back(msg, delay));
+            if held {
+                out.push(held_back(msg));
                 continue;
             }
             let mut p = self.process(msg, deadline).await;
@@ -235,9 +236,7 @@ impl Deliverer {
                 std::slice::from_mut(&mut p),
             )
             .await;
-            if let Disposition::Retry { delay, .. } = &p.disposition {
-                held = Some(*delay);
-            }
+            held = matches!(p.disposition, Disposition::Retry { .. });
             out.push(p);
         }
         out

@@ -18,16 +18,35 @@ use tokio::task::JoinSet;
 /// How long one poll waits for messages.
 const POLL_WAIT: Duration = Duration::from_secs(1);
 
-/// What a runner hands each message to: the deliver handler, or a test's stand-in.
+/// What a runner hands messages to: the deliver handler, or a test's stand-in. It gets one
+/// message, or the messages of one FIFO group received together (in order: the handler
+/// keeps their order, as Lambda's FIFO batches do).
 pub trait MessageHandler: Send + Sync + 'static {
-    /// Whether the message stays on the queue (a retry, an unwritten dead letter).
-    fn handle(&self, msg: ReceivedMessage) -> impl Future<Output = bool> + Send;
+    /// The ids of the messages that stay on the queue (retries, unwritten dead letters).
+    fn handle(&self, msgs: Vec<ReceivedMessage>) -> impl Future<Output = Vec<String>> + Send;
 }
 
 impl MessageHandler for deliver::Deliverer {
-    async fn handle(&self, msg: ReceivedMessage) -> bool {
-        !self.handle_batch(vec![msg]).await.is_empty()
+    async fn handle(&self, msgs: Vec<ReceivedMessage>) -> Vec<String> {
+        self.handle_batch(msgs).await
     }
+}
+
+/// A receive's messages as units of work: each message alone, except the messages of one
+/// FIFO group, which stay together in their order.
+fn units(messages: Vec<ReceivedMessage>) -> Vec<Vec<ReceivedMessage>> {
+    let mut out: Vec<Vec<ReceivedMessage>> = Vec::new();
+    for m in messages {
+        let same = m
+            .group
+            .as_ref()
+            .and_then(|g| out.iter_mut().find(|u| u[0].group.as_ref() == Some(g)));
+        match same {
+            Some(unit) => unit.push(m),
+            None => out.push(vec![m]),
+        }
+    }
+    out
 }
 
 /// Receives and delivers until `stop`, then lets the deliveries in flight finish.
@@ -67,11 +86,12 @@ pub async fn run<H: MessageHandler>(
                 continue;
             }
         };
-        for (msg, permit) in messages.into_iter().zip(permits.drain(..)) {
+        for unit in units(messages) {
+            let held: Vec<_> = permits.drain(..unit.len().min(permits.len())).collect();
             let (queue, handler) = (queue.clone(), handler.clone());
             in_flight.spawn(async move {
-                deliver(queue, handler, msg, visibility).await;
-                drop(permit);
+                deliver(queue, handler, unit, visibility).await;
+                drop(held);
             });
         }
         // Reap finished deliveries so the set does not grow.
@@ -80,17 +100,20 @@ pub async fn run<H: MessageHandler>(
     while in_flight.join_next().await.is_some() {}
 }
 
-/// One message: handled (in its own task, so a panic is contained) while its visibility
-/// is extended every half timeout; deleted unless the handler left it on the queue.
+/// One unit (a message, or a group's messages): handled in its own task, so a panic is
+/// contained, while its visibility is extended every half timeout; each message deleted
+/// unless the handler left it on the queue.
 async fn deliver<H: MessageHandler>(
     queue: Arc<dyn Queue>,
     handler: Arc<H>,
-    msg: ReceivedMessage,
+    unit: Vec<ReceivedMessage>,
     visibility: Duration,
 ) {
-    let receipt = msg.receipt_handle.clone();
-    let message_id = msg.message_id.clone();
-    let mut work = tokio::spawn(async move { handler.handle(msg).await });
+    let receipts: Vec<(String, String)> = unit
+        .iter()
+        .map(|m| (m.message_id.clone(), m.receipt_handle.clone()))
+        .collect();
+    let mut work = tokio::spawn(async move { handler.handle(unit).await });
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + visibility / 2,
         (visibility / 2).max(Duration::from_millis(100)),
@@ -99,24 +122,39 @@ async fn deliver<H: MessageHandler>(
         tokio::select! {
             done = &mut work => break done,
             _ = heartbeat.tick() => {
-                if let Err(e) = queue.change_visibility(&receipt, visibility).await {
-                    tracing::warn!(message_id, error = %e, "could not extend a delivery's visibility; another consumer may get it");
+                let entries: Vec<(String, Duration)> =
+                    receipts.iter().map(|(_, r)| (r.clone(), visibility)).collect();
+                for ((message_id, _), r) in receipts.iter().zip(queue.change_visibility_batch(&entries).await) {
+                    if let Err(e) = r {
+                        tracing::warn!(message_id, error = %e, "could not extend a delivery's visibility; another consumer may get it");
+                    }
                 }
             }
         }
     };
-    match leave {
-        Ok(true) => {}
-        Ok(false) => {
-            if let Err(e) = queue.delete(&receipt).await {
-                tracing::warn!(message_id, error = %e, "could not delete a finished message; it may be delivered again");
-            }
+    let left = match leave {
+        Ok(left) => left,
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                messages = receipts.len(),
+                "a delivery crashed; its messages return after their visibility timeout"
+            );
+            return;
         }
-        Err(e) => tracing::error!(
-            message_id,
-            error = %e,
-            "a delivery crashed; its message returns after its visibility timeout"
-        ),
+    };
+    let done: Vec<String> = receipts
+        .iter()
+        .filter(|(id, _)| !left.contains(id))
+        .map(|(_, r)| r.clone())
+        .collect();
+    if done.is_empty() {
+        return;
+    }
+    for (result, receipt) in queue.delete_batch(&done).await.into_iter().zip(&done) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, receipt = receipt.as_str(), "could not delete a finished message; it may be delivered again");
+        }
     }
 }
 
@@ -139,7 +177,7 @@ mod tests {
     struct Panics(AtomicUsize);
 
     impl MessageHandler for Panics {
-        async fn handle(&self, _msg: ReceivedMessage) -> bool {
+        async fn handle(&self, _msgs: Vec<ReceivedMessage>) -> Vec<String> {
             self.0.fetch_add(1, Ordering::SeqCst);
             panic!("a bug in the handler");
         }
@@ -193,13 +231,13 @@ mod tests {
     }
 
     impl MessageHandler for Slow {
-        async fn handle(&self, _msg: ReceivedMessage) -> bool {
+        async fn handle(&self, _msgs: Vec<ReceivedMessage>) -> Vec<String> {
             let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(n, Ordering::SeqCst);
             self.seen.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.hold).await;
             self.now.fetch_sub(1, Ordering::SeqCst);
-            false
+            Vec::new()
         }
     }
 

@@ -10,5 +10,6 @@ mod guard;
 mod headers;
 mod isolation;
 mod oauth2;
+mod ordering;
 mod outcomes;
 mod support;

@@ -43,9 +43,13 @@ impl Workspace {
         let client = aws_sdk_sqs::Client::new(&router_tests::moto_sdk_config().await);
         let (queue, dlq) =
             router_tests::create_moto_queues(&client, Duration::from_secs(3), 20).await;
+        let (ordered, ordered_dlq) =
+            router_tests::create_moto_queue_pair(&client, Duration::from_secs(3), 20, true).await;
         self.env = vec![
             ("QUEUE_URL".into(), queue),
             ("DEAD_LETTER_QUEUE_URL".into(), dlq),
+            ("ORDERED_QUEUE_URL".into(), ordered),
+            ("ORDERED_DEAD_LETTER_QUEUE_URL".into(), ordered_dlq),
             ("AWS_ENDPOINT_URL".into(), endpoint),
             ("AWS_ACCESS_KEY_ID".into(), "test".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
@@ -68,6 +72,8 @@ impl Workspace {
             .args(args)
             .env_remove("QUEUE_URL")
             .env_remove("DEAD_LETTER_QUEUE_URL")
+            .env_remove("ORDERED_QUEUE_URL")
+            .env_remove("ORDERED_DEAD_LETTER_QUEUE_URL")
             .env("RUST_LOG", "info");
         for (k, v) in &self.env {
             c.env(k, v);

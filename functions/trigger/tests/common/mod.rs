@@ -52,6 +52,8 @@ pub struct Harness {
     pub app: Router,
     pub queue: Arc<FakeQueue>,
     pub dead_letters: Arc<FakeQueue>,
+    /// The ordered routes' FIFO queue.
+    pub ordered_queue: Arc<FakeQueue>,
     pub secrets: Arc<MemorySecrets>,
 }
 
@@ -73,12 +75,16 @@ async fn harness_full(
         Arc::new(Routes::parse(routes_text, Path::new("routes.toml")).expect("test routes load"));
     let queue = Arc::new(FakeQueue::new());
     let dead_letters = Arc::new(FakeQueue::new());
+    let ordered_queue = Arc::new(FakeQueue::new());
     let secrets = Arc::new(MemorySecrets::with(&[("router/ingest-key", KEY)]));
     let backends = Backends {
         queue: queue.clone(),
         dead_letters: dead_letters.clone(),
         secrets: secrets.clone(),
-        ordered: None,
+        ordered: Some(router_core::backends::QueuePair {
+            queue: ordered_queue.clone(),
+            dead_letters: Arc::new(FakeQueue::new()),
+        }),
     };
     let mut state = trigger::State::new(routes, backends, threshold)
         .await
@@ -90,6 +96,7 @@ async fn harness_full(
         app: trigger::router(Arc::new(state)),
         queue,
         dead_letters,
+        ordered_queue,
         secrets,
     }
 }
