@@ -7,20 +7,13 @@ Prints: "<median ms> <median peak RSS MB>".
 """
 import http.server
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from scenario_lib import free_port
 
 
 def peak_rss_mb(pid):

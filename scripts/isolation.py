@@ -16,19 +16,14 @@ Needs only Python 3 (the targets are http.server threads on 127.0.0.1).
 import argparse
 import http.server
 import json
-import os
 import random
-import re
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-KEY = "isolation-key"
+from scenario_lib import free_port, health, pct, post, start_serve
+
 ROUTES = 20
 SLOW = {0, 1}  # hold every request past the 1 s timeout
 DEAD = {2}  # the port refuses connections
@@ -81,21 +76,9 @@ def target(route, recorder, slow, rng):
     return server
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def routes_file(urls, failures):
     breaker = "" if failures is None else f"circuit_breaker = {{ failures = {failures} }}\n"
-    lines = [
-        '[ingest]\nauth = "flows"\nmax_body_kb = 64\n',
-        "[delivery]\nallow_private_targets = true\n" + breaker,
-        '[auth.flows]\ntype = "api_key"\nsecret = "ingest-key"\n',
-    ]
+    lines = ["[delivery]\nallow_private_targets = true\n" + breaker]
     for k in range(ROUTES):
         # Event name n<j> fires routes j and j+7: every event fires two routes.
         names = [f"n{k}", f"n{(k - 7) % ROUTES}"]
@@ -107,28 +90,6 @@ def routes_file(urls, failures):
             f"triggers = [{triggers}]\n"
         )
     return "\n".join(lines)
-
-
-def post(base, body):
-    req = urllib.request.Request(
-        base + "/api/v2/webhooks/trigger",
-        data=body.encode(),
-        headers={"content-type": "application/json", "x-api-key": KEY},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp.status, json.loads(resp.read())
-
-
-def health(base):
-    with urllib.request.urlopen(base + "/api/v2/health", timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-def pct(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def run(binary, events, variant, seed):
@@ -146,28 +107,7 @@ def run(binary, events, variant, seed):
         s = target(f"route-{k:02}", recorder, k in SLOW, random.Random(rng.random()))
         servers.append(s)
         urls.append(f"http://127.0.0.1:{s.server_address[1]}/hook")
-    work = tempfile.mkdtemp(prefix="isolation-")
-    with open(os.path.join(work, "routes.toml"), "w") as f:
-        f.write(routes_file(urls, failures))
-    with open(os.path.join(work, "secrets.toml"), "w") as f:
-        f.write(f'"ingest-key" = "{KEY}"\n')
-    serve = subprocess.Popen(
-        [binary, "--routes", os.path.join(work, "routes.toml"),
-         "--secrets", os.path.join(work, "secrets.toml"),
-         "--data-dir", os.path.join(work, "data"),
-         "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "RUST_LOG": "error"},
-    )
-    base = None
-    for line in serve.stdout:
-        m = re.search(r"ready on (http://\S+)", line)
-        if m:
-            base = m.group(1)
-            break
-    threading.Thread(target=lambda: [None for _ in serve.stdout], daemon=True).start()
-    if base is None:
-        raise SystemExit("serve did not start")
+    serve, base = start_serve(binary, routes_file(urls, failures))
 
     accepted = {}  # delivery id -> (route, accepted at)
 
@@ -206,9 +146,9 @@ def run(binary, events, variant, seed):
         if route not in healthy:
             continue
         if delivery_id in recorder.first:
-            first.append(recorder.first[delivery_id] - at)
+            first.append(max(0.0, recorder.first[delivery_id] - at))
         if delivery_id in recorder.delivered:
-            done.append(recorder.delivered[delivery_id] - at)
+            done.append(max(0.0, recorder.delivered[delivery_id] - at))
     bad_requests = sum(recorder.requests.get(f"route-{k:02}", 0) for k in SLOW)
     return {
         "breaker": {"on": "on (defaults: 5 failures)", "off": "off"}.get(variant, f"on, {variant}"),

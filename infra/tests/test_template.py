@@ -14,8 +14,10 @@ DEFAULT_SCHEDULE_ATTEMPTS = 8  # shared/src/retry.rs: 7 delays + the first attem
 
 FUNCTIONS = {
     # function resource -> (cargo binary, env vars it needs)
-    "TriggerFunction": ("trigger", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "DLQ_DEGRADED_THRESHOLD"}),
-    "DeliverFunction": ("deliver", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "ALLOW_PRIVATE_TARGETS"}),
+    "TriggerFunction": ("trigger", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "DLQ_DEGRADED_THRESHOLD",
+                                    "ORDERED_QUEUE_URL", "ORDERED_DEAD_LETTER_QUEUE_URL"}),
+    "DeliverFunction": ("deliver", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "ALLOW_PRIVATE_TARGETS",
+                                    "ORDERED_QUEUE_URL", "ORDERED_DEAD_LETTER_QUEUE_URL"}),
     "TokenRefreshFunction": ("token-refresh", {"ROUTES_FILE"}),
 }
 
@@ -139,11 +141,18 @@ class TemplateInvariants(unittest.TestCase):
             actions(self.res["TokenRefreshFunction"]),
             {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:CreateSecret"},
         )
-        # The trigger sends only to the delivery queue; the deliver function only to the DLQ.
-        for fn, queue in (("TriggerFunction", "DeliveryQueue"), ("DeliverFunction", "DeadLetterQueue")):
+        # The trigger sends only to the delivery queues; the deliver function to the DLQs and
+        # (reply jobs) to the standard delivery queue.
+        def sends_to(fn):
+            out = set()
             for s in statements(self.res[fn]):
                 if "sqs:SendMessage" in s["Action"]:
-                    self.assertEqual(s["Resource"], {"Fn::GetAtt": [queue, "Arn"]})
+                    rs = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+                    out |= {r["Fn::GetAtt"][0] for r in rs}
+            return out
+        self.assertEqual(sends_to("TriggerFunction"), {"DeliveryQueue", "OrderedDeliveryQueue"})
+        self.assertEqual(sends_to("DeliverFunction"),
+                         {"DeadLetterQueue", "OrderedDeadLetterQueue", "DeliveryQueue"})
         # Secrets, by the naming convention.
         self.assertEqual(sorted(secret_patterns(self.res["TriggerFunction"], "secretsmanager:GetSecretValue")),
                          ["${SecretPrefix}ingest/*", "${SecretPrefix}tokens/*"])
@@ -202,7 +211,8 @@ class TemplateInvariants(unittest.TestCase):
 
     def test_alarms_watch_dlq_age_and_errors_and_notify_the_topic(self):
         alarms = {k: v["Properties"] for k, v in self.res.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
-        self.assertEqual(set(alarms), {"DeadLetterAlarm", "OldestDeliveryAlarm", "DeliverErrorsAlarm", "TokenRefreshErrorsAlarm"})
+        self.assertEqual(set(alarms), {"DeadLetterAlarm", "OldestDeliveryAlarm", "DeliverErrorsAlarm", "TokenRefreshErrorsAlarm",
+                                       "OrderedDeadLetterAlarm", "OrderedOldestDeliveryAlarm"})
         for a in alarms.values():
             self.assertIn({"Ref": "AlarmTopic"}, a["AlarmActions"])
             self.assertEqual(a["ComparisonOperator"], "GreaterThanOrEqualToThreshold")
@@ -211,6 +221,26 @@ class TemplateInvariants(unittest.TestCase):
         self.assertEqual(int(self.params["DeadLetterAlarmThreshold"]["Default"]), 1)
         self.assertEqual(dlq["Dimensions"][0]["Value"], {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]})
         self.assertEqual(alarms["OldestDeliveryAlarm"]["MetricName"], "ApproximateAgeOfOldestMessage")
+        # The FIFO pair of ordered routes has the same two.
+        self.assertEqual(alarms["OrderedDeadLetterAlarm"]["Dimensions"][0]["Value"],
+                         {"Fn::GetAtt": ["OrderedDeadLetterQueue", "QueueName"]})
+        self.assertEqual(alarms["OrderedOldestDeliveryAlarm"]["Dimensions"][0]["Value"],
+                         {"Fn::GetAtt": ["OrderedDeliveryQueue", "QueueName"]})
+        self.assertEqual(alarms["OrderedDeadLetterAlarm"]["Threshold"], {"Ref": "DeadLetterAlarmThreshold"})
+
+    def test_ordered_routes_have_a_fifo_pair_consumed_with_partial_batches(self):
+        q, dlq = self.res["OrderedDeliveryQueue"]["Properties"], self.res["OrderedDeadLetterQueue"]["Properties"]
+        for p in (q, dlq):
+            self.assertTrue(p["FifoQueue"])
+            self.assertFalse(p["ContentBasedDeduplication"])
+            self.assertTrue(p["QueueName"]["Fn::Sub"].endswith(".fifo"))
+        self.assertEqual(q["RedrivePolicy"]["deadLetterTargetArn"], {"Fn::GetAtt": ["OrderedDeadLetterQueue", "Arn"]})
+        source = self.res["DeliverFunction"]["Properties"]["Events"]["OrderedDeliveries"]["Properties"]
+        self.assertEqual(source["Queue"], {"Fn::GetAtt": ["OrderedDeliveryQueue", "Arn"]})
+        self.assertEqual(source["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        # A session's later deliveries must not be received (and spend receives) with a
+        # failing earlier one.
+        self.assertEqual(source["BatchSize"], 1)
         sub = self.res["AlarmEmailSubscription"]
         self.assertEqual(sub["Condition"], "HasAlarmEmail")
 

@@ -215,9 +215,11 @@ impl Deliverer {
     }
 
     /// One message group of a FIFO batch, in order (Lambda's FIFO rule): at the first
-    /// message that does not succeed now (retried, deferred), the rest of its group are not
-    /// attempted; they go back behind it, so the session's order holds. A dead-lettered one
-    /// lets the next go. Replies are queued before the next message goes.
+    /// message that is not delivered now (retried, deferred, or dead-lettered), the rest of
+    /// its group are not attempted; they go back behind it at once, so the session's order
+    /// holds. A dead letter lets the next go only once the DLQ took it (at settling): if
+    /// the copy fails, the message stays the group's head. Replies are queued before the
+    /// next message goes.
     async fn process_group(
         &self,
         messages: Vec<ReceivedMessage>,
@@ -236,7 +238,7 @@ impl Deliverer {
                 std::slice::from_mut(&mut p),
             )
             .await;
-            held = matches!(p.disposition, Disposition::Retry { .. });
+            held = !matches!(p.disposition, Disposition::Delivered { .. });
             out.push(p);
         }
         out

@@ -49,14 +49,22 @@ fn units(messages: Vec<ReceivedMessage>) -> Vec<Vec<ReceivedMessage>> {
     out
 }
 
-/// Receives and delivers until `stop`, then lets the deliveries in flight finish.
+/// Receives (at most `per_receive` messages a call, 1..=10) and delivers until `stop`, then
+/// lets the deliveries in flight finish.
+///
+/// An SQS FIFO queue is polled one message a call: a receive of several hands out as many
+/// of one group as it can, and the ones behind a failing head would be received again
+/// with it, each time counting as a receive (and so as an attempt) they never had. The
+/// embedded queue hands out only each group's head, so it may be polled by batches.
 pub async fn run<H: MessageHandler>(
     queue: Arc<dyn Queue>,
     handler: Arc<H>,
     concurrency: usize,
+    per_receive: usize,
     visibility: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let per_receive = per_receive.clamp(1, MAX_BATCH);
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut in_flight = JoinSet::new();
     loop {
@@ -67,7 +75,7 @@ pub async fn run<H: MessageHandler>(
         };
         let Ok(first) = first else { break };
         let mut permits = vec![first];
-        while permits.len() < MAX_BATCH {
+        while permits.len() < per_receive {
             match slots.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
                 Err(_) => break,
@@ -194,6 +202,7 @@ mod tests {
             queue.clone(),
             handler.clone(),
             4,
+            MAX_BATCH,
             Duration::from_secs(1),
             stop_rx,
         ));
@@ -257,6 +266,7 @@ mod tests {
             queue.clone(),
             handler.clone(),
             8,
+            MAX_BATCH,
             Duration::from_secs(1),
             stop_rx,
         ));
@@ -296,6 +306,7 @@ mod tests {
             queue.clone(),
             handler.clone(),
             16,
+            MAX_BATCH,
             Duration::from_secs(30),
             stop_rx,
         ));
@@ -318,5 +329,96 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// A queue that records how many messages each receive asked for.
+    #[derive(Debug)]
+    struct CountsReceives {
+        inner: Arc<dyn Queue>,
+        asked: std::sync::Mutex<Vec<usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for CountsReceives {
+        async fn send_batch(
+            &self,
+            messages: &[OutgoingMessage],
+        ) -> Result<Vec<router_core::ports::EntryFailure>, router_core::ports::QueueError> {
+            self.inner.send_batch(messages).await
+        }
+        async fn receive(
+            &self,
+            max: usize,
+            wait: Duration,
+            visibility: Option<Duration>,
+        ) -> router_core::ports::Received {
+            self.asked.lock().unwrap().push(max);
+            self.inner.receive(max, wait, visibility).await
+        }
+        async fn depth(
+            &self,
+        ) -> Result<router_core::ports::QueueDepth, router_core::ports::QueueError> {
+            self.inner.depth().await
+        }
+        async fn delete_batch(
+            &self,
+            handles: &[String],
+        ) -> Vec<Result<(), router_core::ports::QueueError>> {
+            self.inner.delete_batch(handles).await
+        }
+        async fn change_visibility_batch(
+            &self,
+            entries: &[(String, Duration)],
+        ) -> Vec<Result<(), router_core::ports::QueueError>> {
+            self.inner.change_visibility_batch(entries).await
+        }
+    }
+
+    struct Counts(AtomicUsize);
+
+    impl MessageHandler for Counts {
+        async fn handle(&self, msgs: Vec<ReceivedMessage>) -> Vec<String> {
+            self.0.fetch_add(msgs.len(), Ordering::SeqCst);
+            Vec::new()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_runner_polls_at_most_per_receive_messages_a_call() {
+        for (per_receive, most) in [(1, 1), (MAX_BATCH, MAX_BATCH), (0, 1), (99, MAX_BATCH)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (inner, _dlq) = embedded_queues(dir.path(), Duration::from_secs(30), 10).unwrap();
+            let batch: Vec<_> = (0..10).map(|i| message(&i.to_string())).collect();
+            inner.send_batch(&batch).await.unwrap();
+            let queue = Arc::new(CountsReceives {
+                inner,
+                asked: Default::default(),
+            });
+            let handler = Arc::new(Counts(AtomicUsize::new(0)));
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let runner = tokio::spawn(run(
+                queue.clone(),
+                handler.clone(),
+                16,
+                per_receive,
+                Duration::from_secs(30),
+                stop_rx,
+            ));
+            let started = std::time::Instant::now();
+            while handler.0.load(Ordering::SeqCst) < 10
+                && started.elapsed() < Duration::from_secs(10)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stop_tx.send(true).unwrap();
+            runner.await.unwrap();
+            assert_eq!(handler.0.load(Ordering::SeqCst), 10);
+            let asked = queue.asked.lock().unwrap().clone();
+            assert_eq!(
+                asked.iter().max(),
+                Some(&most),
+                "per_receive {per_receive}: {asked:?}"
+            );
+        }
     }
 }

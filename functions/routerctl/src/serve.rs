@@ -10,6 +10,7 @@ use crate::cli::{Global, ServeArgs};
 use crate::error::{CliError, CliResult};
 use crate::setup;
 use deliver::Deliverer;
+use router_core::ports::MAX_BATCH;
 use router_core::routes::Routes;
 use std::io::Write;
 use std::sync::Arc;
@@ -58,16 +59,24 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         backends.queue.clone(),
         deliverer.clone(),
         args.concurrency,
+        MAX_BATCH,
         visibility,
         stop_rx.clone(),
     ))];
     // Ordered routes' FIFO queue: its own runner (a group's next message is only handed
-    // out once the one before it is settled).
+    // out once the one before it is settled); SQS FIFO one message a receive (see
+    // `runner::run`).
     if let Some(ordered) = &backends.ordered {
+        let per_receive = if config.queue_url.is_some() {
+            1
+        } else {
+            MAX_BATCH
+        };
         runners.push(tokio::spawn(crate::runner::run(
             ordered.queue.clone(),
             deliverer.clone(),
             args.concurrency,
+            per_receive,
             visibility,
             stop_rx.clone(),
         )));

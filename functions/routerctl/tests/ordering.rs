@@ -48,16 +48,27 @@ async fn trigger_all(serve: &Serve, from: usize, to: usize) {
 
 /// Every session's requests (retries included) in the order they reached the target: an
 /// event never arrives before an earlier one of its session was delivered or dead-lettered.
-fn assert_session_order(targets: &Targets, dead: &[serde_json::Value]) {
+/// With `exact_attempts` (no crash in the run), each event's requests also carry attempt
+/// numbers 1, 2, 3...: waiting behind a failing delivery of its session spends none.
+fn assert_session_order(targets: &Targets, dead: &[serde_json::Value], exact_attempts: bool) {
     let mut by_session: BTreeMap<String, Vec<(usize, bool)>> = BTreeMap::new();
-    let mut last_status: BTreeMap<String, u16> = BTreeMap::new();
+    let mut attempts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for d in targets.received_at("timeline") {
         let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
         let id = body["event"].as_str().unwrap().to_owned();
         let (s, e) = id.split_once('-').unwrap();
         let n: usize = e.trim_start_matches('e').parse().unwrap();
         by_session.entry(s.to_owned()).or_default().push((n, true));
-        last_status.insert(id, 0);
+        attempts
+            .entry(id)
+            .or_default()
+            .push(body["attempt"].as_u64().unwrap());
+    }
+    if exact_attempts {
+        for (id, seen) in &attempts {
+            let want: Vec<u64> = (1..=seen.len() as u64).collect();
+            assert_eq!(seen, &want, "event {id}'s attempt numbers");
+        }
     }
     assert_eq!(by_session.len(), SESSIONS);
     for (s, seq) in &by_session {
@@ -104,7 +115,7 @@ async fn run(ws: Workspace, targets: &Targets, kill_midway: bool) {
     );
     // The last retries and the dead letter settle.
     assert!(wait_until(Duration::from_secs(20), || dlq_rows(&ws).len() == 1).await);
-    assert_session_order(targets, &dlq_rows(&ws));
+    assert_session_order(targets, &dlq_rows(&ws), !kill_midway);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

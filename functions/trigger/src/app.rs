@@ -192,12 +192,12 @@ async fn enqueue_jobs(
         enqueue::send_all(state.queue.as_ref(), standard).await?;
     }
     if !fifo.is_empty() {
-        let Some(queue) = &state.ordered_queue else {
+        let Some(ordered) = &state.ordered else {
             return Err(EnqueueError::Refused(
                 "there is no queue for ordered routes".to_owned(),
             ));
         };
-        enqueue::send_all(queue.as_ref(), fifo).await?;
+        enqueue::send_all(ordered.queue.as_ref(), fifo).await?;
     }
     Ok(())
 }

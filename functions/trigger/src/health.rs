@@ -78,6 +78,23 @@ async fn token_expiries(state: &State) -> BTreeMap<String, Option<i64>> {
     out
 }
 
+/// Both queue pairs' depths summed (the FIFO pair of ordered routes, where there is one).
+async fn queue_depths(state: &State) -> Result<QueueHealth, router_core::ports::QueueError> {
+    let (q, dlq) = tokio::try_join!(state.queue.depth(), state.dead_letters.depth())?;
+    let mut health = QueueHealth {
+        visible: q.visible,
+        in_flight: q.in_flight,
+        dead_letter: dlq.visible + dlq.in_flight,
+    };
+    if let Some(ordered) = &state.ordered {
+        let (q, dlq) = tokio::try_join!(ordered.queue.depth(), ordered.dead_letters.depth())?;
+        health.visible += q.visible;
+        health.in_flight += q.in_flight;
+        health.dead_letter += dlq.visible + dlq.in_flight;
+    }
+    Ok(health)
+}
+
 pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
     let now = router_core::time_fmt::unix_now();
     let tokens: BTreeMap<String, TokenHealth> = token_expiries(&state)
@@ -106,7 +123,7 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
             .collect::<Vec<_>>()
     });
     let circuit_open = circuits.as_ref().is_some_and(|c| !c.is_empty());
-    let depths = tokio::try_join!(state.queue.depth(), state.dead_letters.depth());
+    let depths = queue_depths(&state).await;
     let mut health = Health {
         status: "healthy",
         version: router_core::VERSION,
@@ -117,13 +134,9 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
         detail: None,
     };
     match depths {
-        Ok((q, dlq)) => {
-            let dead_letter = dlq.visible + dlq.in_flight;
-            health.queue = Some(QueueHealth {
-                visible: q.visible,
-                in_flight: q.in_flight,
-                dead_letter,
-            });
+        Ok(queue) => {
+            let dead_letter = queue.dead_letter;
+            health.queue = Some(queue);
             if dead_letter >= state.dlq_degraded_threshold || token_trouble || circuit_open {
                 health.status = "degraded";
             }

@@ -12,7 +12,7 @@ pub mod problem;
 pub use app::router;
 
 use auth::IngestKey;
-use router_core::backends::Backends;
+use router_core::backends::{Backends, QueuePair};
 use router_core::config::{Config, ConfigError};
 use router_core::ports::{Queue, SecretError, SecretStore};
 use router_core::routes::{LoadErrors, Routes};
@@ -24,8 +24,9 @@ pub struct State {
     pub routes: Arc<Routes>,
     pub queue: Arc<dyn Queue>,
     pub dead_letters: Arc<dyn Queue>,
-    /// Ordered routes' FIFO queue (required when the routes file has an ordered route).
-    pub ordered_queue: Option<Arc<dyn Queue>>,
+    /// Ordered routes' FIFO queue and its dead-letter queue (required when the routes file
+    /// has an ordered route).
+    pub ordered: Option<QueuePair>,
     pub secrets: Arc<dyn SecretStore>,
     /// `None`: the routes file configures an open endpoint.
     pub ingest_key: Option<IngestKey>,
@@ -86,7 +87,7 @@ impl State {
             return Err(InitError::NoOrderedQueue(r.name.to_string()));
         }
         Ok(Self {
-            ordered_queue: backends.ordered.as_ref().map(|o| o.queue.clone()),
+            ordered: backends.ordered,
             routes,
             queue: backends.queue,
             dead_letters: backends.dead_letters,

@@ -497,6 +497,32 @@ async fn health_is_503_unhealthy_when_the_queue_cannot_be_read() {
 }
 
 #[tokio::test]
+async fn health_counts_the_ordered_fifo_pair_too() {
+    let h = harness_with(common::ROUTES, 3).await;
+    h.secrets.set("cognigy/token", &token_expiring_in(3600));
+    let depth = |visible, in_flight| Some(QueueDepth { visible, in_flight });
+    h.queue.set_depth(depth(4, 2));
+    h.dead_letters.set_depth(depth(1, 0));
+    h.ordered_queue.set_depth(depth(10, 3));
+    h.ordered_dead_letters.set_depth(depth(1, 0));
+    let reply = health(&h).await;
+    assert_eq!(
+        reply.body["queue"],
+        json!({"visible": 14, "in_flight": 5, "dead_letter": 2})
+    );
+    assert_eq!(reply.body["status"], "healthy");
+    // Dead letters of ordered routes alone reach the threshold.
+    h.dead_letters.set_depth(depth(0, 0));
+    h.ordered_dead_letters.set_depth(depth(3, 0));
+    assert_eq!(health(&h).await.body["status"], "degraded");
+    // And a FIFO queue that cannot be read makes the router unhealthy.
+    h.ordered_queue.set_depth(None);
+    let reply = health(&h).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body["status"], "unhealthy");
+}
+
+#[tokio::test]
 async fn health_reads_token_secrets_at_most_once_a_minute() {
     let h = harness().await;
     h.secrets.set("cognigy/token", &token_expiring_in(3600));

@@ -88,17 +88,19 @@ async fn at_the_first_failure_of_a_group_the_rest_of_it_waits_and_other_groups_g
 }
 
 #[tokio::test]
-async fn a_dead_lettered_message_lets_the_next_of_its_group_go() {
+async fn a_dead_lettered_message_lets_the_next_of_its_group_go_once_the_dlq_took_it() {
     let target = Target::scripted(vec![Reply::status(404), Reply::status(200)]).await;
     let h = Harness::new(&ordered_routes(&target));
     let (a1, a2) = (session_job("evt_a1", "s-a"), session_job("evt_a2", "s-a"));
-    let failed = h
-        .run(vec![ordered_message(&a1, 1), ordered_message(&a2, 1)])
-        .await;
-    assert!(failed.is_empty());
-    assert_eq!(
-        ids_at(&target),
-        [a1.delivery_id.clone(), a2.delivery_id.clone()]
+    let (m1, m2) = (ordered_message(&a1, 1), ordered_message(&a2, 1));
+    // The dead letter ends the group's turn in this batch: the next one goes back at once.
+    let failed = h.run(vec![m1.clone(), m2.clone()]).await;
+    assert_eq!(failed, std::slice::from_ref(&m2.message_id));
+    assert_eq!(ids_at(&target), std::slice::from_ref(&a1.delivery_id));
+    assert!(
+        h.ordered_queue
+            .visibility_changes()
+            .contains(&(m2.receipt_handle.clone(), Duration::ZERO))
     );
     // The dead letter went to the FIFO DLQ, in a group of its own.
     let dead = h.ordered_dlq.sent();
@@ -106,6 +108,26 @@ async fn a_dead_lettered_message_lets_the_next_of_its_group_go() {
     assert_eq!(dead[0].group.as_deref(), Some("msg-evt_a1"));
     assert_eq!(dead[0].dedup_id.as_deref(), Some("msg-evt_a1"));
     assert!(h.dlq.sent().is_empty());
+    // The next receive holds only what is left: it goes.
+    assert!(h.run(vec![m2]).await.is_empty());
+    assert_eq!(
+        ids_at(&target),
+        [a1.delivery_id.clone(), a2.delivery_id.clone()]
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_the_dlq_refused_stays_the_head_of_its_group() {
+    let target = Target::scripted(vec![Reply::status(404)]).await;
+    let h = Harness::new(&ordered_routes(&target));
+    let (a1, a2) = (session_job("evt_a1", "s-a"), session_job("evt_a2", "s-a"));
+    let (m1, m2) = (ordered_message(&a1, 1), ordered_message(&a2, 1));
+    h.ordered_dlq.then(SendBehaviour::Unavailable);
+    let failed = h.run(vec![m1.clone(), m2.clone()]).await;
+    // Neither is deleted; the later one was never attempted.
+    assert_eq!(failed, [m1.message_id.clone(), m2.message_id.clone()]);
+    assert_eq!(ids_at(&target), std::slice::from_ref(&a1.delivery_id));
+    assert!(h.ordered_dlq.sent().is_empty());
 }
 
 #[tokio::test]

@@ -54,6 +54,7 @@ pub struct Harness {
     pub dead_letters: Arc<FakeQueue>,
     /// The ordered routes' FIFO queue.
     pub ordered_queue: Arc<FakeQueue>,
+    pub ordered_dead_letters: Arc<FakeQueue>,
     pub secrets: Arc<MemorySecrets>,
 }
 
@@ -76,6 +77,7 @@ async fn harness_full(
     let queue = Arc::new(FakeQueue::new());
     let dead_letters = Arc::new(FakeQueue::new());
     let ordered_queue = Arc::new(FakeQueue::new());
+    let ordered_dead_letters = Arc::new(FakeQueue::new());
     let secrets = Arc::new(MemorySecrets::with(&[("router/ingest-key", KEY)]));
     let backends = Backends {
         queue: queue.clone(),
@@ -83,7 +85,7 @@ async fn harness_full(
         secrets: secrets.clone(),
         ordered: Some(router_core::backends::QueuePair {
             queue: ordered_queue.clone(),
-            dead_letters: Arc::new(FakeQueue::new()),
+            dead_letters: ordered_dead_letters.clone(),
         }),
     };
     let mut state = trigger::State::new(routes, backends, threshold)
@@ -97,6 +99,7 @@ async fn harness_full(
         queue,
         dead_letters,
         ordered_queue,
+        ordered_dead_letters,
         secrets,
     }
 }
