@@ -2,14 +2,18 @@
 # Benchmarks against the Python baseline (../shared/bench-baseline), measured in one run on
 # this machine: only the ratios of one run mean anything on a noisy machine.
 #
-#   scripts/bench.sh [render] [trigger] ...   (default: all sections)
+#   scripts/bench.sh [serve] [render] [trigger] ...   (default: all sections)
+#
+# `serve` is the headline: `routerctl serve` as users run it, trigger and deliver in one
+# process under wrk (scripts/serve_bench.py: serve, sizes, routes, backlog). The other
+# sections measure the parts alone (what each Lambda function does).
 #
 # Prints a Markdown table per section, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASELINE_DIR=${BASELINE_DIR:-../shared/bench-baseline}
 VENV=target/baseline-venv
-SECTIONS=${*:-render trigger deliver coldstart}
+SECTIONS=${*:-serve render trigger deliver coldstart}
 
 baseline_python() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -78,6 +82,13 @@ print(f"{float(rps):.0f} {pct(50):.2f} {pct(99):.2f}")'
 }
 
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+section_serve() {
+  command -v wrk >/dev/null || { echo "section serve needs wrk (apt-get install wrk)" >&2; exit 2; }
+  baseline_python >/dev/null
+  cargo build -q --release -p routerctl -p deliver --example deliver_bench >&2
+  BASELINE_DIR=$BASELINE_DIR python3 scripts/serve_bench.py --seconds "${SERVE_SECONDS:-10}"
+}
 
 section_trigger() {
   command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }

@@ -89,16 +89,19 @@ pub fn embedded_queues(
     visibility_timeout: Duration,
     max_receive_count: u32,
 ) -> Result<(SharedQueue, SharedQueue), QueueError> {
-    let pairs = embedded_queue_pairs(data_dir, visibility_timeout, max_receive_count)?;
+    let pairs = embedded_queue_pairs(data_dir, visibility_timeout, max_receive_count, None)?;
     Ok((pairs.0.queue, pairs.0.dead_letters))
 }
 
 /// The embedded queue pairs: the standard one and the ordered routes' FIFO one (grouped
 /// messages keep their order in any embedded queue; the pair mirrors SQS's two queues).
+/// With a `dead_letter_retention`, this process deletes dead letters that much older
+/// (`routerctl serve` does; the `dlq` commands beside it do not).
 pub fn embedded_queue_pairs(
     data_dir: &Path,
     visibility_timeout: Duration,
     max_receive_count: u32,
+    dead_letter_retention: Option<Duration>,
 ) -> Result<(QueuePair, QueuePair), QueueError> {
     let store = EmbeddedStore::open(data_dir)?;
     let pair = |queue: &str, dlq: &str| QueuePair {
@@ -110,9 +113,16 @@ pub fn embedded_queue_pairs(
                     dead_letter_queue: dlq.to_owned(),
                     max_receive_count,
                 }),
+                retention: None,
             },
         )),
-        dead_letters: Arc::new(store.queue(dlq, QueueSettings::default())),
+        dead_letters: Arc::new(store.queue(
+            dlq,
+            QueueSettings {
+                retention: dead_letter_retention,
+                ..QueueSettings::default()
+            },
+        )),
     };
     Ok((
         pair(EMBEDDED_QUEUE, EMBEDDED_DEAD_LETTERS),

@@ -136,6 +136,7 @@ pub fn embedded_queue_pair(
                 dead_letter_queue: "dead-letters".into(),
                 max_receive_count,
             }),
+            retention: None,
         },
     );
     let dlq = store.queue("dead-letters", QueueSettings::default());

@@ -56,14 +56,41 @@ fn main() {
     }
 }
 
-/// A fast sink: 200 to everything, keep-alive, one thread.
+/// A fast sink: 200 to every POST, keep-alive, one thread. `GET /stats` answers
+/// `{"count": N, "first_ms": T, "last_ms": T}`: the POSTs so far and when (unix ms) the
+/// first and the last arrived, for the whole-`serve` benchmark.
 fn sink(port: u16) {
+    use std::sync::atomic::AtomicU64;
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static FIRST: AtomicU64 = AtomicU64::new(0);
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let app = axum::Router::new().fallback(|_body: axum::body::Bytes| async { "" });
+        let stats = || async {
+            format!(
+                r#"{{"count": {}, "first_ms": {}, "last_ms": {}}}"#,
+                COUNT.load(Ordering::Relaxed),
+                FIRST.load(Ordering::Relaxed),
+                LAST.load(Ordering::Relaxed)
+            )
+        };
+        let app = axum::Router::new()
+            .route("/stats", axum::routing::get(stats))
+            .fallback(|_body: axum::body::Bytes| async {
+                let now = now_ms();
+                let _ = FIRST.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                LAST.store(now, Ordering::Relaxed);
+                COUNT.fetch_add(1, Ordering::Relaxed);
+                ""
+            });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();

@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +81,10 @@ pub struct ServeArgs {
     /// Seconds between token refresh runs.
     #[arg(long, default_value_t = 300)]
     pub token_interval: u64,
+    /// Embedded queue: dead letters are deleted this long after they reached the
+    /// dead-letter queue (`30s`, `12h`, `14d`...; SQS keeps them at most 14 days).
+    #[arg(long, default_value = "14d", value_parser = parse_retention)]
+    pub dead_letter_retention: Duration,
     /// On SIGTERM or Ctrl-C, how long in-flight deliveries may take to finish.
     #[arg(long, default_value_t = 30)]
     pub grace: u64,
@@ -152,4 +157,12 @@ pub enum DlqCommand {
 pub enum TokenCommand {
     /// Refresh OAuth2 tokens now (all profiles, or PROFILE), whether due or not.
     Refresh { profile: Option<String> },
+}
+
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = router_core::time_fmt::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("a retention of 0 would delete every dead letter at once".to_owned());
+    }
+    Ok(d)
 }

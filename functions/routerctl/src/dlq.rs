@@ -61,7 +61,7 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
     let config = setup::config()?;
     let routes = setup::load_routes(&global.routes)?;
     let (standard, ordered) =
-        setup::queues(&config, global, &routes, Duration::from_secs(60)).await?;
+        setup::queues(&config, global, &routes, Duration::from_secs(60), None).await?;
     // The standard pair, and the ordered routes' FIFO pair when there is one.
     let pairs: Vec<(bool, QueuePair)> = std::iter::once((false, standard))
         .chain(ordered.map(|o| (true, o)))

@@ -25,6 +25,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         global,
         &routes,
         Duration::from_secs(args.visibility_timeout.max(1)),
+        Some(args.dead_letter_retention),
     )
     .await?;
     let state = trigger::State::new(
@@ -55,7 +56,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let visibility = Duration::from_secs(args.visibility_timeout.max(1));
-    let mut runners = vec![tokio::spawn(crate::runner::run(
+    let mut runners: Vec<Runner> = vec![Box::pin(crate::runner::run(
         backends.queue.clone(),
         deliverer.clone(),
         args.concurrency,
@@ -72,7 +73,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         } else {
             MAX_BATCH
         };
-        runners.push(tokio::spawn(crate::runner::run(
+        runners.push(Box::pin(crate::runner::run(
             ordered.queue.clone(),
             deliverer.clone(),
             args.concurrency,
@@ -81,6 +82,8 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
             stop_rx.clone(),
         )));
     }
+    let deliveries = spawn_deliveries(runners)
+        .map_err(|e| CliError::setup(format!("Cannot start the deliveries: {e}")))?;
     let token_http = token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?;
     let refresher = tokio::spawn(refresh_tokens(
         routes.clone(),
@@ -117,9 +120,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let grace = Duration::from_secs(args.grace);
     let all = async {
         let _ = server.await;
-        for r in runners {
-            let _ = r.await;
-        }
+        let _ = deliveries.await;
         let _ = refresher.await;
     };
     if tokio::time::timeout(grace, all).await.is_err() {
@@ -128,6 +129,35 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         );
     }
     Ok(())
+}
+
+type Runner = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs the delivery runners on a thread of their own (and its own runtime), at a lower
+/// scheduling priority: when the CPU is busy, the trigger API (whose callers wait for the
+/// answer, Cognigy at most 8 s) goes first and deliveries catch up from the queue as soon
+/// as there is CPU to spare. Ends when every runner has.
+fn spawn_deliveries(
+    runners: Vec<Runner>,
+) -> std::io::Result<tokio::task::JoinHandle<std::thread::Result<()>>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let thread = std::thread::Builder::new()
+        .name("deliveries".into())
+        .spawn(move || {
+            lower_priority();
+            runtime.block_on(futures_util::future::join_all(runners));
+        })?;
+    Ok(tokio::task::spawn_blocking(move || thread.join()))
+}
+
+/// Nice 10 for the calling thread (and the threads it starts).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "cannot lower the deliveries' scheduling priority");
+    }
 }
 
 async fn shutdown_signal() {

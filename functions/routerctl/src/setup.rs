@@ -62,11 +62,14 @@ pub async fn secrets(global: &Global) -> CliResult<Arc<dyn SecretStore>> {
 /// The standard queue pair, and the ordered routes' FIFO pair (always there on the
 /// embedded queue; on SQS when `ORDERED_QUEUE_URL` and `ORDERED_DEAD_LETTER_QUEUE_URL`
 /// are set, and required when the routes file has an ordered route).
+/// `dead_letter_retention`: on the embedded queue, this process deletes dead letters that
+/// much older (`serve` does; the `dlq` commands beside it do not).
 pub async fn queues(
     config: &Config,
     global: &Global,
     routes: &Routes,
     visibility: Duration,
+    dead_letter_retention: Option<Duration>,
 ) -> CliResult<(QueuePair, Option<QueuePair>)> {
     match (&config.queue_url, &config.dead_letter_queue_url) {
         (Some(q), Some(d)) => {
@@ -89,11 +92,14 @@ pub async fn queues(
         (Some(_), None) | (None, Some(_)) => Err(CliError::setup(
             "Set both QUEUE_URL and DEAD_LETTER_QUEUE_URL to use SQS, or neither for the embedded queue.",
         )),
-        (None, None) => {
-            embedded_queue_pairs(&global.data_dir, visibility, max_receive_count(routes))
-                .map(|(std, ordered)| (std, Some(ordered)))
-                .map_err(|e| CliError::setup(format!("Cannot open the embedded queue: {e}")))
-        }
+        (None, None) => embedded_queue_pairs(
+            &global.data_dir,
+            visibility,
+            max_receive_count(routes),
+            dead_letter_retention,
+        )
+        .map(|(std, ordered)| (std, Some(ordered)))
+        .map_err(|e| CliError::setup(format!("Cannot open the embedded queue: {e}"))),
     }
 }
 
@@ -102,8 +108,10 @@ pub async fn backends(
     global: &Global,
     routes: &Routes,
     visibility: Duration,
+    dead_letter_retention: Option<Duration>,
 ) -> CliResult<Backends> {
-    let (standard, ordered) = queues(config, global, routes, visibility).await?;
+    let (standard, ordered) =
+        queues(config, global, routes, visibility, dead_letter_retention).await?;
     Ok(Backends {
         queue: standard.queue,
         dead_letters: standard.dead_letters,

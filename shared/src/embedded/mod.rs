@@ -1,9 +1,10 @@
 //! Local adapters: a durable SQLite queue with SQS semantics and a secrets file.
 
+mod ops;
 mod queue;
 mod secrets_file;
 mod store;
 
 pub use queue::{EmbeddedQueue, QueueSettings, Redrive};
 pub use secrets_file::FileSecrets;
-pub use store::EmbeddedStore;
+pub use store::{EmbeddedStore, StoreSettings, WAL_LIMIT_BYTES};

@@ -1,16 +1,27 @@
-//! The SQLite database behind the embedded queues: the schema, one connection shared by
-//! the calls, the group-commit writer thread that sends go through, and the checkpoint
-//! thread. Every call is one transaction, so what a send returned `Ok` for survives a
-//! crash of the process (kill -9). Several processes may open the same file.
+//! The SQLite database behind the embedded queues: the schema, and the one writer thread
+//! every operation goes through. The writer commits every operation waiting at that
+//! moment in one transaction (group commit) with `synchronous=FULL`: a send answered `Ok`
+//! is on disk (the WAL fsynced), so it survives a power loss, not only a crash of the
+//! process. Between commits the writer keeps the files bounded: a WAL over
+//! [`WAL_LIMIT_BYTES`] is checkpointed to completion (the next commit starts it over, and
+//! the file is cut back to that size), an idle WAL is truncated, freed pages are given back
+//! to the file system (incremental vacuum), expired deduplication ids and dead letters past
+//! their queue's retention are deleted. A second thread copies WAL pages into the database
+//! in the background, so the writer's own checkpoints are short. Several processes may open
+//! the same file (`routerctl dlq` beside `routerctl serve`).
 
+use super::ops::{DEDUP_WINDOW, Done, Op};
 use super::queue::{EmbeddedQueue, QueueSettings};
-use crate::ports::QueueError;
+use crate::ports::{QueueDepth, QueueError};
 use crate::time_fmt::now_ms;
 use rusqlite::{Connection, TransactionBehavior, params};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::Notify;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, oneshot};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -25,7 +36,6 @@ CREATE TABLE IF NOT EXISTS messages (
     receipt       TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
 CREATE TABLE IF NOT EXISTS dedup (
     queue TEXT    NOT NULL,
     id    TEXT    NOT NULL,
@@ -41,60 +51,104 @@ ALTER TABLE messages ADD COLUMN grp TEXT;
 ";
 const GROUP_INDEX: &str = "CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, grp, seq) WHERE grp IS NOT NULL;";
 
-/// How long a FIFO message's deduplication id is remembered (as SQS does).
-pub(super) const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+/// Most operations one group commit takes.
+const GROUP_COMMIT_MAX: usize = 1024;
 
-/// How often the WAL is copied into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the writer looks after the files (between two commits, or when idle).
+const TICK: Duration = Duration::from_millis(250);
 
-/// Most sends one group commit takes.
-const GROUP_COMMIT_MAX: usize = 512;
+/// How often the background thread copies WAL pages into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 
-/// One SQLite database holding any number of queues.
-///
-/// Sends go through one writer thread that commits every send waiting at that moment in
-/// one transaction (group commit), answering each only after the commit.
-#[derive(Debug)]
-pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-    pub(super) sent: Arc<Notify>,
-    pub(super) writer: std::sync::mpsc::Sender<SendRequest>,
-    /// Dropped with the store, which ends the checkpoint thread.
-    _stop_checkpoints: std::sync::mpsc::Sender<()>,
+/// Once the WAL holds this much (and the background thread has copied it into the
+/// database), the writer starts it over from its beginning. Under a steady load the file
+/// then stays at about this size and commits overwrite its blocks: a commit that grows the
+/// file (or one after the file was cut back) waits for the file system's metadata, one that
+/// overwrites does not.
+const WAL_RESTART_BYTES: u64 = 8 << 20;
+
+/// The WAL's size limit: a WAL larger than this is checkpointed to completion by the
+/// writer, and cut back to this size when it starts over. An idle WAL is emptied.
+pub const WAL_LIMIT_BYTES: u64 = 64 << 20;
+
+/// Free pages are given back once there are more than this many and they are more than a
+/// quarter of the file ...
+const FREE_PAGES_MIN: i64 = 256;
+/// ... this many a tick (8 MiB at 4 KiB pages), so one tick never holds the writer long.
+const VACUUM_STEP: i64 = 2048;
+
+/// How often messages past their queue's retention are looked for (more often for a
+/// retention shorter than twice this), and how many one tick deletes at most.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+const RETENTION_BATCH: i64 = 10_000;
+
+/// How long the writer waits for readers of other processes before it gives up a
+/// truncating checkpoint (it tries again next tick).
+const TRUNCATE_WAIT: Duration = Duration::from_millis(50);
+/// The writer's page cache, in KiB: the pages a queue works on are the ends of its
+/// indexes (new messages at one, the next to receive at the other), so a small cache holds
+/// them however deep the queue is.
+const WRITER_CACHE_KIB: u32 = 512;
+/// The page cache of the other connections (depth, checkpoints), in KiB.
+const SMALL_CACHE_KIB: u32 = 128;
+
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// The durability and space settings the writer's connection runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// `PRAGMA synchronous`: 2 is FULL (every commit fsyncs the WAL).
+    pub synchronous: i64,
+    pub journal_mode: String,
+    /// `PRAGMA auto_vacuum`: 2 is INCREMENTAL (freed pages can be given back).
+    pub auto_vacuum: i64,
+    /// `PRAGMA journal_size_limit` in bytes.
+    pub journal_size_limit: i64,
 }
 
-/// Rows of one `send_batch`: (message id, body, attributes JSON, delay).
-/// One row to insert: message id, body, attributes JSON, delay, group, deduplication id.
-pub(super) type Row = (
-    String,
-    String,
-    String,
-    Duration,
-    Option<String>,
-    Option<String>,
-);
-pub(super) type Rows = Vec<Row>;
+/// One SQLite database holding any number of queues.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    path: PathBuf,
+    writer: Sender<Request>,
+    pub(super) sent: Arc<Notify>,
+    /// Reads that need no transaction of the writer's (depth).
+    reader: Arc<Mutex<Connection>>,
+    /// Queues whose messages expire, and after how long.
+    retention: Arc<Mutex<BTreeMap<String, Duration>>>,
+    /// Dropped with the store, which ends the checkpoint thread.
+    _stop_checkpoints: Sender<()>,
+}
 
 #[derive(Debug)]
-pub(super) struct SendRequest {
-    pub(super) queue: String,
-    pub(super) rows: Rows,
-    pub(super) reply: tokio::sync::oneshot::Sender<Result<(), QueueError>>,
+enum Request {
+    Op(Op, oneshot::Sender<Result<Done, QueueError>>),
+    Settings(oneshot::Sender<Result<StoreSettings, QueueError>>),
 }
 
 fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The writer thread: drains every waiting send, commits them together, answers each.
-fn group_commit(
-    conn: Arc<Mutex<Connection>>,
+/// The writer thread: group commits, and the files' upkeep between them.
+fn writer(
+    mut conn: Connection,
     path: PathBuf,
     sent: Arc<Notify>,
-    requests: std::sync::mpsc::Receiver<SendRequest>,
+    retention: Arc<Mutex<BTreeMap<String, Duration>>>,
+    restart: Arc<AtomicBool>,
+    requests: Receiver<Request>,
 ) {
-    while let Ok(first) = requests.recv() {
+    let mut upkeep = Upkeep::new(&path, retention);
+    loop {
+        let first = match requests.recv_timeout(TICK) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => {
+                upkeep.tick(&conn);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         while group.len() < GROUP_COMMIT_MAX {
             match requests.try_recv() {
@@ -102,59 +156,285 @@ fn group_commit(
                 Err(_) => break,
             }
         }
-        let result = insert_all(&mut lock(&conn), &group).map_err(|e| unavailable(&path, e));
-        for r in group {
-            let _ = r.reply.send(result.clone());
+        let changes = conn.total_changes();
+        if commit_group(&mut conn, &path, group) {
+            sent.notify_waiters();
         }
-        sent.notify_waiters();
+        upkeep.wrote |= conn.total_changes() != changes;
+        if restart.swap(false, Ordering::Relaxed) {
+            // The background thread copied most of a WAL over the limit into the database:
+            // copy the few pages since (no commit runs meanwhile, so this reaches the WAL's
+            // end) and the next commit starts the WAL over, cut back to the limit.
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+        }
+        if upkeep.due() {
+            upkeep.tick(&conn);
+        }
     }
 }
 
-/// Copies the WAL into the database every second (a passive checkpoint never blocks a
-/// writer), until the store is dropped.
-fn checkpoints(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
-    let _ = conn.busy_timeout(Duration::from_secs(1));
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
-    {
-        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+/// Runs a group's operations in one transaction and answers each after the commit; returns
+/// whether a committed one may have made a message receivable. If an operation fails, the
+/// transaction is rolled back and each operation runs in a transaction of its own, so one
+/// failure is only its own.
+fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>) -> bool {
+    let now = now_ms();
+    let together = (|| -> rusqlite::Result<Vec<Answer>> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let answers = group
+            .iter()
+            .map(|r| r.run(&tx, now))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(answers)
+    })();
+    match together {
+        Ok(answers) => {
+            let wakes = group.iter().any(Request::wakes);
+            for (request, answer) in group.into_iter().zip(answers) {
+                request.answer(Ok(answer));
+            }
+            wakes
+        }
+        Err(_) if group.len() > 1 => {
+            let mut wakes = false;
+            for request in group {
+                let alone = (|| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let answer = request.run(&tx, now)?;
+                    tx.commit()?;
+                    Ok(answer)
+                })();
+                wakes |= alone.is_ok() && request.wakes();
+                request.answer(alone.map_err(|e| unavailable(path, e)));
+            }
+            wakes
+        }
+        Err(e) => {
+            let e = unavailable(path, e);
+            for request in group {
+                request.answer(Err(e.clone()));
+            }
+            false
+        }
     }
 }
 
-fn insert_all(conn: &mut Connection, group: &[SendRequest]) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at, grp)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut seen = tx.prepare_cached(
-            "INSERT INTO dedup (queue, id, at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (queue, id) DO UPDATE SET at = excluded.at WHERE dedup.at < ?4",
-        )?;
-        let now = now_ms();
-        let window_start = now - ms(DEDUP_WINDOW);
-        for req in group {
-            for (id, body, attrs, delay, grp, dedup) in &req.rows {
-                // A deduplication id seen within the window: accepted, not queued again.
-                if let Some(d) = dedup
-                    && seen.execute(params![req.queue, d, now, window_start])? == 0
-                {
-                    continue;
-                }
-                insert.execute(params![
-                    req.queue,
-                    id,
-                    body,
-                    attrs,
-                    now,
-                    now + ms(*delay),
-                    grp
-                ])?;
+#[derive(Debug)]
+enum Answer {
+    Done(Done),
+    Settings(StoreSettings),
+}
+
+impl Request {
+    fn run(&self, conn: &Connection, now: i64) -> rusqlite::Result<Answer> {
+        match self {
+            Request::Op(op, _) => op.apply(conn, now).map(Answer::Done),
+            Request::Settings(_) => settings(conn).map(Answer::Settings),
+        }
+    }
+
+    fn wakes(&self) -> bool {
+        matches!(self, Request::Op(op, _) if op.wakes())
+    }
+
+    fn answer(self, answer: Result<Answer, QueueError>) {
+        match (self, answer) {
+            (Request::Op(_, reply), Ok(Answer::Done(d))) => {
+                let _ = reply.send(Ok(d));
+            }
+            (Request::Op(_, reply), Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            (Request::Settings(reply), Ok(Answer::Settings(s))) => {
+                let _ = reply.send(Ok(s));
+            }
+            (Request::Settings(reply), Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            // `run` answers an op with `Done` and settings with `Settings`.
+            (Request::Op(_, reply), Ok(Answer::Settings(_))) => {
+                let _ = reply.send(Err(QueueError::Unavailable(
+                    "internal: wrong answer".into(),
+                )));
+            }
+            (Request::Settings(reply), Ok(Answer::Done(_))) => {
+                let _ = reply.send(Err(QueueError::Unavailable(
+                    "internal: wrong answer".into(),
+                )));
             }
         }
-        tx.execute("DELETE FROM dedup WHERE at < ?1", params![window_start])?;
     }
-    tx.commit()
+}
+
+fn settings(conn: &Connection) -> rusqlite::Result<StoreSettings> {
+    let get =
+        |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, i64>(0));
+    Ok(StoreSettings {
+        synchronous: get("synchronous")?,
+        journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+        auto_vacuum: get("auto_vacuum")?,
+        journal_size_limit: get("journal_size_limit")?,
+    })
+}
+
+/// The files' upkeep, between commits.
+struct Upkeep {
+    wal: PathBuf,
+    retention: Arc<Mutex<BTreeMap<String, Duration>>>,
+    last: Instant,
+    last_retention: Option<Instant>,
+    /// Whether a commit changed anything since the last tick.
+    wrote: bool,
+}
+
+impl Upkeep {
+    fn new(db: &Path, retention: Arc<Mutex<BTreeMap<String, Duration>>>) -> Self {
+        Self {
+            wal: wal_path(db),
+            retention,
+            last: Instant::now(),
+            last_retention: None,
+            wrote: false,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.last.elapsed() >= TICK
+    }
+
+    fn tick(&mut self, conn: &Connection) {
+        let idle = !std::mem::take(&mut self.wrote);
+        self.last = Instant::now();
+        let wal = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if idle && wal > 0 {
+            // Nothing written for a tick: empty the WAL file.
+            let _ = conn.busy_timeout(TRUNCATE_WAIT);
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+            let _ = conn.busy_timeout(BUSY_WAIT);
+        } else if wal > WAL_LIMIT_BYTES {
+            // The background thread falls behind (or is stopped): copy it all here. No
+            // commit runs meanwhile, so the checkpoint gets to the WAL's end, and the next
+            // commit starts it over (cut back to the limit).
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+        }
+        let pages = |pragma: &str| {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+        };
+        let free = pages("freelist_count");
+        if free > FREE_PAGES_MIN && free * 4 > pages("page_count") {
+            let _ = incremental_vacuum(conn, VACUUM_STEP);
+        }
+        let now = now_ms();
+        let _ = conn.execute(
+            "DELETE FROM dedup WHERE at < ?1",
+            params![now - ms(DEDUP_WINDOW)],
+        );
+        let queues = self
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // A retention shorter than the usual period is looked after more often.
+        let every = queues
+            .values()
+            .map(|keep| *keep / 2)
+            .fold(RETENTION_EVERY, Duration::min);
+        if self.last_retention.is_none_or(|at| at.elapsed() >= every) {
+            self.last_retention = Some(Instant::now());
+            for (queue, keep) in queues {
+                let deleted = conn
+                    .execute(
+                        "DELETE FROM messages WHERE seq IN (
+                            SELECT seq FROM messages WHERE queue = ?1 AND sent_at < ?2 LIMIT ?3)",
+                        params![queue, now - ms(keep), RETENTION_BATCH],
+                    )
+                    .unwrap_or(0);
+                if deleted as i64 == RETENTION_BATCH {
+                    // More to delete: again next tick.
+                    self.last_retention = None;
+                }
+                if deleted > 0 {
+                    tracing::info!(
+                        queue,
+                        deleted,
+                        "deleted messages past the queue's retention"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Gives up to `pages` free pages back to the file system. The pragma frees one page per
+/// step, so every row is stepped through (`execute_batch` steps once).
+fn incremental_vacuum(conn: &Connection, pages: i64) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Copies WAL pages into the database in the background (a passive checkpoint never
+/// blocks a writer), until the store is dropped.
+fn checkpoints(conn: Connection, restart: Arc<AtomicBool>, stop: Receiver<()>) {
+    let _ = conn.busy_timeout(Duration::from_secs(1));
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096);
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        // (busy, frames in the WAL, frames copied into the database)
+        let frames = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+            .unwrap_or(0);
+        if frames * page_size > WAL_RESTART_BYTES as i64 {
+            // Most of the WAL is in the database now: the writer copies the rest, which
+            // lets its next commit start the WAL over.
+            restart.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Opens a connection with the store's settings: WAL, FULL, the WAL size limit, no
+/// automatic checkpoints (the writer and the background thread do them).
+fn connect(path: &Path, cache_kib: u32) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_WAIT)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;
+         PRAGMA journal_size_limit={WAL_LIMIT_BYTES}; PRAGMA cache_size=-{cache_kib};"
+    ))?;
+    Ok(conn)
+}
+
+/// Creates the schema, or brings an older one up to date: the `grp` column, and
+/// incremental auto-vacuum (a database made before it is rewritten once with VACUUM).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if auto_vacuum != 2 {
+        // Takes effect on a file already written (even only its header, as switching to
+        // WAL does) only through a VACUUM; cheap for a new file.
+        conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")?;
+    }
+    conn.execute_batch(SCHEMA)?;
+    let has_groups: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_groups {
+        conn.execute_batch(GROUPS)?;
+    }
+    conn.execute_batch(GROUP_INDEX)?;
+    // Receipt handles name their row since; the index on them only cost writes.
+    conn.execute_batch("DROP INDEX IF EXISTS messages_receipt;")
 }
 
 impl EmbeddedStore {
@@ -164,50 +444,38 @@ impl EmbeddedStore {
             QueueError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = dir.join("queue.db");
-        let conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
-        conn.busy_timeout(Duration::from_secs(10))
+        let conn = connect(&path, WRITER_CACHE_KIB)
+            .and_then(|c| migrate(&c).map(|()| c))
             .map_err(|e| unavailable(&path, e))?;
-        // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash
-        // or power loss can take the last commits.
-        // Checkpoints run on their own thread (below), off the senders' path.
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;",
-        )
-        .map_err(|e| unavailable(&path, e))?;
-        conn.execute_batch(SCHEMA)
-            .and_then(|()| {
-                let has_groups: bool = conn.query_row(
-                    "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
-                    [],
-                    |r| r.get(0),
-                )?;
-                if !has_groups {
-                    conn.execute_batch(GROUPS)?;
-                }
-                conn.execute_batch(GROUP_INDEX)
-            })
-            .map_err(|e| unavailable(&path, e))?;
-        let conn = Arc::new(Mutex::new(conn));
+        let reader = connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
+        let checkpoint_conn = connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
         let sent = Arc::new(Notify::new());
-        let (writer, requests) = std::sync::mpsc::channel();
-        let (c, p, n) = (conn.clone(), path.clone(), sent.clone());
+        let retention = Arc::new(Mutex::new(BTreeMap::new()));
+        let (writer_tx, requests) = std::sync::mpsc::channel();
+        let restart = Arc::new(AtomicBool::new(false));
+        let (p, n, r, w) = (
+            path.clone(),
+            sent.clone(),
+            retention.clone(),
+            restart.clone(),
+        );
         std::thread::Builder::new()
             .name("queue-writer".into())
-            .spawn(move || group_commit(c, p, n, requests))
+            .spawn(move || writer(conn, p, n, r, w, requests))
             .map_err(|e| QueueError::Unavailable(format!("cannot start the queue writer: {e}")))?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
-        let checkpoint_conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
         std::thread::Builder::new()
             .name("queue-checkpoint".into())
-            .spawn(move || checkpoints(checkpoint_conn, stopped))
+            .spawn(move || checkpoints(checkpoint_conn, restart, stopped))
             .map_err(|e| {
                 QueueError::Unavailable(format!("cannot start the queue checkpointer: {e}"))
             })?;
         Ok(Arc::new(Self {
-            conn,
             path,
+            writer: writer_tx,
             sent,
-            writer,
+            reader: Arc::new(Mutex::new(reader)),
+            retention,
             _stop_checkpoints: stop_checkpoints,
         }))
     }
@@ -216,8 +484,16 @@ impl EmbeddedStore {
         &self.path
     }
 
-    /// A handle on the queue `name` in this store.
+    /// A handle on the queue `name` in this store. A queue with a retention has its
+    /// messages deleted that long after they were sent to it (dead letters: after they
+    /// reached it) by this store's writer.
     pub fn queue(self: &Arc<Self>, name: &str, settings: QueueSettings) -> EmbeddedQueue {
+        if let Some(keep) = settings.retention {
+            self.retention
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_owned(), keep);
+        }
         EmbeddedQueue {
             store: Arc::clone(self),
             name: name.to_owned(),
@@ -225,17 +501,50 @@ impl EmbeddedStore {
         }
     }
 
-    pub(super) async fn with_conn<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, QueueError> {
-        let store = Arc::clone(self);
+    /// The settings the writer's connection runs with.
+    pub async fn settings(&self) -> Result<StoreSettings, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Request::Settings(reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Bytes on disk: the database, its WAL and its shared-memory index.
+    pub fn disk_bytes(&self) -> u64 {
+        ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut p = self.path.as_os_str().to_owned();
+                p.push(suffix);
+                std::fs::metadata(PathBuf::from(p)).ok()
+            })
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Runs one operation in the writer's next group commit.
+    pub(super) async fn run(&self, op: Op) -> Result<Done, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Request::Op(op, reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub(super) async fn depth(self: &Arc<Self>, queue: &str) -> Result<QueueDepth, QueueError> {
+        let (store, queue) = (Arc::clone(self), queue.to_owned());
         tokio::task::spawn_blocking(move || {
-            f(&mut lock(&store.conn)).map_err(|e| unavailable(&store.path, e))
+            super::ops::depth(&lock(&store.reader), &queue, now_ms())
+                .map_err(|e| unavailable(&store.path, e))
         })
         .await
         .map_err(|e| QueueError::Unavailable(format!("queue task failed: {e}")))?
     }
+}
+
+fn stopped() -> QueueError {
+    QueueError::Unavailable("the queue writer stopped".to_owned())
 }
 
 fn unavailable(path: &Path, e: rusqlite::Error) -> QueueError {

@@ -1,0 +1,137 @@
+//! `serve`'s embedded queue on disk: its files follow the queue's depth, not its history,
+//! and dead letters expire after the retention `serve` was given.
+
+mod common;
+
+use common::*;
+use router_tests::targets::Targets;
+use std::time::{Duration, Instant};
+
+const ROUTES: usize = 20;
+const TRIGGERS: usize = 1_000;
+
+fn data_bytes(ws: &Workspace) -> u64 {
+    std::fs::read_dir(ws.path("data"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("queue.db"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn health(serve: &Serve) -> serde_json::Value {
+    reqwest::get(format!("{}/api/v2/health", serve.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_drains_20000_deliveries_and_gives_the_disk_back() {
+    let targets = Targets::start().await;
+    let names: Vec<String> = (0..ROUTES).map(|i| format!("r{i:02}")).collect();
+    let routes: Vec<(&str, &str)> = names
+        .iter()
+        .map(|n| {
+            (
+                n.as_str(),
+                "triggers = [{ event_type = \"custom\", name = \"fan-out\" }]",
+            )
+        })
+        .collect();
+    let ws = Workspace::new(&routes_for(&targets, &routes));
+    let serve = std::sync::Arc::new(ws.serve(&[]));
+    // 1,000 triggers, each delivered to 20 routes, each job carrying a 1 KiB event.
+    let pad = "x".repeat(1024);
+    let mut posting = Vec::new();
+    for worker in 0..8 {
+        let (serve, pad) = (serve.clone(), pad.clone());
+        posting.push(tokio::spawn(async move {
+            for i in (worker..TRIGGERS).step_by(8) {
+                let body = format!(
+                    r#"{{"id": "disk-{i}", "event_type": "custom", "name": "fan-out", "data": {{"pad": "{pad}"}}}}"#
+                );
+                let (status, answer) = serve.trigger(&body).await;
+                assert_eq!(status, 202, "{answer}");
+            }
+        }));
+    }
+    let mut peak = 0;
+    while posting.iter().any(|p| !p.is_finished()) {
+        peak = peak.max(data_bytes(&ws));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for p in posting {
+        p.await.unwrap();
+    }
+    let started = Instant::now();
+    while targets.received().len() < ROUTES * TRIGGERS
+        && started.elapsed() < Duration::from_secs(120)
+    {
+        peak = peak.max(data_bytes(&ws));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        targets.received().len(),
+        ROUTES * TRIGGERS,
+        "{}",
+        serve.log()
+    );
+    assert!(
+        peak > 10 << 20,
+        "the queue held its backlog on disk: peak {peak} bytes"
+    );
+    // While serve runs: the drained queue's pages are given back and the idle WAL emptied.
+    let small = wait_until(Duration::from_secs(30), || data_bytes(&ws) < 3 << 20).await;
+    assert!(
+        small,
+        "data dir still {} bytes after the drain (peak {peak})",
+        data_bytes(&ws)
+    );
+    let h = health(&serve).await;
+    assert_eq!(h["queue"]["visible"], 0, "{h}");
+    assert_eq!(h["queue"]["in_flight"], 0, "{h}");
+    assert_eq!(h["queue"]["dead_letter"], 0, "{h}");
+}
+
+#[tokio::test]
+async fn dead_letters_expire_after_the_retention_serve_was_given() {
+    let targets = Targets::start().await;
+    targets.script("refuses", &[], 400);
+    let ws = Workspace::new(&routes_for(
+        &targets,
+        &[(
+            "refuses",
+            "triggers = [{ event_type = \"custom\", name = \"x\" }]",
+        )],
+    ));
+    let serve = ws.serve(&["--dead-letter-retention", "3s"]);
+    let (status, answer) = serve
+        .trigger(r#"{"id": "expiring", "event_type": "custom", "name": "x"}"#)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let dead = wait_until(Duration::from_secs(15), || dlq_rows(&ws).len() == 1).await;
+    assert!(dead, "the 400 dead-lettered the delivery\n{}", serve.log());
+    assert_eq!(health(&serve).await["queue"]["dead_letter"], 1);
+    let expired = wait_until(Duration::from_secs(15), || dlq_rows(&ws).is_empty()).await;
+    assert!(
+        expired,
+        "the dead letter expired after 3 s\n{}",
+        serve.log()
+    );
+    assert_eq!(health(&serve).await["queue"]["dead_letter"], 0);
+}
+
+#[test]
+fn a_retention_of_zero_is_refused() {
+    let ws = Workspace::new("");
+    let out = ws.run(&["serve", "--port", "0", "--dead-letter-retention", "0s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("retention of 0"), "{stderr}");
+}

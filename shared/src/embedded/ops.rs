@@ -1,0 +1,276 @@
+//! The embedded queue's operations as SQL. Every one but [`depth`] runs on the writer's
+//! connection inside the transaction of its group commit ([`super::store`]).
+
+use super::queue::Redrive;
+use super::store::ms;
+use crate::ports::{QueueDepth, QueueError, ReceivedMessage};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Random once per process: message ids and receipt handles of different processes (and
+/// runs) never meet.
+fn salt() -> (u64, u64) {
+    static SALT: OnceLock<(u64, u64)> = OnceLock::new();
+    *SALT.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair())
+}
+
+/// A new message id: UUID-shaped, unique without a system call per message.
+pub(super) fn message_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let (hi, lo) = salt();
+    uuid::Uuid::from_u64_pair(hi, lo ^ NEXT.fetch_add(1, Ordering::Relaxed)).to_string()
+}
+
+/// A receipt handle: the row, the receive it is for (each receive of a message counts up),
+/// and this process's salt. Deletes and visibility changes find the row by its key and
+/// match the whole handle, so a handle of an earlier receive matches nothing.
+fn receipt(seq: i64, receive_count: u32) -> String {
+    format!("{seq}:{receive_count}:{:x}", salt().0)
+}
+
+/// The row a receipt handle names, if it is one of ours.
+fn receipt_row(handle: &str) -> Option<i64> {
+    handle.split_once(':')?.0.parse().ok()
+}
+
+/// How long a FIFO message's deduplication id is remembered (as SQS does).
+pub(super) const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+
+/// One row to insert: message id, body, attributes JSON, delay, group, deduplication id.
+pub(super) type Row = (
+    String,
+    String,
+    String,
+    Duration,
+    Option<String>,
+    Option<String>,
+);
+pub(super) type Rows = Vec<Row>;
+
+/// What a queue asks the writer to do.
+#[derive(Debug)]
+pub(super) enum Op {
+    Send {
+        queue: String,
+        rows: Rows,
+    },
+    Receive {
+        queue: String,
+        max: usize,
+        visibility: Duration,
+        redrive: Option<Redrive>,
+    },
+    Delete {
+        queue: String,
+        handles: Vec<String>,
+    },
+    ChangeVisibility {
+        queue: String,
+        entries: Vec<(String, Duration)>,
+    },
+}
+
+/// What an op did.
+#[derive(Debug)]
+pub(super) enum Done {
+    Sent,
+    Received(Vec<ReceivedMessage>),
+    /// One result per entry, in order.
+    Each(Vec<Result<(), QueueError>>),
+}
+
+impl Op {
+    /// Whether, once committed, it may have made a message receivable (waiting receives
+    /// are woken).
+    pub(super) fn wakes(&self) -> bool {
+        match self {
+            Op::Send { .. } => true,
+            Op::ChangeVisibility { entries, .. } => entries.iter().any(|(_, t)| t.is_zero()),
+            Op::Receive { .. } | Op::Delete { .. } => false,
+        }
+    }
+
+    pub(super) fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Done> {
+        match self {
+            Op::Send { queue, rows } => send(conn, queue, rows, now).map(|()| Done::Sent),
+            Op::Receive {
+                queue,
+                max,
+                visibility,
+                redrive,
+            } => receive(conn, queue, *max, *visibility, redrive.as_ref(), now).map(Done::Received),
+            Op::Delete { queue, handles } => delete(conn, queue, handles).map(Done::Each),
+            Op::ChangeVisibility { queue, entries } => {
+                change_visibility(conn, queue, entries, now).map(Done::Each)
+            }
+        }
+    }
+}
+
+fn send(conn: &Connection, queue: &str, rows: &Rows, now: i64) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at, grp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut seen = conn.prepare_cached(
+        "INSERT INTO dedup (queue, id, at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (queue, id) DO UPDATE SET at = excluded.at WHERE dedup.at < ?4",
+    )?;
+    let window_start = now - ms(DEDUP_WINDOW);
+    for (id, body, attrs, delay, grp, dedup) in rows {
+        // A deduplication id seen within the window: accepted, not queued again.
+        if let Some(d) = dedup
+            && seen.execute(params![queue, d, now, window_start])? == 0
+        {
+            continue;
+        }
+        insert.execute(params![queue, id, body, attrs, now, now + ms(*delay), grp])?;
+    }
+    Ok(())
+}
+
+/// Up to `max` receivable messages, the earliest visible first; a grouped message only
+/// when no earlier one of its group is left (in flight, waiting, or visible): FIFO order per
+/// group. A message at its max receive count moves to the dead-letter queue instead.
+fn receive(
+    conn: &Connection,
+    queue: &str,
+    max: usize,
+    visibility: Duration,
+    redrive: Option<&Redrive>,
+    now: i64,
+) -> rusqlite::Result<Vec<ReceivedMessage>> {
+    // In the order of the (queue, visible_at, seq) index: the first `max` visible rows are
+    // the first ones it reads, however many messages wait behind them or are in flight.
+    let mut select = conn.prepare_cached(
+        "SELECT seq, message_id, body, attributes, sent_at, receive_count, grp FROM messages AS m
+         WHERE queue = ?1 AND visible_at <= ?2
+           AND (grp IS NULL OR NOT EXISTS (
+                SELECT 1 FROM messages AS e WHERE e.queue = m.queue AND e.grp = m.grp AND e.seq < m.seq))
+         ORDER BY visible_at, seq LIMIT ?3",
+    )?;
+    let mut take = conn.prepare_cached(
+        "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE seq = ?1",
+    )?;
+    // A dead letter's retention counts from its arrival in the dead-letter queue.
+    let mut move_dead = conn.prepare_cached(
+        "UPDATE messages SET queue = ?2, receive_count = 0, visible_at = ?3, sent_at = ?3, receipt = NULL, grp = NULL WHERE seq = ?1",
+    )?;
+    let mut out = Vec::new();
+    loop {
+        type Found = (i64, String, String, String, i64, u32, Option<String>);
+        let rows: Vec<Found> = select
+            .query_map(params![queue, now, (max - out.len()) as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            break;
+        }
+        for (seq, message_id, body, attrs, sent_at, count, group) in rows {
+            if let Some(r) = redrive.filter(|r| count >= r.max_receive_count) {
+                move_dead.execute(params![seq, r.dead_letter_queue, now])?;
+                continue;
+            }
+            let receipt = receipt(seq, count + 1);
+            take.execute(params![seq, now + ms(visibility), receipt])?;
+            out.push(ReceivedMessage {
+                message_id,
+                receipt_handle: receipt,
+                body,
+                attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+                receive_count: count + 1,
+                sent_at_ms: sent_at,
+                group,
+            });
+        }
+        if out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn delete(
+    conn: &Connection,
+    queue: &str,
+    handles: &[String],
+) -> rusqlite::Result<Vec<Result<(), QueueError>>> {
+    let mut delete =
+        conn.prepare_cached("DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND receipt = ?3")?;
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        let Some(seq) = receipt_row(h) else {
+            out.push(Err(QueueError::ReceiptInvalid(
+                "not a receipt handle of this queue".to_owned(),
+            )));
+            continue;
+        };
+        // Like SQS, deleting an already deleted message (or through a handle made stale by
+        // a later receive, which leaves the message to that receive) is not an error.
+        delete.execute(params![seq, queue, h])?;
+        out.push(Ok(()));
+    }
+    Ok(out)
+}
+
+fn change_visibility(
+    conn: &Connection,
+    queue: &str,
+    entries: &[(String, Duration)],
+    now: i64,
+) -> rusqlite::Result<Vec<Result<(), QueueError>>> {
+    let mut change = conn.prepare_cached(
+        "UPDATE messages SET visible_at = ?4 WHERE seq = ?1 AND queue = ?2 AND receipt = ?3 AND visible_at > ?5",
+    )?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (h, timeout) in entries {
+        if *timeout > crate::retry::MAX_DELAY {
+            out.push(Err(QueueError::BadRequest(
+                "visibility timeout over 12h".to_owned(),
+            )));
+            continue;
+        }
+        let Some(seq) = receipt_row(h) else {
+            out.push(Err(QueueError::ReceiptInvalid(
+                "not a receipt handle of this queue".to_owned(),
+            )));
+            continue;
+        };
+        let changed = change.execute(params![seq, queue, h, now + ms(*timeout), now])?;
+        out.push(if changed == 0 {
+            Err(QueueError::ReceiptInvalid(
+                "the message is not in flight".to_owned(),
+            ))
+        } else {
+            Ok(())
+        });
+    }
+    Ok(out)
+}
+
+/// Visible and in-flight messages of a queue (read on the store's reading connection).
+pub(super) fn depth(conn: &Connection, queue: &str, now: i64) -> rusqlite::Result<QueueDepth> {
+    let (visible, in_flight): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0)
+             FROM messages WHERE queue = ?1",
+        )?
+        .query_row(params![queue, now], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
+    Ok(QueueDepth {
+        visible: visible as u64,
+        in_flight: in_flight as u64,
+    })
+}
