@@ -140,6 +140,29 @@ pub enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One dead letter whole: the event, why it failed, and the payload its route would
+    /// send now (rendered with the routes file, when there is one).
+    Show {
+        /// The delivery id (`dlq list` shows it).
+        id: String,
+    },
+    /// Delete dead letters for good: by delivery id, or every one a filter picks. Asks
+    /// before it deletes (type `yes`), unless --yes.
+    Discard {
+        /// Delivery ids.
+        ids: Vec<String>,
+        #[arg(long)]
+        route: Option<String>,
+        /// Only this failure (e.g. http_status, timeout, render).
+        #[arg(long)]
+        failure: Option<String>,
+        /// Every dead letter (required when no id or filter is given).
+        #[arg(long)]
+        all: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Move dead letters back to the delivery queue (a fresh schedule, same delivery id).
     Redrive {
         #[arg(long)]

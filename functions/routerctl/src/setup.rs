@@ -14,6 +14,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The embedded queue's redrive count without a routes file (what a routes file of default
+/// schedules gives).
+const DEFAULT_MAX_RECEIVE_COUNT: u32 = 10;
+
 /// Receives over this many are left to the dead-letter queue by the embedded queue, as an
 /// SQS redrive policy would: the longest schedule's attempts plus headroom.
 pub fn max_receive_count(routes: &Routes) -> u32 {
@@ -23,13 +27,22 @@ pub fn max_receive_count(routes: &Routes) -> u32 {
         .map(|r| r.retry.attempts())
         .max()
         .unwrap_or(1);
-    (longest + 5).max(10)
+    (longest + 5).max(DEFAULT_MAX_RECEIVE_COUNT)
 }
 
 pub fn load_routes(path: &Path) -> CliResult<Arc<Routes>> {
     Routes::load(path)
         .map(Arc::new)
         .map_err(|e| CliError::setup(e.to_string()))
+}
+
+/// The routes file when the commands that can do without one find it: `None` when the
+/// file does not exist; an error when it exists and does not load.
+pub fn load_routes_if_present(path: &Path) -> CliResult<Option<Arc<Routes>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    load_routes(path).map(Some)
 }
 
 pub fn config() -> CliResult<Config> {
@@ -63,11 +76,13 @@ pub async fn secrets(global: &Global) -> CliResult<Arc<dyn SecretStore>> {
 /// embedded queue; on SQS when `ORDERED_QUEUE_URL` and `ORDERED_DEAD_LETTER_QUEUE_URL`
 /// are set, and required when the routes file has an ordered route).
 /// `dead_letter_retention`: on the embedded queue, this process deletes dead letters that
-/// much older (`serve` does; the `dlq` commands beside it do not).
+/// much older (`serve` does; the `dlq` commands beside it do not). `routes` sets the
+/// embedded queue's redrive count and checks that ordered routes have their FIFO pair on
+/// SQS; the `dlq` commands pass none when there is no routes file (the default count).
 pub async fn queues(
     config: &Config,
     global: &Global,
-    routes: &Routes,
+    routes: Option<&Routes>,
     visibility: Duration,
     dead_letter_retention: Option<Duration>,
 ) -> CliResult<(QueuePair, Option<QueuePair>)> {
@@ -82,7 +97,7 @@ pub async fn queues(
                 .ordered_queue_urls()
                 .map_err(|e| CliError::setup(e.to_string()))?
                 .map(|(q, d)| pair(q, d));
-            if ordered.is_none() && routes.routes().iter().any(|r| r.ordered) {
+            if ordered.is_none() && routes.is_some_and(|r| r.routes().iter().any(|r| r.ordered)) {
                 return Err(CliError::setup(
                     "The routes file has ordered routes: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL (the FIFO queues) too.",
                 ));
@@ -95,7 +110,7 @@ pub async fn queues(
         (None, None) => embedded_queue_pairs(
             &global.data_dir,
             visibility,
-            max_receive_count(routes),
+            routes.map_or(DEFAULT_MAX_RECEIVE_COUNT, max_receive_count),
             dead_letter_retention,
         )
         .map(|(std, ordered)| (std, Some(ordered)))
@@ -110,8 +125,14 @@ pub async fn backends(
     visibility: Duration,
     dead_letter_retention: Option<Duration>,
 ) -> CliResult<Backends> {
-    let (standard, ordered) =
-        queues(config, global, routes, visibility, dead_letter_retention).await?;
+    let (standard, ordered) = queues(
+        config,
+        global,
+        Some(routes),
+        visibility,
+        dead_letter_retention,
+    )
+    .await?;
     Ok(Backends {
         queue: standard.queue,
         dead_letters: standard.dead_letters,

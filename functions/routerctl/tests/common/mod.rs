@@ -86,6 +86,25 @@ impl Workspace {
         self.command(args).output().expect("run routerctl")
     }
 
+    /// Runs a command to completion with `input` on its stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run routerctl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("routerctl exits")
+    }
+
     /// Starts `serve` on a free port and waits for its ready line.
     pub fn serve(&self, extra: &[&str]) -> Serve {
         let mut args = vec!["serve", "--port", "0", "--grace", "5"];
