@@ -101,15 +101,7 @@ async fn serve_drains_20000_deliveries_and_gives_the_disk_back() {
 
 #[tokio::test]
 async fn dead_letters_expire_after_the_retention_serve_was_given() {
-    let targets = Targets::start().await;
-    targets.script("refuses", &[], 400);
-    let ws = Workspace::new(&routes_for(
-        &targets,
-        &[(
-            "refuses",
-            "triggers = [{ event_type = \"custom\", name = \"x\" }]",
-        )],
-    ));
+    let (_targets, ws) = refusing_workspace().await;
     let serve = ws.serve(&["--dead-letter-retention", "3s"]);
     let (status, answer) = serve
         .trigger(r#"{"id": "expiring", "event_type": "custom", "name": "x"}"#)

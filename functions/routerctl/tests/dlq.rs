@@ -3,20 +3,11 @@
 mod common;
 
 use common::*;
-use router_tests::targets::Targets;
 use std::time::Duration;
 
 /// Two dead letters (route `refuses` answers 400) in a workspace whose serve has stopped.
 async fn two_dead_letters() -> (Workspace, Vec<String>) {
-    let targets = Targets::start().await;
-    targets.script("refuses", &[], 400);
-    let ws = Workspace::new(&routes_for(
-        &targets,
-        &[(
-            "refuses",
-            "triggers = [{ event_type = \"custom\", name = \"x\" }]",
-        )],
-    ));
+    let (_targets, ws) = refusing_workspace().await;
     let mut serve = ws.serve(&[]);
     for id in ["evt-dead-1", "evt-dead-2"] {
         let (status, answer) = serve

@@ -203,6 +203,21 @@ impl Drop for Serve {
     }
 }
 
+/// A workspace whose one route, `refuses`, fires on `{"event_type": "custom", "name":
+/// "x"}` and is answered 400 (a dead letter at the first attempt). Keep the targets alive.
+pub async fn refusing_workspace() -> (Targets, Workspace) {
+    let targets = Targets::start().await;
+    targets.script("refuses", &[], 400);
+    let ws = Workspace::new(&routes_for(
+        &targets,
+        &[(
+            "refuses",
+            "triggers = [{ event_type = \"custom\", name = \"x\" }]",
+        )],
+    ));
+    (targets, ws)
+}
+
 /// A routes file delivering to `targets`: route `<name>` posts to `<targets>/<name>`.
 pub fn routes_for(targets: &Targets, routes: &[(&str, &str)]) -> String {
     let mut s = String::from(
