@@ -115,6 +115,57 @@ class TemplateInvariants(unittest.TestCase):
                 bins = [b["name"] for b in tomllib.load(f).get("bin", [])]
             self.assertIn(binary, bins, f"functions/{binary} builds a binary named {binary}")
 
+    def test_every_function_logs_to_a_log_group_of_the_stack_with_a_retention(self):
+        p = self.params["LogRetentionDays"]
+        self.assertEqual(int(p["Default"]), 30)
+        self.assertIn(30, [int(v) for v in p["AllowedValues"]])
+        groups = {k for k, v in self.res.items() if v["Type"] == "AWS::Logs::LogGroup"}
+        for name, (binary, _) in FUNCTIONS.items():
+            logging = self.res[name]["Properties"]["LoggingConfig"]
+            self.assertEqual(logging["LogFormat"], "JSON", name)
+            group = logging["LogGroup"]["Ref"]
+            self.assertIn(group, groups, name)
+            props = self.res[group]["Properties"]
+            self.assertEqual(props["RetentionInDays"], {"Ref": "LogRetentionDays"}, group)
+            # One name per stack and function: two stacks in one account never share one.
+            self.assertEqual(props["LogGroupName"], {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}/{binary}"})
+
+    def test_samconfig_at_the_root_has_every_environment_and_only_real_parameters(self):
+        self.assertFalse(os.path.exists(os.path.join(ROOT, "infra", "samconfig.toml")),
+                         "one samconfig.toml, at the root")
+        with open(os.path.join(ROOT, "samconfig.toml"), "rb") as f:
+            config = tomllib.load(f)
+        stacks = set()
+        for env in ("default", "dev", "prod"):
+            build = config[env]["build"]["parameters"]
+            self.assertTrue(build["beta_features"], f"{env}: SAM builds Rust with beta features only")
+            deploy = config[env]["deploy"]["parameters"]
+            self.assertEqual(deploy["capabilities"], "CAPABILITY_IAM")
+            self.assertTrue(deploy["resolve_s3"])
+            self.assertIn("region", deploy)
+            overrides = deploy.get("parameter_overrides", "")
+            for key, value in re.findall(r'(\w+)="([^"]*)"', overrides):
+                self.assertIn(key, self.params, f"{env}: {key} is not a template parameter")
+                self.assertNotEqual(value, "", f"{env}: {key} set to empty overrides the template's default")
+                allowed = self.params[key].get("AllowedValues")
+                if allowed:
+                    self.assertIn(value, [str(a) for a in allowed], f"{env}: {key}")
+            if env != "default":
+                stacks.add(deploy["stack_name"])
+        self.assertEqual(len(stacks), 2, "dev and prod are different stacks")
+        self.assertFalse(config["dev"]["deploy"]["parameters"]["confirm_changeset"], "dev deploys unattended")
+        self.assertTrue(config["prod"]["deploy"]["parameters"]["confirm_changeset"], "prod asks")
+
+    def test_the_readme_lists_every_template_parameter_with_its_default(self):
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        for name, p in self.params.items():
+            row = re.search(r"^\s*\| `%s` \| ([^|]*) \|" % name, readme, re.M)
+            self.assertIsNotNone(row, f"README.md's parameter table lacks {name}")
+            default = str(p.get("Default", ""))
+            shown = row.group(1).strip()
+            self.assertEqual(shown, default or "(none)", f"{name}'s default in README.md")
+
     def test_http_api_has_the_two_routes(self):
         events = self.res["TriggerFunction"]["Properties"]["Events"]
         routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
