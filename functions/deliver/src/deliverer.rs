@@ -60,6 +60,9 @@ pub struct Processed {
     pub msg: ReceivedMessage,
     pub route: String,
     pub delivery_id: String,
+    /// The trigger event's id (`-` when the message is not a delivery job): every log
+    /// line of a delivery names it, which joins it to the trigger's audit line.
+    pub event_id: String,
     pub attempt: u32,
     /// The delivery request's latency, when one was made.
     pub latency: Option<Duration>,
@@ -101,6 +104,9 @@ fn held_back(msg: ReceivedMessage) -> Processed {
         route: job
             .as_ref()
             .map_or_else(|| "unknown".to_owned(), |j| j.route.to_string()),
+        event_id: job
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |j| j.event_id.as_str().to_owned()),
         delivery_id: job.map(|j| j.delivery_id).unwrap_or_default(),
         attempt: msg.receive_count.max(1),
         latency: None,
@@ -256,6 +262,8 @@ impl Deliverer {
                 disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
                 route: bounded(&route, MAX_LABEL_CHARS),
                 delivery_id,
+                event_id: router_core::domain::DeliveryJob::parse(&msg.body)
+                    .map_or_else(|_| "-".to_owned(), |j| j.event_id.as_str().to_owned()),
                 attempt,
                 latency: None,
                 msg,
@@ -269,6 +277,7 @@ impl Deliverer {
                 Processed {
                     disposition,
                     route: ready.job.route.as_str().to_owned(),
+                    event_id: ready.job.event_id.as_str().to_owned(),
                     delivery_id: ready.job.delivery_id,
                     attempt,
                     latency: done.latency,
@@ -361,6 +370,7 @@ fn log(p: &Processed) {
     match &p.disposition {
         Disposition::Delivered { status } => tracing::info!(
             delivery_id = %p.delivery_id,
+            event_id = %p.event_id,
             route = %p.route,
             attempt = p.attempt,
             status,
@@ -374,6 +384,7 @@ fn log(p: &Processed) {
             error,
         } => tracing::warn!(
             delivery_id = %p.delivery_id,
+            event_id = %p.event_id,
             route = %p.route,
             attempt = p.attempt,
             status,
@@ -385,6 +396,7 @@ fn log(p: &Processed) {
         ),
         Disposition::DeadLetter(d) => tracing::warn!(
             delivery_id = %p.delivery_id,
+            event_id = %p.event_id,
             route = %p.route,
             attempt = p.attempt,
             status = d.last_status,

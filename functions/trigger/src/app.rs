@@ -275,24 +275,33 @@ fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
 
 /// One audit line per trigger: never the event's data, never a secret.
 fn audit(started: Instant, result: &Result<Accepted, Rejection>) {
-    let (event_id, routes, outcome, status): (_, Vec<&str>, _, _) = match result {
-        Ok(a) => (
-            Some(&a.event_id),
-            a.deliveries.iter().map(|d| d.route.as_str()).collect(),
-            a.outcome(),
-            a.status(),
-        ),
-        Err(r) => (
-            r.event_id.as_ref(),
-            r.routes.iter().map(String::as_str).collect(),
-            r.outcome,
-            r.status(),
-        ),
-    };
+    let (event_id, routes, delivery_ids, outcome, status): (_, Vec<&str>, Vec<&str>, _, _) =
+        match result {
+            Ok(a) => (
+                Some(&a.event_id),
+                a.deliveries.iter().map(|d| d.route.as_str()).collect(),
+                a.deliveries
+                    .iter()
+                    .map(|d| d.delivery_id.as_str())
+                    .collect(),
+                a.outcome(),
+                a.status(),
+            ),
+            Err(r) => (
+                r.event_id.as_ref(),
+                r.routes.iter().map(String::as_str).collect(),
+                Vec::new(),
+                r.outcome,
+                r.status(),
+            ),
+        };
+    // The delivery ids join this line to every delivery log line (which names the event
+    // id): one conversation's story in one Logs Insights query (docs/operations.md).
     tracing::info!(
         target: "audit",
         event_id = event_id.map_or("-", EventId::as_str),
         routes = ?routes,
+        delivery_ids = ?delivery_ids,
         outcome,
         status = status.as_u16(),
         latency_us = started.elapsed().as_micros() as u64,

@@ -17,7 +17,7 @@ async fn each_trigger_logs_one_audit_line_without_data_or_secrets() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let h = harness().await;
-    send(&h.app, json_request(HANDOVER)).await;
+    let queued = send(&h.app, json_request(HANDOVER)).await;
     send(
         &h.app,
         json_request(r#"{"event_type": "entity", "data": {"text": "agent please"}}"#),
@@ -41,6 +41,13 @@ async fn each_trigger_logs_one_audit_line_without_data_or_secrets() {
     assert_eq!(audits[0]["outcome"], "queued");
     assert_eq!(audits[0]["routes"], "[\"crm-handoff\", \"ticketing\"]");
     assert!(audits[0]["latency_us"].is_u64());
+    // The line names each delivery the 202 promised, so their log lines can be found.
+    let ids = audits[0]["delivery_ids"].as_str().unwrap();
+    for d in queued.body["deliveries"].as_array().unwrap() {
+        let id = d["delivery_id"].as_str().unwrap();
+        assert!(id.starts_with("dlv_") && ids.contains(id), "{ids}");
+    }
+    assert_eq!(audits[2]["delivery_ids"], "[]");
     assert_eq!(audits[1]["outcome"], "unrouted");
     assert_eq!(audits[2]["outcome"], "unauthorized");
     assert_eq!(audits[2]["status"], 401);
