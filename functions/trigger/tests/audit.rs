@@ -8,14 +8,7 @@ use router_core::testing::LogCapture;
 
 #[tokio::test]
 async fn each_trigger_logs_one_audit_line_without_data_or_secrets() {
-    let capture = LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::json();
     let h = harness().await;
     let queued = send(&h.app, json_request(HANDOVER)).await;
     send(

@@ -233,6 +233,27 @@ impl SecretStore for MemorySecrets {
 pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
+    /// Captures this thread's logs as the functions write them on Lambda (JSON, one object
+    /// per line, fields at the top level) until the guard is dropped.
+    pub fn json() -> (Self, tracing::subscriber::DefaultGuard) {
+        let capture = Self::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The JSON lines written so far.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&lock(&self.0)).into_owned()

@@ -334,14 +334,7 @@ async fn a_route_missing_from_the_routes_file_is_dead_lettered_as_unknown_route(
 
 #[tokio::test]
 async fn every_delivery_log_line_names_the_event_and_the_delivery() {
-    let capture = router_core::testing::LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = router_core::testing::LogCapture::json();
     for (status, event) in [
         (200, "evt_logged_ok"),
         (500, "evt_logged_retry"),
@@ -351,12 +344,11 @@ async fn every_delivery_log_line_names_the_event_and_the_delivery() {
         let h = Harness::new(&one_route(&target.url("/hook"), ""));
         let job = job(event, ROUTE);
         h.run_one(message(&job, 1)).await;
-        let text = capture.text();
-        let line: serde_json::Value = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        let line = capture
+            .json_lines()
+            .into_iter()
             .find(|v| v["delivery_id"] == job.delivery_id.as_str())
-            .unwrap_or_else(|| panic!("{status}: no line for the delivery\n{text}"));
+            .unwrap_or_else(|| panic!("{status}: no line for the delivery\n{}", capture.text()));
         assert_eq!(line["event_id"], event, "{status}: {line}");
         assert_eq!(line["route"], ROUTE, "{status}: {line}");
     }
