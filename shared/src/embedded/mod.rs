@@ -4,6 +4,7 @@ mod ops;
 mod queue;
 mod secrets_file;
 mod store;
+mod upkeep;
 
 pub use queue::{EmbeddedQueue, QueueSettings, Redrive};
 pub use secrets_file::FileSecrets;
