@@ -8,11 +8,13 @@ use crate::setup;
 use router_core::backends::QueuePair;
 use router_core::domain::DeliveryJob;
 use router_core::ports::{MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
-use router_core::routes::Routes;
 use router_core::wire::dead_letter::{self, Failure};
 use router_core::wire::queue::{job_message, ordered_job_message};
 use serde::Serialize;
 use std::time::Duration;
+
+mod discard;
+mod show;
 
 /// How long messages stay hidden while a command holds them.
 const HOLD: Duration = Duration::from_secs(300);
@@ -77,7 +79,7 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
         .collect();
     match command {
         DlqCommand::List { json } => list(&pairs, *json).await,
-        DlqCommand::Show { id } => show(&pairs, id, routes.as_deref(), global).await,
+        DlqCommand::Show { id } => show::show(&pairs, id, routes.as_deref(), global).await,
         DlqCommand::Discard {
             ids,
             route,
@@ -91,7 +93,7 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
                     "Name the dead letters to discard: delivery ids, --route, --failure, or --all for every one.",
                 ));
             }
-            let pick = Pick {
+            let pick = discard::Pick {
                 ids: ids.clone(),
                 filter: Filter {
                     route: route.clone(),
@@ -99,7 +101,7 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
                     limit: usize::MAX,
                 },
             };
-            discard(&pairs, &pick, *yes).await
+            discard::discard(&pairs, &pick, *yes).await
         }
         DlqCommand::Redrive {
             route,
@@ -132,188 +134,6 @@ fn check_failure(failure: Option<&str>) -> CliResult {
         )));
     }
     Ok(())
-}
-
-/// `dlq show ID`: the dead letter, why it failed, and the payload as it would render now.
-async fn show(
-    pairs: &[(bool, QueuePair)],
-    id: &str,
-    routes: Option<&Routes>,
-    global: &Global,
-) -> CliResult {
-    let now = time::OffsetDateTime::now_utc();
-    let mut found = None;
-    for (_, pair) in pairs {
-        let dlq = pair.dead_letters.as_ref();
-        let got = drain(dlq).await?;
-        release(dlq, &got).await;
-        if found.is_none() {
-            found = got
-                .into_iter()
-                .find(|m| DeadLetterRow::from_message(m, now).delivery_id == id);
-        }
-    }
-    let Some(m) = found else {
-        return Err(CliError::problems(format!(
-            "No dead letter with delivery id `{id}` (`routerctl dlq list` shows them)."
-        )));
-    };
-    let row = DeadLetterRow::from_message(&m, now);
-    println!("delivery id  {}", row.delivery_id);
-    println!("route        {}", row.route);
-    println!("failure      {}", row.failure);
-    println!(
-        "last status  {}",
-        row.last_status.map_or("-".into(), |s| s.to_string())
-    );
-    println!(
-        "attempts     {}",
-        row.attempts.map_or("-".into(), |a| a.to_string())
-    );
-    println!("age          {}", age(row.age_s));
-    if let Some(e) = &row.last_error {
-        println!("last error   {e}");
-    }
-    let job = match DeliveryJob::parse(&m.body) {
-        Ok(job) => job,
-        Err(e) => {
-            println!("\nThe message is not a delivery job ({e}); it cannot be redriven.");
-            return Ok(());
-        }
-    };
-    println!("event id     {}", job.event_id);
-    println!(
-        "received at  {}",
-        router_core::time_fmt::rfc3339(job.received_at)
-    );
-    println!(
-        "\nevent:\n{}",
-        serde_json::to_string_pretty(&job.event).unwrap_or_default()
-    );
-    println!("\npayload as it would render now:");
-    match routes {
-        None => println!(
-            "(no routes file at {}: pass --routes to render it)",
-            global.routes.display()
-        ),
-        Some(routes) => match routes.get(job.route.as_str()) {
-            None => println!(
-                "(route `{}` is no longer in {}: a redrive would dead-letter it again)",
-                job.route,
-                global.routes.display()
-            ),
-            Some(route) if route.enrich.is_some() => println!(
-                "(route `{}` enriches its payload with a lookup made at delivery time: `routerctl render {} --event FILE --external FILE` shows it for a given answer)",
-                job.route, job.route
-            ),
-            Some(route) => {
-                let ctx = Routes::context(&job, 1, now, None);
-                match routes.render_payload(route, &ctx) {
-                    Ok(body) => println!("{body}"),
-                    Err(e) => println!("(it does not render: {e})"),
-                }
-            }
-        },
-    }
-    Ok(())
-}
-
-/// Which dead letters `discard` takes: these delivery ids, or what the filter picks.
-#[derive(Debug)]
-struct Pick {
-    ids: Vec<String>,
-    filter: Filter,
-}
-
-impl Pick {
-    fn matches(&self, row: &DeadLetterRow) -> bool {
-        if self.ids.is_empty() {
-            self.filter.matches(row)
-        } else {
-            self.ids.contains(&row.delivery_id) && self.filter.matches(row)
-        }
-    }
-}
-
-/// `dlq discard`: deletes the picked dead letters after a confirmation.
-async fn discard(pairs: &[(bool, QueuePair)], pick: &Pick, yes: bool) -> CliResult {
-    let now = time::OffsetDateTime::now_utc();
-    let mut held = Vec::new();
-    let mut rows = Vec::new();
-    for (_, pair) in pairs {
-        let dlq = pair.dead_letters.as_ref();
-        let got = drain(dlq).await?;
-        let (picked, kept): (Vec<_>, Vec<_>) = got
-            .into_iter()
-            .partition(|m| pick.matches(&DeadLetterRow::from_message(m, now)));
-        release(dlq, &kept).await;
-        rows.extend(picked.iter().map(|m| DeadLetterRow::from_message(m, now)));
-        held.push((dlq, picked));
-    }
-    let missing: Vec<&String> = pick
-        .ids
-        .iter()
-        .filter(|id| !rows.iter().any(|r| &r.delivery_id == *id))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!(
-            "Not in the dead-letter queue: {}",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if rows.is_empty() {
-        println!("Nothing to discard.");
-        return Ok(());
-    }
-    print_table(&rows);
-    let n = rows.len();
-    let plural = if n == 1 { "" } else { "s" };
-    if !yes
-        && !confirm(&format!(
-            "Discard these {n} dead letter{plural} for good? Type `yes`: "
-        ))
-    {
-        for (dlq, picked) in &held {
-            release(*dlq, picked).await;
-        }
-        println!("Nothing discarded.");
-        return Ok(());
-    }
-    let mut failed = 0;
-    for (dlq, picked) in &held {
-        let receipts: Vec<String> = picked.iter().map(|m| m.receipt_handle.clone()).collect();
-        for chunk in receipts.chunks(MAX_BATCH) {
-            failed += dlq
-                .delete_batch(chunk)
-                .await
-                .into_iter()
-                .filter(Result::is_err)
-                .count();
-        }
-    }
-    if failed > 0 {
-        return Err(CliError::problems(format!(
-            "{failed} of {n} dead letters could not be deleted; run the command again."
-        )));
-    }
-    println!("Discarded {n} dead letter{plural}.");
-    Ok(())
-}
-
-/// Asks on stderr and reads one line from stdin: only `yes` (or `y`) confirms.
-fn confirm(question: &str) -> bool {
-    use std::io::Write;
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
 }
 
 /// Receives every dead letter, holding each hidden until it is released or deleted.

@@ -1,0 +1,103 @@
+//! `routerctl dlq discard`.
+
+use super::{DeadLetterRow, Filter, QueuePair, drain, print_table, release};
+use crate::error::{CliError, CliResult};
+use router_core::ports::MAX_BATCH;
+
+/// Which dead letters `discard` takes: these delivery ids, or what the filter picks.
+#[derive(Debug)]
+pub(super) struct Pick {
+    pub(super) ids: Vec<String>,
+    pub(super) filter: Filter,
+}
+
+impl Pick {
+    fn matches(&self, row: &DeadLetterRow) -> bool {
+        if self.ids.is_empty() {
+            self.filter.matches(row)
+        } else {
+            self.ids.contains(&row.delivery_id) && self.filter.matches(row)
+        }
+    }
+}
+
+/// `dlq discard`: deletes the picked dead letters after a confirmation.
+pub(super) async fn discard(pairs: &[(bool, QueuePair)], pick: &Pick, yes: bool) -> CliResult {
+    let now = time::OffsetDateTime::now_utc();
+    let mut held = Vec::new();
+    let mut rows = Vec::new();
+    for (_, pair) in pairs {
+        let dlq = pair.dead_letters.as_ref();
+        let got = drain(dlq).await?;
+        let (picked, kept): (Vec<_>, Vec<_>) = got
+            .into_iter()
+            .partition(|m| pick.matches(&DeadLetterRow::from_message(m, now)));
+        release(dlq, &kept).await;
+        rows.extend(picked.iter().map(|m| DeadLetterRow::from_message(m, now)));
+        held.push((dlq, picked));
+    }
+    let missing: Vec<&String> = pick
+        .ids
+        .iter()
+        .filter(|id| !rows.iter().any(|r| &r.delivery_id == *id))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "Not in the dead-letter queue: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if rows.is_empty() {
+        println!("Nothing to discard.");
+        return Ok(());
+    }
+    print_table(&rows);
+    let n = rows.len();
+    let plural = if n == 1 { "" } else { "s" };
+    if !yes
+        && !confirm(&format!(
+            "Discard these {n} dead letter{plural} for good? Type `yes`: "
+        ))
+    {
+        for (dlq, picked) in &held {
+            release(*dlq, picked).await;
+        }
+        println!("Nothing discarded.");
+        return Ok(());
+    }
+    let mut failed = 0;
+    for (dlq, picked) in &held {
+        let receipts: Vec<String> = picked.iter().map(|m| m.receipt_handle.clone()).collect();
+        for chunk in receipts.chunks(MAX_BATCH) {
+            failed += dlq
+                .delete_batch(chunk)
+                .await
+                .into_iter()
+                .filter(Result::is_err)
+                .count();
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::problems(format!(
+            "{failed} of {n} dead letters could not be deleted; run the command again."
+        )));
+    }
+    println!("Discarded {n} dead letter{plural}.");
+    Ok(())
+}
+
+/// Asks on stderr and reads one line from stdin: only `yes` (or `y`) confirms.
+fn confirm(question: &str) -> bool {
+    use std::io::Write;
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
+}
