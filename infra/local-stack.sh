@@ -7,7 +7,8 @@
 #   eval "$(infra/local-stack.sh http://127.0.0.1:5000)"      # prints the exports
 #   cargo run -p routerctl -- serve --routes infra/config/routes.toml   # now on SQS + Secrets Manager
 #
-# Options (environment): MAX_RECEIVE_COUNT (20), VISIBILITY_TIMEOUT (540), PREFIX (webhook-router/).
+# Options (environment): MAX_RECEIVE_COUNT (20), VISIBILITY_TIMEOUT (540), PREFIX (local/: the
+# secrets are created as <PREFIX>ingest/api-key..., as a stack names them after itself).
 set -euo pipefail
 ENDPOINT=${1:?usage: infra/local-stack.sh http://127.0.0.1:PORT}
 case "$ENDPOINT" in http://127.0.0.1:*|http://localhost:*) ;; *) echo "only a local moto_server, please" >&2; exit 2 ;; esac
@@ -18,7 +19,7 @@ PY=.venv/bin/python
 "$PY" - "$ENDPOINT" <<'PYEOF'
 import os, sys, boto3
 ep = sys.argv[1]
-prefix = os.environ.get("PREFIX", "webhook-router/")
+prefix = os.environ.get("PREFIX", "local/")
 region = os.environ["AWS_REGION"]
 sqs = boto3.client("sqs", endpoint_url=ep, region_name=region)
 sm = boto3.client("secretsmanager", endpoint_url=ep, region_name=region)
@@ -37,5 +38,5 @@ for name, value in [(prefix + "ingest/api-key", "local-ingest-key"),
     except sm.exceptions.ResourceExistsException:
         sm.put_secret_value(SecretId=name, SecretString=value)
 print(f"export AWS_ENDPOINT_URL={ep} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION={os.environ['AWS_REGION']}")
-print(f"export QUEUE_URL={q} DEAD_LETTER_QUEUE_URL={dlq}")
+print(f"export QUEUE_URL={q} DEAD_LETTER_QUEUE_URL={dlq} SECRET_PREFIX={prefix}")
 PYEOF

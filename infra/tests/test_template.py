@@ -15,10 +15,11 @@ DEFAULT_SCHEDULE_ATTEMPTS = 8  # shared/src/retry.rs: 7 delays + the first attem
 FUNCTIONS = {
     # function resource -> (cargo binary, env vars it needs)
     "TriggerFunction": ("trigger", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "DLQ_DEGRADED_THRESHOLD",
-                                    "ORDERED_QUEUE_URL", "ORDERED_DEAD_LETTER_QUEUE_URL"}),
+                                    "ORDERED_QUEUE_URL", "ORDERED_DEAD_LETTER_QUEUE_URL", "SECRET_PREFIX"}),
     "DeliverFunction": ("deliver", {"ROUTES_FILE", "QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "ALLOW_PRIVATE_TARGETS",
-                                    "ORDERED_QUEUE_URL", "ORDERED_DEAD_LETTER_QUEUE_URL"}),
-    "TokenRefreshFunction": ("token-refresh", {"ROUTES_FILE"}),
+                                    "ROUTER_BASE_URL",
+                                    "ORDERED_QUEUE_URL", "ORDERED_DEAD_LETTER_QUEUE_URL", "SECRET_PREFIX"}),
+    "TokenRefreshFunction": ("token-refresh", {"ROUTES_FILE", "SECRET_PREFIX"}),
 }
 
 
@@ -166,10 +167,36 @@ class TemplateInvariants(unittest.TestCase):
             shown = row.group(1).strip()
             self.assertEqual(shown, default or "(none)", f"{name}'s default in README.md")
 
-    def test_http_api_has_the_two_routes(self):
+    def test_http_api_has_the_three_routes(self):
         events = self.res["TriggerFunction"]["Properties"]["Events"]
         routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
-        self.assertEqual(routes, {("POST", "/api/v2/webhooks/trigger"), ("GET", "/api/v2/health")})
+        self.assertEqual(routes, {("POST", "/api/v2/webhooks/trigger"), ("GET", "/api/v2/health"),
+                                  ("POST", "/api/v2/webhooks/smoke")})
+
+    def test_the_smoke_route_reaches_the_stacks_own_sink(self):
+        # The shipped routes file's smoke route is a path on the router; the deliver
+        # function learns the API's address from ROUTER_BASE_URL, the very API whose
+        # TriggerUrl the smoke script posts to.
+        route = next(r for r in routes_file()["route"] if r["name"] == "router-smoke")
+        self.assertEqual(route["target_url"], "/api/v2/webhooks/smoke")
+        self.assertEqual(route["triggers"], [{"event_type": "custom", "name": "router-smoke"}])
+        self.assertIn("signing", routes_file(), "the sink takes only signed deliveries")
+        base = self.res["DeliverFunction"]["Properties"]["Environment"]["Variables"]["ROUTER_BASE_URL"]["Fn::Sub"]
+        trigger_url = self.t["Outputs"]["TriggerUrl"]["Value"]["Fn::Sub"]
+        self.assertEqual(trigger_url, base + "/api/v2/webhooks/trigger")
+
+    def test_the_deploy_workflow_tests_builds_deploys_and_smoke_checks_dev(self):
+        with open(os.path.join(ROOT, ".github", "workflows", "deploy.yml")) as f:
+            wf = f.read()
+        with open(os.path.join(ROOT, "samconfig.toml"), "rb") as f:
+            dev_stack = tomllib.load(f)["dev"]["deploy"]["parameters"]["stack_name"]
+        steps = ["./.ci/run", "./scripts/sam-build.sh", "sam deploy --config-env dev",
+                 f"./scripts/smoke.sh --stack {dev_stack}"]
+        positions = [wf.find(step) for step in steps]
+        self.assertNotIn(-1, positions, steps)
+        self.assertEqual(positions, sorted(positions), "in this order")
+        with open(os.path.join(ROOT, "README.md")) as f:
+            self.assertIn(f"scripts/smoke.sh --stack {dev_stack}", f.read())
 
     def test_token_refresh_runs_on_a_schedule_one_at_a_time(self):
         p = self.res["TokenRefreshFunction"]["Properties"]
@@ -206,11 +233,12 @@ class TemplateInvariants(unittest.TestCase):
                          {"DeadLetterQueue", "OrderedDeadLetterQueue", "DeliveryQueue"})
         # Secrets, by the naming convention.
         self.assertEqual(sorted(secret_patterns(self.res["TriggerFunction"], "secretsmanager:GetSecretValue")),
-                         ["${SecretPrefix}ingest/*", "${SecretPrefix}tokens/*"])
+                         ["${AWS::StackName}/ingest/*", "${AWS::StackName}/outbound/signing-key-*",
+                          "${AWS::StackName}/tokens/*"])
         self.assertEqual(sorted(secret_patterns(self.res["DeliverFunction"], "secretsmanager:GetSecretValue")),
-                         ["${SecretPrefix}outbound/*", "${SecretPrefix}tokens/*"])
+                         ["${AWS::StackName}/outbound/*", "${AWS::StackName}/tokens/*"])
         self.assertEqual(secret_patterns(self.res["TokenRefreshFunction"], "secretsmanager:PutSecretValue"),
-                         ["${SecretPrefix}tokens/*"])
+                         ["${AWS::StackName}/tokens/*"])
         for fn in FUNCTIONS:
             for s in statements(self.res[fn]):
                 self.assertNotIn("*", s["Action"])
@@ -218,35 +246,48 @@ class TemplateInvariants(unittest.TestCase):
                 self.assertNotEqual(s["Resource"], "*")
 
     def test_the_shipped_routes_files_secrets_are_readable_by_whom_needs_them(self):
-        prefix = self.params["SecretPrefix"]["Default"]
+        # Secret ids are relative: the functions read them under SECRET_PREFIX (the stack's
+        # name), which is what the IAM patterns above allow. The examples follow the same
+        # naming, so any of them can be deployed as it is.
+        for path in [os.path.join("infra", "config", "routes.toml"),
+                     os.path.join("examples", "routes.toml"),
+                     os.path.join("examples", "cognigy.routes.toml")]:
+            with open(os.path.join(ROOT, path), "rb") as f:
+                r = tomllib.load(f)
+            profiles = r.get("auth", {})
+            ingest = r.get("ingest", {}).get("auth")
+            for name, p in profiles.items():
+                if p["type"] == "oauth2":
+                    self.assertTrue(p["credentials_secret"].startswith("credentials/"), (path, name))
+                    self.assertTrue(p["token_secret"].startswith("tokens/"), (path, name))
+                elif name == ingest:
+                    self.assertTrue(p["secret"].startswith("ingest/"), (path, name))
+                else:
+                    self.assertTrue(p["secret"].startswith("outbound/"), (path, name))
+            if "signing" in r:
+                self.assertTrue(r["signing"]["secret"].startswith("outbound/"), path)
+            # Cognigy endpoints' URL tokens are outbound secrets: deliver reads them.
+            for name, c in r.get("cognigy", {}).items():
+                self.assertTrue(c["url_token_secret"].startswith("outbound/"), (path, name))
+        # The template creates every secret the shipped file names, under the stack's name,
+        # except the OAuth2 tokens (token-refresh writes those) and the client credentials
+        # (only their owner has them).
         r = routes_file()
         profiles = r.get("auth", {})
-        ingest = r.get("ingest", {}).get("auth")
-        for name, p in profiles.items():
-            if p["type"] == "oauth2":
-                self.assertTrue(p["credentials_secret"].startswith(prefix + "credentials/"), name)
-                self.assertTrue(p["token_secret"].startswith(prefix + "tokens/"), name)
-            elif name == ingest:
-                self.assertTrue(p["secret"].startswith(prefix + "ingest/"), name)
-            else:
-                self.assertTrue(p["secret"].startswith(prefix + "outbound/"), name)
-        if "signing" in r:
-            self.assertTrue(r["signing"]["secret"].startswith(prefix + "outbound/"))
-        # Cognigy endpoints' URL tokens are outbound secrets: deliver reads them.
-        for name, c in r.get("cognigy", {}).items():
-            self.assertTrue(c["url_token_secret"].startswith(prefix + "outbound/"), name)
-        # The template creates every secret the shipped file names, except the OAuth2 tokens
-        # (token-refresh writes those) and the client credentials (only their owner has them).
-        created = {
-            v["Properties"]["Name"]["Fn::Sub"].replace("${SecretPrefix}", prefix)
-            for v in self.res.values()
-            if v["Type"] == "AWS::SecretsManager::Secret"
-        }
+        prefix = "${AWS::StackName}/"
+        created = set()
+        for v in self.res.values():
+            if v["Type"] == "AWS::SecretsManager::Secret":
+                name = v["Properties"]["Name"]["Fn::Sub"]
+                self.assertTrue(name.startswith(prefix), name)
+                created.add(name[len(prefix):])
         named = {p["secret"] for p in profiles.values() if p["type"] != "oauth2"}
         named |= {c["url_token_secret"] for c in r.get("cognigy", {}).values()}
         if "signing" in r:
             named.add(r["signing"]["secret"])
         self.assertEqual(named, created)
+        env = self.t["Globals"]["Function"]["Environment"]["Variables"]
+        self.assertEqual(env["SECRET_PREFIX"], {"Fn::Sub": prefix})
 
     def test_every_environment_variable_the_code_reads_is_set(self):
         with open(os.path.join(ROOT, "shared", "src", "config.rs")) as f:
@@ -260,13 +301,22 @@ class TemplateInvariants(unittest.TestCase):
         self.assertEqual(self.t["Globals"]["Function"]["Environment"]["Variables"]["ROUTES_FILE"], "/opt/routes.toml")
         self.assertEqual(self.res["DeliverFunction"]["Properties"]["Environment"]["Variables"]["ALLOW_PRIVATE_TARGETS"], "false")
 
+    def alarms(self):
+        return {k: v["Properties"] for k, v in self.res.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+
     def test_alarms_watch_dlq_age_and_errors_and_notify_the_topic(self):
-        alarms = {k: v["Properties"] for k, v in self.res.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+        alarms = self.alarms()
         self.assertEqual(set(alarms), {"DeadLetterAlarm", "OldestDeliveryAlarm", "DeliverErrorsAlarm", "TokenRefreshErrorsAlarm",
-                                       "OrderedDeadLetterAlarm", "OrderedOldestDeliveryAlarm"})
-        for a in alarms.values():
-            self.assertIn({"Ref": "AlarmTopic"}, a["AlarmActions"])
-            self.assertEqual(a["ComparisonOperator"], "GreaterThanOrEqualToThreshold")
+                                       "OrderedDeadLetterAlarm", "OrderedOldestDeliveryAlarm", "RetryAgeAlarm",
+                                       "TriggerServerErrorsAlarm"})
+        for name, a in alarms.items():
+            self.assertEqual(a["AlarmActions"], [{"Ref": "AlarmTopic"}], name)
+            self.assertEqual(a["OKActions"], [{"Ref": "AlarmTopic"}], name)
+            self.assertEqual(a["ComparisonOperator"], "GreaterThanOrEqualToThreshold", name)
+            # Every metric here is sparse (an idle queue, no invocations, no retries): no data
+            # is good news, never INSUFFICIENT_DATA or a breach.
+            self.assertEqual(a["TreatMissingData"], "notBreaching", name)
+            self.assertLessEqual(a.get("DatapointsToAlarm", 1), a["EvaluationPeriods"], name)
         dlq = alarms["DeadLetterAlarm"]
         self.assertEqual(dlq["Threshold"], {"Ref": "DeadLetterAlarmThreshold"})
         self.assertEqual(int(self.params["DeadLetterAlarmThreshold"]["Default"]), 1)
@@ -278,6 +328,78 @@ class TemplateInvariants(unittest.TestCase):
         self.assertEqual(alarms["OrderedOldestDeliveryAlarm"]["Dimensions"][0]["Value"],
                          {"Fn::GetAtt": ["OrderedDeliveryQueue", "QueueName"]})
         self.assertEqual(alarms["OrderedDeadLetterAlarm"]["Threshold"], {"Ref": "DeadLetterAlarmThreshold"})
+
+    def test_stuck_retries_are_watched_by_retry_age_not_by_the_sqs_age_metric(self):
+        # SQS leaves a message received three times or more out of ApproximateAgeOfOldestMessage
+        # (standard queues), and every retry is a receive: a delivery failing for hours is
+        # invisible there. The deliver function reports RetryAge instead (EMF, no dimensions).
+        alarms = self.alarms()
+        retry = alarms["RetryAgeAlarm"]
+        self.assertEqual(retry["Namespace"], "CognigyWebhookRouter")
+        self.assertEqual(retry["MetricName"], "RetryAge")
+        self.assertEqual(retry.get("Dimensions", []), [], "RetryAge has no dimensions: both queues, every route")
+        self.assertNotIn("Unit", retry, "a Unit the datapoints lack would hide every datapoint")
+        self.assertEqual(retry["Statistic"], "Maximum")
+        self.assertEqual(retry["Period"], 300)
+        self.assertEqual(retry["Threshold"], {"Ref": "OldestMessageAlarmSeconds"})
+        # Sparse datapoints: one breach fires, and OK waits an hour without one.
+        self.assertEqual(retry["DatapointsToAlarm"], 1)
+        self.assertGreaterEqual(retry["EvaluationPeriods"] * retry["Period"], 3600)
+        # The queue-age alarms stay, for first attempts not taken; none claims the retries.
+        age = {k: a for k, a in alarms.items() if a.get("MetricName") == "ApproximateAgeOfOldestMessage"}
+        self.assertEqual(set(age), {"OldestDeliveryAlarm", "OrderedOldestDeliveryAlarm"})
+        for name, a in age.items():
+            self.assertIn("RetryAgeAlarm", a["AlarmDescription"], f"{name} says where failing deliveries show")
+            self.assertEqual(a["Threshold"], {"Ref": "OldestMessageAlarmSeconds"}, name)
+
+    def test_the_retry_age_alarm_watches_what_the_deliver_function_emits(self):
+        with open(os.path.join(ROOT, "functions", "deliver", "src", "metrics.rs")) as f:
+            metrics_src = f.read()
+        namespace = re.search(r'pub const NAMESPACE: &str = "([^"]+)";', metrics_src)
+        self.assertIsNotNone(namespace, "metrics.rs names its namespace in a NAMESPACE constant")
+        self.assertEqual(self.alarms()["RetryAgeAlarm"]["Namespace"], namespace.group(1))
+        self.assertIn('"RetryAge"', metrics_src, "deliver emits RetryAge")
+
+    def test_alarm_windows_outlast_what_would_make_them_flap(self):
+        alarms = self.alarms()
+        window = lambda a: a["EvaluationPeriods"] * a["Period"]  # noqa: E731
+        # `routerctl dlq` holds the dead letters it reads (in flight, not visible) for HOLD.
+        with open(os.path.join(ROOT, "functions", "routerctl", "src", "dlq.rs")) as f:
+            hold = re.search(r"const HOLD: Duration = Duration::from_secs\((\d+)\);", f.read())
+        self.assertIsNotNone(hold, "dlq.rs's HOLD")
+        for name in ("DeadLetterAlarm", "OrderedDeadLetterAlarm"):
+            self.assertEqual(alarms[name]["DatapointsToAlarm"], 1, name)
+            self.assertGreater(window(alarms[name]), int(hold.group(1)), name)
+        # A batch that crashes the deliver function comes back once per visibility timeout.
+        longest_visibility = max(v["Seconds"] for v in self.t["Mappings"]["VisibilityFor"].values())
+        errors = alarms["DeliverErrorsAlarm"]
+        self.assertEqual(errors["DatapointsToAlarm"], 1)
+        self.assertGreaterEqual(window(errors), longest_visibility)
+        self.assertEqual(errors["Dimensions"], [{"Name": "FunctionName", "Value": {"Ref": "DeliverFunction"}}])
+
+    def test_failed_trigger_calls_are_watched_on_the_http_api(self):
+        # A 5xx is an event Cognigy's call failed to hand over; the trigger answers 503 when
+        # the queue refuses it, API Gateway 500 when the function fails.
+        a = self.alarms()["TriggerServerErrorsAlarm"]
+        self.assertEqual(self.res["HttpApi"]["Type"], "AWS::Serverless::HttpApi")
+        self.assertEqual((a["Namespace"], a["MetricName"], a["Statistic"]), ("AWS/ApiGateway", "5xx", "Sum"))
+        self.assertEqual(a["Dimensions"], [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}])
+        self.assertEqual(a["Threshold"], 1)
+        for ev in self.res["TriggerFunction"]["Properties"]["Events"].values():
+            self.assertEqual(ev["Properties"]["ApiId"], {"Ref": "HttpApi"})
+
+    def test_every_alarm_has_a_runbook_entry_its_description_links(self):
+        with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+            doc = f.read()
+        self.assertRegex(doc, r"(?m)^# Alarms$", "operations.md has an Alarms section")
+        section = doc.split("\n# Alarms\n", 1)[1].split("\n# ", 1)[0]
+        entries = set(re.findall(r"(?m)^## (\w+)$", section))
+        alarms = self.alarms()
+        self.assertEqual(entries, set(alarms), "one '## <logical id>' entry per alarm, and no stale ones")
+        for name, a in alarms.items():
+            # A heading that is just the id gets the anchor #<id in lower case> on GitHub.
+            self.assertIn(f"docs/operations.md#{name.lower()}", a["AlarmDescription"], name)
+            self.assertLessEqual(len(a["AlarmDescription"]), 1024, name)
 
     def test_ordered_routes_have_a_fifo_pair_consumed_with_partial_batches(self):
         q, dlq = self.res["OrderedDeliveryQueue"]["Properties"], self.res["OrderedDeadLetterQueue"]["Properties"]

@@ -26,6 +26,12 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// `DLQ_DEGRADED_THRESHOLD`, default 10.
     pub dlq_degraded_threshold: u64,
+    /// `SECRET_PREFIX`: put before every secret id of the routes file when reading Secrets
+    /// Manager (the template sets the stack's name and `/`). Unset: the ids as written.
+    pub secret_prefix: Option<String>,
+    /// `ROUTER_BASE_URL`: where the router's own API is (the template sets the HTTP API's
+    /// URL), for routes whose `target_url` is a path on it (the smoke check's).
+    pub router_base_url: Option<url::Url>,
 }
 
 impl Config {
@@ -54,7 +60,20 @@ impl Config {
                 reason: format!("must be a whole number, got `{v}`"),
             })?,
         };
+        let router_base_url = match non_empty("ROUTER_BASE_URL") {
+            None => None,
+            Some(v) => match url::Url::parse(v.trim()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+                _ => {
+                    return Err(ConfigError {
+                        var: "ROUTER_BASE_URL",
+                        reason: format!("must be an http(s) URL, got `{v}`"),
+                    });
+                }
+            },
+        };
         Ok(Self {
+            router_base_url,
             routes_file: non_empty("ROUTES_FILE")
                 .map_or_else(|| PathBuf::from("routes.toml"), PathBuf::from),
             queue_url: non_empty("QUEUE_URL"),
@@ -63,6 +82,7 @@ impl Config {
             ordered_dead_letter_queue_url: non_empty("ORDERED_DEAD_LETTER_QUEUE_URL"),
             allow_private_targets,
             dlq_degraded_threshold,
+            secret_prefix: non_empty("SECRET_PREFIX").map(|p| p.trim().to_owned()),
         })
     }
 
@@ -110,6 +130,39 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_router_base_url_must_be_an_http_url() {
+        assert_eq!(config(&[]).unwrap().router_base_url, None);
+        let c = config(&[(
+            "ROUTER_BASE_URL",
+            "https://abc.execute-api.eu-central-1.amazonaws.com",
+        )]);
+        assert_eq!(
+            c.unwrap().router_base_url.unwrap().as_str(),
+            "https://abc.execute-api.eu-central-1.amazonaws.com/"
+        );
+        for bad in ["nope", "ftp://x.example.com", "/api/v2"] {
+            let e = config(&[("ROUTER_BASE_URL", bad)]).unwrap_err();
+            assert_eq!(e.var, "ROUTER_BASE_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_secret_prefix_is_read_as_set() {
+        assert_eq!(config(&[]).unwrap().secret_prefix, None);
+        assert_eq!(
+            config(&[("SECRET_PREFIX", " ")]).unwrap().secret_prefix,
+            None
+        );
+        assert_eq!(
+            config(&[("SECRET_PREFIX", "stack-dev/")])
+                .unwrap()
+                .secret_prefix
+                .as_deref(),
+            Some("stack-dev/")
+        );
     }
 
     #[test]

@@ -29,6 +29,52 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The keys a rotatable secret (the ingest key, the signing key) holds: its value is one
+/// key, or during a change `{"current": "<key>", "next": "<key>"}` (both are accepted, or
+/// both signatures sent). Errors name what is wrong, never a value.
+pub fn rotating_keys(secret: &Secret) -> Result<Vec<String>, String> {
+    let value = secret.expose().trim();
+    if !value.starts_with('{') {
+        if value.is_empty() {
+            return Err("the secret is empty or blank".to_owned());
+        }
+        return Ok(vec![value.to_owned()]);
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(value)
+    else {
+        return Err(
+            "the secret starts with `{` but is not a JSON object like {\"current\": \"...\", \"next\": \"...\"}"
+                .to_owned(),
+        );
+    };
+    if let Some(other) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "current" | "next"))
+    {
+        return Err(format!(
+            "the secret's JSON has `{other}`; only \"current\" and \"next\" are allowed"
+        ));
+    }
+    let mut keys = Vec::new();
+    for name in ["current", "next"] {
+        match map.get(name) {
+            None if name == "current" => {
+                return Err("the secret's JSON has no \"current\"".to_owned());
+            }
+            None => {}
+            Some(serde_json::Value::String(k)) if !k.trim().is_empty() => {
+                keys.push(k.trim().to_owned())
+            }
+            Some(_) => {
+                return Err(format!(
+                    "the secret's \"{name}\" must be a non-blank string"
+                ));
+            }
+        }
+    }
+    Ok(keys)
+}
+
 /// A URL as it may be shown (logs, CLI output): any userinfo (`user:password@`) is
 /// replaced by `***`.
 pub fn mask_url(url: &url::Url) -> String {
@@ -98,6 +144,33 @@ mod tests {
         assert_eq!(mask_url(&u), "https://***@crm.example.com/");
         let u = url::Url::parse("https://crm.example.com/a").unwrap();
         assert_eq!(mask_url(&u), "https://crm.example.com/a");
+    }
+
+    #[test]
+    fn rotating_secrets_hold_one_key_or_current_and_next() {
+        let keys = |v: &str| rotating_keys(&Secret::new(v.into()));
+        assert_eq!(keys(" k1 \n").unwrap(), ["k1"]);
+        assert_eq!(keys(r#"{"current": "k1"}"#).unwrap(), ["k1"]);
+        assert_eq!(
+            keys(r#" {"current": "k1", "next": " k2 "} "#).unwrap(),
+            ["k1", "k2"]
+        );
+        for bad in [
+            "",
+            "  \n",
+            "{",
+            "{not json: k1}",
+            r#"{"next": "k2"}"#,
+            r#"{"current": ""}"#,
+            r#"{"current": "k1", "next": " "}"#,
+            r#"{"current": 1}"#,
+            r#"{"current": "k1", "previous": "k0"}"#,
+        ] {
+            let err = keys(bad).unwrap_err();
+            assert!(!err.contains("k1") && !err.contains("k2"), "{bad}: {err}");
+        }
+        let err = keys(r#"{"current": "s3cret", "nxt": "s3cret2"}"#).unwrap_err();
+        assert!(err.contains("`nxt`") && !err.contains("s3cret"), "{err}");
     }
 
     #[test]

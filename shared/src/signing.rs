@@ -4,10 +4,15 @@
 use crate::secrets::Secret;
 use standardwebhooks::Webhook;
 use std::fmt;
+use subtle::ConstantTimeEq;
 
-/// Signs delivery bodies with a `whsec_<base64 key>` secret.
+/// Signs delivery bodies with a `whsec_<base64 key>` secret, or with two during a key
+/// change (`{"current": "whsec_...", "next": "whsec_..."}`, see
+/// [`crate::secrets::rotating_keys`]): then every delivery carries both signatures,
+/// space-separated as Standard Webhooks specifies, and a receiver holding either key
+/// verifies it.
 pub struct Signer {
-    webhook: Webhook,
+    webhooks: Vec<Webhook>,
 }
 
 impl fmt::Debug for Signer {
@@ -19,23 +24,59 @@ impl fmt::Debug for Signer {
 impl Signer {
     /// Never echoes the secret in its error.
     pub fn new(secret: &Secret) -> Result<Self, String> {
-        let value = secret.expose().trim();
-        let Some(key) = value.strip_prefix("whsec_") else {
-            return Err("the signing secret must look like `whsec_<base64 key>`".to_owned());
-        };
-        let webhook = Webhook::new(key).map_err(|_| {
-            "the signing secret's key after `whsec_` is not valid base64".to_owned()
-        })?;
-        Ok(Self { webhook })
+        let keys = crate::secrets::rotating_keys(secret)?;
+        let webhooks = keys
+            .iter()
+            .map(|value| {
+                let Some(key) = value.strip_prefix("whsec_") else {
+                    return Err("the signing secret must look like `whsec_<base64 key>`".to_owned());
+                };
+                Webhook::new(key).map_err(|_| {
+                    "the signing secret's key after `whsec_` is not valid base64".to_owned()
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { webhooks })
     }
 
-    /// `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
+    /// `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`, one per key, separated
+    /// by a space.
     pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
-        self.webhook
-            .sign(id, timestamp, body.as_bytes())
-            .expect("a &str body is always UTF-8")
+        let mut out = String::new();
+        for webhook in &self.webhooks {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(
+                &webhook
+                    .sign(id, timestamp, body.as_bytes())
+                    .expect("a &str body is always UTF-8"),
+            );
+        }
+        out
+    }
+
+    /// Whether `signature` (a `webhook-signature` value: `v1,<sig>` entries separated by
+    /// spaces) holds a signature of `id`, `timestamp` and `body` by one of the keys, and
+    /// `timestamp` is within [`TOLERANCE_SECS`] of `now`. Every comparison takes the same
+    /// time whatever matches.
+    pub fn verify(&self, id: &str, timestamp: i64, body: &str, signature: &str, now: i64) -> bool {
+        if (now - timestamp).abs() > TOLERANCE_SECS {
+            return false;
+        }
+        let expected = self.sign(id, timestamp, body);
+        let mut ok = subtle::Choice::from(0);
+        for presented in signature.split(' ').filter(|s| !s.is_empty()) {
+            for ours in expected.split(' ') {
+                ok |= presented.as_bytes().ct_eq(ours.as_bytes());
+            }
+        }
+        ok.into()
     }
 }
+
+/// How far a signed timestamp may be from now (the Standard Webhooks libraries' default).
+pub const TOLERANCE_SECS: i64 = 300;
 
 #[cfg(test)]
 mod tests {
@@ -88,6 +129,71 @@ mod tests {
         let expected =
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         assert_eq!(sig, format!("v1,{expected}"));
+    }
+
+    #[test]
+    fn during_a_key_change_both_signatures_are_sent() {
+        let old = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let both = Signer::new(&Secret::new(format!(
+            r#"{{"current": "{old}", "next": "{new}"}}"#
+        )))
+        .unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let sig = both.sign("dlv_1", now, "{}");
+        let one = |k: &str| {
+            Signer::new(&Secret::new(k.to_owned()))
+                .unwrap()
+                .sign("dlv_1", now, "{}")
+        };
+        assert_eq!(sig, format!("{} {}", one(old), one(new)));
+        // Either key verifies it, as the standard's verifiers accept any listed signature.
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", "dlv_1".parse().unwrap());
+        headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
+        headers.insert("webhook-signature", sig.parse().unwrap());
+        for key in [old, new] {
+            let webhook = Webhook::new(key.strip_prefix("whsec_").unwrap()).unwrap();
+            assert!(webhook.verify(b"{}", &headers).is_ok());
+        }
+        // A bad key in either place refuses the whole secret.
+        assert!(
+            Signer::new(&Secret::new(format!(
+                r#"{{"current": "{old}", "next": "nope"}}"#
+            )))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn verify_accepts_a_signature_by_either_key_and_refuses_the_rest() {
+        let old = Signer::new(&Secret::new(
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
+        ))
+        .unwrap();
+        let new = Signer::new(&Secret::new(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        ))
+        .unwrap();
+        let both = Signer::new(&Secret::new(
+            r#"{"current": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "next": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#.into(),
+        ))
+        .unwrap();
+        let now = 1_700_000_000;
+        for signer in [&old, &new] {
+            let sig = signer.sign("dlv_1", now, "{}");
+            assert!(both.verify("dlv_1", now, "{}", &sig, now + 10));
+            assert!(both.verify("dlv_1", now, "{}", &format!("v1,bm9wZQ== {sig}"), now));
+            // Another id, timestamp or body, or a stale or future timestamp: refused.
+            assert!(!both.verify("dlv_2", now, "{}", &sig, now));
+            assert!(!both.verify("dlv_1", now + 1, "{}", &sig, now));
+            assert!(!both.verify("dlv_1", now, "{ }", &sig, now));
+            assert!(!both.verify("dlv_1", now, "{}", &sig, now + TOLERANCE_SECS + 1));
+            assert!(!both.verify("dlv_1", now, "{}", &sig, now - TOLERANCE_SECS - 1));
+        }
+        let sig = new.sign("dlv_1", now, "{}");
+        assert!(!old.verify("dlv_1", now, "{}", &sig, now));
+        assert!(!old.verify("dlv_1", now, "{}", "", now));
     }
 
     #[test]

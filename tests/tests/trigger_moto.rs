@@ -164,3 +164,92 @@ async fn the_ingest_key_comes_from_secrets_manager() {
     let resp = s.app.clone().oneshot(bad).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// One routes file (`secret = "ingest/api-key"`) deployed as two stacks: each reads its own
+/// secret under its prefix (`SECRET_PREFIX`, the stack's name), writes under it, and a full
+/// ARN is read as it is.
+#[tokio::test]
+async fn one_routes_file_serves_two_stacks_by_their_secret_prefix() {
+    use router_core::ports::SecretStore;
+    use router_core::secrets::Secret;
+    let sdk = moto_sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let stacks = [format!("dev-{run}/"), format!("prod-{run}/")];
+    let mut arns = Vec::new();
+    for (stack, key) in stacks.iter().zip(["key-dev", "key-prod"]) {
+        let out = sm
+            .create_secret()
+            .name(format!("{stack}ingest/api-key"))
+            .secret_string(key)
+            .send()
+            .await
+            .unwrap();
+        arns.push(out.arn().unwrap().to_owned());
+    }
+    let routes = Arc::new(
+        Routes::parse(
+            &ROUTES.replace("SECRET_ID", "ingest/api-key"),
+            std::path::Path::new("routes.toml"),
+        )
+        .unwrap(),
+    );
+    for (stack, (key, other)) in stacks
+        .iter()
+        .zip([("key-dev", "key-prod"), ("key-prod", "key-dev")])
+    {
+        let store = SecretsManagerStore::new(sm.clone()).with_prefix(Some(stack));
+        let (queue, dlq) = moto_queue_pair(Duration::from_secs(30), 10).await;
+        let backends = Backends {
+            queue: Arc::new(queue),
+            dead_letters: Arc::new(dlq),
+            secrets: Arc::new(store.clone()),
+            ordered: None,
+        };
+        let app = trigger::router(Arc::new(
+            trigger::State::new(routes.clone(), backends, 10)
+                .await
+                .unwrap(),
+        ));
+        for (presented, expected) in [
+            (key, StatusCode::ACCEPTED),
+            (other, StatusCode::UNAUTHORIZED),
+        ] {
+            let req = Request::post(trigger::app::TRIGGER_PATH)
+                .header("content-type", "application/json")
+                .header("x-api-key", presented)
+                .body(Body::from(
+                    r#"{"event_type": "intent", "name": "handover"}"#,
+                ))
+                .unwrap();
+            assert_eq!(
+                app.clone().oneshot(req).await.unwrap().status(),
+                expected,
+                "{stack} {presented}"
+            );
+        }
+        // Writes (token-refresh's tokens) land under the prefix too.
+        store
+            .put("tokens/crm", &Secret::new(format!("token of {stack}")))
+            .await
+            .unwrap();
+        let written = sm
+            .get_secret_value()
+            .secret_id(format!("{stack}tokens/crm"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            written.secret_string(),
+            Some(format!("token of {stack}").as_str())
+        );
+        // An ARN names one secret wherever it is read from.
+        assert_eq!(store.get(&arns[1]).await.unwrap().expose(), "key-prod");
+    }
+    // Without a prefix the ids are used as written: `ingest/api-key` does not exist.
+    let bare = SecretsManagerStore::new(sm);
+    assert!(matches!(
+        bare.get("ingest/api-key").await,
+        Err(router_core::ports::SecretError::NotFound(_))
+    ));
+}

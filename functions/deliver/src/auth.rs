@@ -51,6 +51,8 @@ type Header = (HeaderName, HeaderValue);
 pub struct Credentials {
     store: Arc<dyn SecretStore>,
     profiles: BTreeMap<String, AuthProfile>,
+    /// How long a static secret is reused ([`SECRET_TTL`] unless set).
+    ttl: Duration,
     headers: Mutex<HashMap<String, Cached<Header>>>,
     signer: Mutex<Option<Cached<Arc<Signer>>>>,
     /// Plain secrets (a Cognigy endpoint's URL token), by id.
@@ -70,10 +72,17 @@ impl Credentials {
         Self {
             store,
             profiles,
+            ttl: SECRET_TTL,
             headers: Mutex::new(HashMap::new()),
             signer: Mutex::new(None),
             secrets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reuses static secrets for `ttl` instead of [`SECRET_TTL`].
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     pub fn is_oauth2(&self, profile: &str) -> bool {
@@ -98,7 +107,7 @@ impl Credentials {
         let (secret_id, secret, keep) = match p {
             AuthProfile::ApiKey { secret } | AuthProfile::Header { secret, .. } => {
                 let v = self.store.get(secret).await?;
-                (secret, v, Some(SECRET_TTL))
+                (secret, v, Some(self.ttl))
             }
             AuthProfile::OAuth2(o) => {
                 let (token, keep) = self.token(&o.token_secret).await?;
@@ -155,7 +164,7 @@ impl Credentials {
                 id.to_owned(),
                 Cached {
                     value: value.clone(),
-                    fresh_until: Instant::now() + SECRET_TTL,
+                    fresh_until: Instant::now() + self.ttl,
                 },
             );
         Ok(value)
@@ -181,7 +190,7 @@ impl Credentials {
         );
         *self.signer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
             value: signer.clone(),
-            fresh_until: Instant::now() + SECRET_TTL,
+            fresh_until: Instant::now() + self.ttl,
         });
         Ok(signer)
     }

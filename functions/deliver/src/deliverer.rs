@@ -42,7 +42,16 @@ pub struct Deliverer {
     pub(crate) breakers: Arc<Breakers>,
     /// Routes with `max_in_flight`: their free slots in this process.
     slots: HashMap<String, Arc<Semaphore>>,
+    /// The router's own base URL, for routes whose `target_url` is a path on it.
+    pub(crate) router_base: Option<url::Url>,
 }
+
+/// A route targets a path on the router itself and no base URL says where that is.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "route `{0}` targets a path on this router, but its address is unknown: set ROUTER_BASE_URL"
+)]
+pub struct NoRouterBase(pub String);
 
 impl std::fmt::Debug for Deliverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,12 +181,37 @@ impl Deliverer {
             metrics: Arc::new(StdoutSink),
             breakers: Arc::new(Breakers::default()),
             slots,
+            router_base: None,
         })
     }
 
     /// Sends the per-batch metric lines to `sink` instead of stdout.
     pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
         self.metrics = sink;
+        self
+    }
+
+    /// Where the router's own API is (`ROUTER_BASE_URL` on Lambda, `serve`'s address):
+    /// routes whose `target_url` is a path deliver there, past the private-target guard (the
+    /// operator set it, no event can). Without one, such a route is an error.
+    pub fn with_router_base(mut self, base: Option<url::Url>) -> Result<Self, NoRouterBase> {
+        if base.is_none()
+            && let Some(r) = self
+                .routes
+                .routes()
+                .iter()
+                .find(|r| matches!(r.target, router_core::routes::Target::Router(_)))
+        {
+            return Err(NoRouterBase(r.name.to_string()));
+        }
+        self.router_base = base;
+        Ok(self)
+    }
+
+    /// Reuses static secrets (auth headers, the signing key, URL tokens) for `ttl` before
+    /// reading them again (default [`crate::auth::SECRET_TTL`]).
+    pub fn with_secret_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.credentials = self.credentials.with_ttl(ttl);
         self
     }
 
@@ -335,7 +369,12 @@ impl Deliverer {
 
     fn emit_metrics(&self, processed: &[Processed], settlement: &Settlement) {
         let mut metrics = BatchMetrics::default();
+        let now_ms = router_core::time_fmt::now_ms();
         for p in processed {
+            if let Disposition::Retry { .. } = p.disposition {
+                let in_queue = now_ms.saturating_sub(p.msg.sent_at_ms).max(0);
+                metrics.put_back(Duration::from_millis(in_queue as u64));
+            }
             if let Some(latency) = p.latency {
                 metrics.latency(&p.route, latency);
             }
@@ -359,7 +398,7 @@ impl Deliverer {
                 Disposition::DeadLetter(_) => {}
             }
         }
-        for line in metrics.lines(router_core::time_fmt::now_ms()) {
+        for line in metrics.lines(now_ms) {
             self.metrics.emit(&line);
         }
     }

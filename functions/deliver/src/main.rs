@@ -45,9 +45,8 @@ async fn init() -> Result<Deliverer, Error> {
     let config = Config::from_env()?;
     let routes = Routes::load(&config.routes_file)?;
     let backends = Backends::aws(&config).await?;
-    Ok(Deliverer::new(
-        Arc::new(routes),
-        backends,
-        config.allow_private_targets,
-    )?)
+    Ok(
+        Deliverer::new(Arc::new(routes), backends, config.allow_private_targets)?
+            .with_router_base(config.router_base_url.clone())?,
+    )
 }

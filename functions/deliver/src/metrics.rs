@@ -2,8 +2,12 @@
 //! JSON line per route (`Delivered`, `Retried`, `DeadLettered`, `CircuitOpen` (deliveries
 //! failed at once by an open circuit), `DeliveryLatency` in ms, dimension `Route`) and one
 //! per route and failure (`DeadLettered`, dimensions `Route`, `Failure`); and one line
-//! when a circuit opens (`CircuitOpened`, dimension `Route`). CloudWatch Logs turns those
-//! lines into metrics; nothing is called.
+//! when a circuit opens (`CircuitOpened`, dimension `Route`); and, when the batch put any
+//! message back for later (a retry, a delivery held behind its session, a deferred one),
+//! `RetryAge` without dimensions: how long the oldest of them has been in its queue, in
+//! seconds (the retry-age alarm's metric: SQS's own `ApproximateAgeOfOldestMessage`
+//! stops counting a message after its third receive, which every retry is). CloudWatch Logs
+//! turns those lines into metrics; nothing is called.
 
 use router_core::retry::Failure;
 use serde_json::{Value, json};
@@ -44,6 +48,8 @@ struct RouteCounts {
 #[derive(Debug, Default)]
 pub struct BatchMetrics {
     routes: BTreeMap<String, RouteCounts>,
+    /// The oldest put-back message's time in its queue.
+    retry_age: Option<Duration>,
 }
 
 impl BatchMetrics {
@@ -57,6 +63,11 @@ impl BatchMetrics {
 
     pub fn retried(&mut self, route: &str) {
         self.route(route).retried += 1;
+    }
+
+    /// A message put back for later has been in its queue for `age`.
+    pub fn put_back(&mut self, age: Duration) {
+        self.retry_age = Some(self.retry_age.map_or(age, |a| a.max(age)));
     }
 
     /// A delivery failed at once because its target's circuit was open.
@@ -114,6 +125,15 @@ impl BatchMetrics {
                 out.push(doc.to_string());
             }
         }
+        if let Some(age) = self.retry_age {
+            let mut doc = json!({"RetryAge": age.as_secs()});
+            doc["_aws"] = envelope(
+                timestamp_ms,
+                &[],
+                vec![json!({"Name": "RetryAge", "Unit": "Seconds"})],
+            );
+            out.push(doc.to_string());
+        }
         out
     }
 }
@@ -149,6 +169,37 @@ mod tests {
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn the_oldest_put_back_message_is_one_undimensioned_retry_age() {
+        let mut m = BatchMetrics::default();
+        m.retried("crm");
+        m.put_back(Duration::from_secs(40));
+        m.put_back(Duration::from_millis(7_200_900));
+        m.put_back(Duration::from_secs(5));
+        let docs = parse(&m.lines(1_700_000_000_000));
+        let age: Vec<_> = docs
+            .iter()
+            .filter(|d| d.get("RetryAge").is_some())
+            .collect();
+        assert_eq!(age.len(), 1);
+        assert_eq!(age[0]["RetryAge"], 7200);
+        let directive = &age[0]["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"], json!([[]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "RetryAge", "Unit": "Seconds"}])
+        );
+        // Nothing put back, no RetryAge.
+        let mut m = BatchMetrics::default();
+        m.delivered("crm");
+        assert!(
+            parse(&m.lines(0))
+                .iter()
+                .all(|d| d.get("RetryAge").is_none())
+        );
     }
 
     #[test]

@@ -77,6 +77,23 @@ impl Deliverer {
                 self.to_session(job, to, &rendered, Some(route.timeout))
                     .await
             }
+            Target::Router(path) => {
+                let url = self.router_base.as_ref().and_then(|b| b.join(path).ok());
+                let Some(url) = url else {
+                    let error = format!(
+                        "route `{}` targets {path} on this router, whose address is unknown (ROUTER_BASE_URL)",
+                        route.name
+                    );
+                    return Err(Attempted::new(Outcome::Render, error));
+                };
+                Ok(Outgoing {
+                    body: rendered,
+                    url,
+                    timeout: route.timeout,
+                    auth: route.auth.as_deref(),
+                    capture: route.reply.is_some(),
+                })
+            }
         }
     }
 

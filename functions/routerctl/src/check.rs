@@ -145,6 +145,11 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
             Target::Url(url) => probe_url(&http, &format!("route {name}: target"), url).await,
             // Only the endpoint's base URL: nothing goes into any session.
             Target::Cognigy(to) => probe_endpoint(&http, routes, name.as_str(), to).await,
+            // The router itself: there is nothing to probe from here.
+            Target::Router(path) => {
+                println!("route {name}: target is {path} on this router (not probed)");
+                true
+            }
         };
         if !reachable {
             problems += 1;
@@ -165,7 +170,7 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
             Target::Cognigy(_) => rendered.and_then(|r| {
                 cognigy::body(event.user_id.as_deref(), event.session_id.as_deref(), &r)
             }),
-            Target::Url(_) => rendered,
+            Target::Url(_) | Target::Router(_) => rendered,
         };
         match rendered {
             Ok(body) => println!("route {name}: template renders ({} bytes)", body.len()),

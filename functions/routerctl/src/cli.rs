@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// Seconds between token refresh runs.
     #[arg(long, default_value_t = 300)]
     pub token_interval: u64,
+    /// Seconds a value read from the secret store (the ingest key, the signing key, auth
+    /// headers, URL tokens) is reused before it is read again: a rotation takes effect
+    /// within this long, without a restart.
+    #[arg(long, default_value_t = 300)]
+    pub secrets_reread: u64,
     /// Embedded queue: dead letters are deleted this long after they reached the
     /// dead-letter queue (`30s`, `12h`, `14d`...; SQS keeps them at most 14 days).
     #[arg(long, default_value = "14d", value_parser = parse_retention)]

@@ -66,6 +66,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
 
     let (url, body) = match &route.target {
         Target::Url(url) => (mask_url(url), body),
+        Target::Router(path) => (format!("<this router>{path}"), body),
         Target::Cognigy(to) => (
             shown_target(&routes, to),
             into_session(&event, &body).map_err(|e| {

@@ -28,10 +28,12 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         Some(args.dead_letter_retention),
     )
     .await?;
-    let state = trigger::State::new(
+    let secrets_reread = Duration::from_secs(args.secrets_reread);
+    let state = trigger::State::with_reread(
         routes.clone(),
         backends.clone(),
         config.dlq_degraded_threshold,
+        secrets_reread,
     )
     .await
     .map_err(|e| CliError::setup(format!("Cannot start the trigger API: {e}")))?;
@@ -41,8 +43,6 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
         config.allow_private_targets,
     )
     .map_err(|e| CliError::setup(format!("Cannot start the deliveries: {e}")))?;
-    // Locally the per-batch metric documents (CloudWatch EMF on Lambda) are debug logs.
-    let deliverer = Arc::new(deliverer.with_metrics(Arc::new(MetricsAsDebugLog)));
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
@@ -53,6 +53,16 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::setup(e.to_string()))?;
+    // Routes whose target_url is a path deliver to this process (ROUTER_BASE_URL wins).
+    let own = own_base(local);
+    // Locally the per-batch metric documents (CloudWatch EMF on Lambda) are debug logs.
+    let deliverer = Arc::new(
+        deliverer
+            .with_metrics(Arc::new(MetricsAsDebugLog))
+            .with_secret_ttl(secrets_reread)
+            .with_router_base(Some(config.router_base_url.clone().unwrap_or(own)))
+            .map_err(|e| CliError::setup(e.to_string()))?,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let visibility = Duration::from_secs(args.visibility_timeout.max(1));
@@ -213,4 +223,16 @@ async fn refresh_tokens(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// This process's own base URL: its listening address, on loopback when it listens on
+/// every address.
+fn own_base(local: std::net::SocketAddr) -> url::Url {
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let addr = std::net::SocketAddr::new(ip, local.port());
+    url::Url::parse(&format!("http://{addr}")).expect("a socket address makes a URL")
 }

@@ -57,7 +57,8 @@ pub fn queue_description(config: &Config, global: &Global) -> String {
     }
 }
 
-pub async fn secrets(global: &Global) -> CliResult<Arc<dyn SecretStore>> {
+/// The `--secrets` file, or Secrets Manager with the ids under `SECRET_PREFIX`.
+pub async fn secrets(global: &Global, config: &Config) -> CliResult<Arc<dyn SecretStore>> {
     match &global.secrets {
         Some(path) => {
             let store = FileSecrets::open(path).map_err(|e| CliError::setup(e.to_string()))?;
@@ -65,9 +66,10 @@ pub async fn secrets(global: &Global) -> CliResult<Arc<dyn SecretStore>> {
         }
         None => {
             let sdk = sdk_config().await;
-            Ok(Arc::new(SecretsManagerStore::new(
-                aws_sdk_secretsmanager::Client::new(&sdk),
-            )))
+            Ok(Arc::new(
+                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk))
+                    .with_prefix(config.secret_prefix.as_deref()),
+            ))
         }
     }
 }
@@ -136,7 +138,7 @@ pub async fn backends(
     Ok(Backends {
         queue: standard.queue,
         dead_letters: standard.dead_letters,
-        secrets: secrets(global).await?,
+        secrets: secrets(global, config).await?,
         ordered,
     })
 }

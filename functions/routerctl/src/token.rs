@@ -22,7 +22,7 @@ pub async fn refresh(global: &Global, profile: Option<&str>) -> CliResult {
             names.join(", ")
         )));
     }
-    let secrets = setup::secrets(global).await?;
+    let secrets = setup::secrets(global, &setup::config()?).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let report = token_refresh::refresh(
         &routes,

@@ -1,4 +1,5 @@
-//! The HTTP router: `POST /api/v2/webhooks/trigger` and `GET /api/v2/health`. The same
+//! The HTTP router: `POST /api/v2/webhooks/trigger`, `GET /api/v2/health` and the smoke
+//! check's sink, `POST /api/v2/webhooks/smoke`. The same
 //! router runs on Lambda (through `lambda_http`) and locally (`routerctl serve`).
 
 use crate::State;
@@ -28,6 +29,7 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route(TRIGGER_PATH, post(trigger))
         .route(HEALTH_PATH, get(health))
+        .route(crate::smoke::SMOKE_PATH, post(crate::smoke::smoke))
         .fallback(|| async { Problem::not_found() })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(state)
@@ -124,8 +126,8 @@ impl IntoResponse for Rejection {
 
 /// Authenticates the request, reads its event, and queues a delivery per route that fires.
 async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accepted, Rejection> {
-    if let Some(key) = &state.ingest_key
-        && !key.accepts(headers)
+    if let Some(auth) = &state.ingest
+        && !auth.accepts(headers).await
     {
         return Err(Rejection::new(Problem::unauthorized(), "unauthorized"));
     }

@@ -1,18 +1,32 @@
 //! Inbound authentication: `X-API-Key: <key>` or `Authorization: ApiKey <key>`, compared
-//! in constant time against the ingest key read once at cold start. Exactly one key is
-//! judged: a request with several `X-API-Key` or `Authorization` headers, or a key in
-//! both forms, is refused. A blank ingest key is refused at start-up.
+//! in constant time against the ingest key. Exactly one key is judged: a request with
+//! several `X-API-Key` or `Authorization` headers, or a key in both forms, is refused.
+//!
+//! The ingest secret holds one key, or during a change `{"current": "...", "next": "..."}`
+//! (both accepted). It is read at start-up (a blank or malformed one stops the start) and
+//! re-read every [`INGEST_REREAD`] by the first request after that, so a rotation needs no
+//! redeploy; a re-read that fails, or finds a blank or malformed value, keeps the keys in
+//! use and logs a warning, so a bad edit never locks the flows out.
 
 use axum::http::HeaderMap;
+use router_core::ports::SecretStore;
 use router_core::secrets::Secret;
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
-/// The ingest key, kept only as its SHA-256 so comparisons take the same time for any
-/// presented key length.
+/// How long the ingest keys are used before the secret is read again (the deliver side
+/// keeps its secrets as long).
+pub const INGEST_REREAD: Duration = Duration::from_secs(300);
+/// After a failed re-read, how long before the next try.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+/// The accepted ingest keys (one, or two during a change), kept only as their SHA-256 so
+/// comparisons take the same time for any presented key length.
 #[derive(Clone)]
 pub struct IngestKey {
-    digest: [u8; 32],
+    digests: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for IngestKey {
@@ -21,24 +35,24 @@ impl std::fmt::Debug for IngestKey {
     }
 }
 
-/// The ingest key's secret is empty or only whitespace: any request with a blank header
-/// would match it.
+/// The ingest key's secret is blank, or not one key or `{"current","next"}`: the reason,
+/// never the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the ingest key is blank")]
-pub struct BlankKey;
+#[error("{0}")]
+pub struct BadKey(pub String);
 
 impl IngestKey {
-    pub fn new(secret: &Secret) -> Result<Self, BlankKey> {
-        let key = secret.expose().trim();
-        if key.is_empty() {
-            return Err(BlankKey);
-        }
+    pub fn new(secret: &Secret) -> Result<Self, BadKey> {
+        let keys = router_core::secrets::rotating_keys(secret).map_err(BadKey)?;
         Ok(Self {
-            digest: Sha256::digest(key.as_bytes()).into(),
+            digests: keys
+                .iter()
+                .map(|k| Sha256::digest(k.as_bytes()).into())
+                .collect(),
         })
     }
 
-    /// Whether the request presents the key, once, in one of the accepted forms.
+    /// Whether the request presents one of the keys, once, in one of the accepted forms.
     pub fn accepts(&self, headers: &HeaderMap) -> bool {
         if headers.get_all("x-api-key").iter().count() > 1
             || headers.get_all("authorization").iter().count() > 1
@@ -50,7 +64,106 @@ impl IngestKey {
             return false;
         };
         let digest: [u8; 32] = Sha256::digest(key).into();
-        digest.ct_eq(&self.digest).into()
+        // Every key is compared, whichever matches.
+        self.digests
+            .iter()
+            .fold(subtle::Choice::from(0), |any, d| any | digest.ct_eq(d))
+            .into()
+    }
+}
+
+/// The ingest key as requests see it: read from the store at start, re-read periodically.
+pub struct IngestAuth {
+    secret_id: String,
+    store: Arc<dyn SecretStore>,
+    reread: Duration,
+    key: RwLock<Arc<IngestKey>>,
+    next_read: Mutex<Instant>,
+    /// Held by the one request doing a re-read; the others use the keys in hand.
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for IngestAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestAuth")
+            .field("secret_id", &self.secret_id)
+            .field("reread", &self.reread)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngestAuth {
+    /// Starts with `key`, read from `secret_id` in `store`; re-read after `reread`.
+    pub fn new(
+        secret_id: String,
+        store: Arc<dyn SecretStore>,
+        key: IngestKey,
+        reread: Duration,
+    ) -> Self {
+        Self {
+            secret_id,
+            store,
+            reread,
+            key: RwLock::new(Arc::new(key)),
+            next_read: Mutex::new(Instant::now() + reread),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether the request presents an accepted key (re-reading the secret first when due).
+    pub async fn accepts(&self, headers: &HeaderMap) -> bool {
+        self.reread_if_due().await;
+        let key = self
+            .key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        key.accepts(headers)
+    }
+
+    async fn reread_if_due(&self) {
+        let due = || {
+            Instant::now()
+                >= *self
+                    .next_read
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+        };
+        if !due() {
+            return;
+        }
+        let Ok(_reading) = self.reading.try_lock() else {
+            return;
+        };
+        if !due() {
+            return;
+        }
+        let wait = match self.store.get(&self.secret_id).await {
+            Ok(secret) => match IngestKey::new(&secret) {
+                Ok(key) => {
+                    *self.key.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+                    self.reread
+                }
+                Err(BadKey(reason)) => {
+                    tracing::warn!(
+                        secret = %self.secret_id,
+                        "the ingest key secret was re-read and is unusable ({reason}); the keys in use stay"
+                    );
+                    RETRY_AFTER_FAILURE.min(self.reread)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(
+                    secret = %self.secret_id,
+                    "cannot re-read the ingest key ({e}); the keys in use stay"
+                );
+                RETRY_AFTER_FAILURE.min(self.reread)
+            }
+        };
+        *self
+            .next_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now() + wait;
     }
 }
 
@@ -117,12 +230,30 @@ mod tests {
     }
 
     #[test]
-    fn a_blank_ingest_key_is_refused() {
-        for blank in ["", "   ", "\n\t"] {
-            assert_eq!(
-                IngestKey::new(&Secret::new(blank.into())).unwrap_err(),
-                BlankKey
-            );
+    fn a_blank_or_malformed_ingest_key_is_refused() {
+        for bad in [
+            "",
+            "   ",
+            "\n\t",
+            "{\"current\": \" \"}",
+            "{\"next\": \"k\"}",
+        ] {
+            let err = IngestKey::new(&Secret::new(bad.into())).unwrap_err();
+            assert!(!err.0.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn during_a_change_current_and_next_are_both_accepted() {
+        let key = IngestKey::new(&Secret::new(
+            r#"{"current": "k-old", "next": "k-new"}"#.into(),
+        ))
+        .unwrap();
+        assert!(key.accepts(&headers(&[("x-api-key", "k-old")])));
+        assert!(key.accepts(&headers(&[("authorization", "ApiKey k-new")])));
+        assert!(!key.accepts(&headers(&[("x-api-key", "k-other")])));
+        // Still one key judged: presenting both is not a way around it.
+        assert!(!key.accepts(&headers(&[("x-api-key", "k-old"), ("x-api-key", "k-new")])));
+        assert!(!format!("{key:?}").contains("k-"));
     }
 }

@@ -8,10 +8,11 @@ pub mod auth;
 pub mod enqueue;
 pub mod health;
 pub mod problem;
+pub mod smoke;
 
 pub use app::router;
 
-use auth::IngestKey;
+use auth::{INGEST_REREAD, IngestAuth, IngestKey};
 use router_core::backends::{Backends, QueuePair};
 use router_core::config::{Config, ConfigError};
 use router_core::ports::{Queue, SecretError, SecretStore};
@@ -29,11 +30,15 @@ pub struct State {
     pub ordered: Option<QueuePair>,
     pub secrets: Arc<dyn SecretStore>,
     /// `None`: the routes file configures an open endpoint.
-    pub ingest_key: Option<IngestKey>,
+    pub ingest: Option<IngestAuth>,
     pub dlq_degraded_threshold: u64,
     pub token_cache: health::TokenCache,
     /// The delivering side's circuits, when it runs in this process (`routerctl serve`).
     pub circuits: Option<Arc<router_core::breaker::Breakers>>,
+    /// How long a secret read from the store is used before it is read again.
+    pub secrets_reread: std::time::Duration,
+    /// The smoke sink's signing key.
+    pub smoke_signer: smoke::SignerCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +51,10 @@ pub enum InitError {
     IngestProfile(String),
     #[error("cannot read the ingest key secret `{id}`: {source}")]
     IngestKey { id: String, source: SecretError },
-    #[error("the ingest key secret `{0}` is empty or blank; put a long random key in it")]
-    BlankIngestKey(String),
+    #[error(
+        "the ingest key secret `{id}`: {reason}; put a long random key in it (or {{\"current\": \"<key>\", \"next\": \"<key>\"}} during a change)"
+    )]
+    BadIngestKey { id: String, reason: String },
     #[error(
         "route `{0}` is ordered (ordering = \"session\"), but there is no FIFO queue: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL"
     )]
@@ -55,13 +62,24 @@ pub enum InitError {
 }
 
 impl State {
-    /// Reads the ingest key (once) and assembles the state.
+    /// Reads the ingest key and assembles the state; the key is re-read every
+    /// [`INGEST_REREAD`].
     pub async fn new(
         routes: Arc<Routes>,
         backends: Backends,
         dlq_degraded_threshold: u64,
     ) -> Result<Self, InitError> {
-        let ingest_key = match &routes.ingest.auth {
+        Self::with_reread(routes, backends, dlq_degraded_threshold, INGEST_REREAD).await
+    }
+
+    /// As [`State::new`], re-reading the ingest key every `reread`.
+    pub async fn with_reread(
+        routes: Arc<Routes>,
+        backends: Backends,
+        dlq_degraded_threshold: u64,
+        reread: std::time::Duration,
+    ) -> Result<Self, InitError> {
+        let ingest = match &routes.ingest.auth {
             Some(profile) => {
                 let id = match routes.auth.get(profile) {
                     Some(router_core::routes::AuthProfile::ApiKey { secret }) => secret.clone(),
@@ -72,7 +90,11 @@ impl State {
                     Ok(s) => s,
                     Err(source) => return Err(InitError::IngestKey { id, source }),
                 };
-                Some(IngestKey::new(&secret).map_err(|_| InitError::BlankIngestKey(id))?)
+                let key = IngestKey::new(&secret).map_err(|e| InitError::BadIngestKey {
+                    id: id.clone(),
+                    reason: e.0,
+                })?;
+                Some(IngestAuth::new(id, backends.secrets.clone(), key, reread))
             }
             None => {
                 tracing::warn!(
@@ -92,10 +114,12 @@ impl State {
             queue: backends.queue,
             dead_letters: backends.dead_letters,
             secrets: backends.secrets,
-            ingest_key,
+            ingest,
             dlq_degraded_threshold,
             token_cache: Default::default(),
             circuits: None,
+            secrets_reread: reread,
+            smoke_signer: Default::default(),
         })
     }
 

@@ -108,6 +108,11 @@ impl Problem {
         p
     }
 
+    /// Something the answer needs cannot be had now (a secret store outage).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "no such endpoint")
     }

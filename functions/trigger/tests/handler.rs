@@ -169,6 +169,72 @@ async fn the_ingest_key_is_read_once_not_per_request() {
     assert_eq!(h.secrets.reads(), 1);
 }
 
+/// The ingest key as a flow presents it, against a state that re-reads its secret on
+/// every request (the real interval is minutes).
+async fn status_with_key(app: &axum::Router, key: &str) -> StatusCode {
+    let req = Request::post(trigger::app::TRIGGER_PATH)
+        .header("content-type", "application/json")
+        .header("x-api-key", key)
+        .body(Body::from(HANDOVER))
+        .unwrap();
+    send(app, req).await.status
+}
+
+#[tokio::test]
+async fn the_ingest_key_rotates_without_a_401_window_and_survives_a_bad_edit() {
+    let routes = std::sync::Arc::new(
+        router_core::routes::Routes::parse(common::ROUTES, std::path::Path::new("routes.toml"))
+            .unwrap(),
+    );
+    let secrets = std::sync::Arc::new(router_core::testing::MemorySecrets::with(&[(
+        "router/ingest-key",
+        "k-old",
+    )]));
+    let backends = router_core::backends::Backends {
+        queue: std::sync::Arc::new(router_core::testing::FakeQueue::new()),
+        dead_letters: std::sync::Arc::new(router_core::testing::FakeQueue::new()),
+        secrets: secrets.clone(),
+        ordered: None,
+    };
+    let state = trigger::State::with_reread(routes, backends, 10, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let app = trigger::router(std::sync::Arc::new(state));
+    assert_eq!(status_with_key(&app, "k-old").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        status_with_key(&app, "k-new").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Step 1 of a change: both keys; flows still on the old one keep working.
+    secrets.set(
+        "router/ingest-key",
+        r#"{"current": "k-old", "next": "k-new"}"#,
+    );
+    assert_eq!(status_with_key(&app, "k-old").await, StatusCode::ACCEPTED);
+    assert_eq!(status_with_key(&app, "k-new").await, StatusCode::ACCEPTED);
+    // Step 2, once every flow sends the new key: only the new one.
+    secrets.set("router/ingest-key", "k-new");
+    assert_eq!(status_with_key(&app, "k-new").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        status_with_key(&app, "k-old").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A blank or malformed edit does not lock the flows out: the keys in use stay.
+    for bad in ["  ", r#"{"next": "k-x"}"#, "{oops"] {
+        secrets.set("router/ingest-key", bad);
+        assert_eq!(
+            status_with_key(&app, "k-new").await,
+            StatusCode::ACCEPTED,
+            "{bad}"
+        );
+        assert_eq!(
+            status_with_key(&app, "").await,
+            StatusCode::UNAUTHORIZED,
+            "{bad}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn malformed_bodies_get_400() {
     let h = harness().await;

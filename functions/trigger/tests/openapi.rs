@@ -135,7 +135,11 @@ fn the_documented_statuses_are_the_implemented_ones() {
         statuses(trigger::app::HEALTH_PATH, "get"),
         ["200", "503"].map(String::from).into()
     );
-    assert_eq!(spec["paths"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        statuses(trigger::smoke::SMOKE_PATH, "post"),
+        ["200", "401", "404", "413", "503"].map(String::from).into()
+    );
+    assert_eq!(spec["paths"].as_object().unwrap().len(), 3);
 }
 
 #[test]

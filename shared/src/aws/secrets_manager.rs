@@ -7,14 +7,37 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
+/// Secret ids are the routes file's, under the deployment's prefix (`SECRET_PREFIX`, the
+/// stack's name and a `/` on AWS): `ingest/api-key` is read as
+/// `cognigy-webhook-router-dev/ingest/api-key`, so one routes file serves every stack. A
+/// full ARN is used as it is.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerStore {
     client: Client,
+    prefix: String,
 }
 
 impl SecretsManagerStore {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            prefix: String::new(),
+        }
+    }
+
+    /// Reads and writes every id under `prefix` (as it is: include the `/`).
+    pub fn with_prefix(mut self, prefix: Option<&str>) -> Self {
+        self.prefix = prefix.unwrap_or_default().to_owned();
+        self
+    }
+
+    /// The id Secrets Manager knows the routes file's `id` by.
+    pub fn full_id(&self, id: &str) -> String {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!("{}{id}", self.prefix)
+        }
     }
 
     async fn put_value(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
@@ -46,6 +69,7 @@ where
 #[async_trait]
 impl SecretStore for SecretsManagerStore {
     async fn get(&self, id: &str) -> Result<Secret, SecretError> {
+        let id = &self.full_id(id);
         let out = self
             .client
             .get_secret_value()
@@ -60,6 +84,7 @@ impl SecretStore for SecretsManagerStore {
 
     /// One `PutSecretValue` (a complete value); creates the secret when it does not exist.
     async fn put(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
+        let id = &self.full_id(id);
         match self.put_value(id, value).await {
             Err(SecretError::NotFound(_)) => {}
             other => return other,

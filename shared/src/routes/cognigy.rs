@@ -71,6 +71,9 @@ pub enum Target {
     Url(Url),
     /// `cognigy = { endpoint, mode }`: into the event's Cognigy session.
     Cognigy(CognigyTarget),
+    /// `target_url = "/api/v2/webhooks/smoke"`: a path on the router's own API, resolved
+    /// against its base URL (`ROUTER_BASE_URL` on Lambda, `serve`'s own address locally).
+    Router(String),
 }
 
 /// A route's `reply`: after its delivery succeeds, the answer goes into the session.

@@ -207,6 +207,23 @@ fn bad_urls_are_errors() {
 }
 
 #[test]
+fn a_path_targets_the_router_itself_and_nothing_else_passes_for_one() {
+    let routes = parse(&with_route(
+        "name = 'smoke'\ntarget_url = '/api/v2/webhooks/smoke'",
+    ))
+    .unwrap();
+    assert_eq!(
+        routes.get("smoke").unwrap().target,
+        Target::Router("/api/v2/webhooks/smoke".into())
+    );
+    for bad in ["//evil.example.com/x", "/\\evil.example.com/x"] {
+        let e = errors(&with_route(&format!("name = 'abc'\ntarget_url = '{bad}'")));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(e[0].contains("is not a path on this router"), "{e:?}");
+    }
+}
+
+#[test]
 fn thresholds_out_of_range_are_errors() {
     let e = errors(&with_route(
         "name = 'abc'\ntriggers = [{ event_type = 'intent', threshold = 1.5 }, { event_type = 'entity', threshold = -0.1 }]",

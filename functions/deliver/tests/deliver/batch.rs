@@ -109,7 +109,7 @@ async fn one_metric_line_per_route_and_per_failure() {
     let msgs = vec![
         message(&job("evt_a", "to-ok"), 1),
         message(&job("evt_b", "to-ok"), 1),
-        message(&job("evt_c", "to-retry"), 1),
+        message(&job_aged("evt_c", "to-retry", Duration::from_secs(7200)), 1),
         message(&job("evt_d", "to-gone"), 1),
     ];
     h.run(msgs).await;
@@ -139,7 +139,18 @@ async fn one_metric_line_per_route_and_per_failure() {
         by_failure["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
         serde_json::json!([["Route", "Failure"]])
     );
-    assert_eq!(docs.len(), 4);
+    // The retried message has been queued for two hours: the batch's RetryAge, no dimensions.
+    let age = docs
+        .iter()
+        .find(|d| d.get("RetryAge").is_some())
+        .unwrap_or_else(|| panic!("no RetryAge: {docs:#?}"));
+    let secs = age["RetryAge"].as_u64().unwrap();
+    assert!((7200..7260).contains(&secs), "{age}");
+    assert_eq!(
+        age["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([[]])
+    );
+    assert_eq!(docs.len(), 5);
 }
 
 #[tokio::test]

@@ -160,13 +160,13 @@ fn route_target(s: &Section<'_>, parts: &FileParts<'_>, diag: &mut Diagnostics) 
         (false, Some(t)) => cognigy::route_target(s, t, parts.cognigy, diag).map(Target::Cognigy),
         (_, None) => s
             .required_str("target_url", diag)
-            .and_then(|u| target_url(s, u, diag))
-            .map(Target::Url),
+            .and_then(|u| target_url(s, u, diag)),
     }
 }
 
-/// A fixed http(s) URL: event data never steers where a delivery goes.
-fn target_url(s: &Section<'_>, raw: &str, diag: &mut Diagnostics) -> Option<Url> {
+/// A fixed http(s) URL, or a path (`/...`) on the router's own API: event data never
+/// steers where a delivery goes.
+fn target_url(s: &Section<'_>, raw: &str, diag: &mut Diagnostics) -> Option<Target> {
     if raw.contains("{{") || raw.contains("{%") {
         s.error(
             diag,
@@ -175,7 +175,23 @@ fn target_url(s: &Section<'_>, raw: &str, diag: &mut Diagnostics) -> Option<Url>
         );
         return None;
     }
-    http_url(s, "target_url", raw, diag)
+    if raw.starts_with('/') {
+        let base = Url::parse("http://router.invalid/").expect("a valid URL");
+        return match base.join(raw) {
+            Ok(u) if !raw.starts_with("//") && u.host_str() == Some("router.invalid") => {
+                Some(Target::Router(raw.to_owned()))
+            }
+            _ => {
+                s.error(
+                    diag,
+                    "target_url",
+                    format!("`{raw}` is not a path on this router (`/api/v2/...`) nor a full URL"),
+                );
+                None
+            }
+        };
+    }
+    http_url(s, "target_url", raw, diag).map(Target::Url)
 }
 
 /// `retry = { schedule, max_age }`; each field defaults to [`RetryPolicy::default`]'s.
