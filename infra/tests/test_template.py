@@ -288,6 +288,10 @@ class TemplateInvariants(unittest.TestCase):
         self.assertEqual(named, created)
         env = self.t["Globals"]["Function"]["Environment"]["Variables"]
         self.assertEqual(env["SECRET_PREFIX"], {"Fn::Sub": prefix})
+        # A renamed secret (an upgrade from the old fixed names) must not take its value with it.
+        for k, v in self.res.items():
+            if v["Type"] == "AWS::SecretsManager::Secret":
+                self.assertEqual(v.get("UpdateReplacePolicy"), "Retain", k)
 
     def test_every_environment_variable_the_code_reads_is_set(self):
         with open(os.path.join(ROOT, "shared", "src", "config.rs")) as f:

@@ -368,6 +368,9 @@ impl Deliverer {
     }
 
     fn emit_metrics(&self, processed: &[Processed], settlement: &Settlement) {
+        if !self.metrics.enabled() {
+            return;
+        }
         let mut metrics = BatchMetrics::default();
         let now_ms = router_core::time_fmt::now_ms();
         for p in processed {

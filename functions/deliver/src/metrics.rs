@@ -22,6 +22,11 @@ pub const NAMESPACE: &str = "CognigyWebhookRouter";
 /// Where metric lines go: stdout on Lambda (the log stream), anything in tests.
 pub trait MetricsSink: Send + Sync + Debug {
     fn emit(&self, line: &str);
+
+    /// Whether lines are wanted at all: when not, a batch's documents are not built.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// One line per metric document on stdout.

@@ -199,6 +199,12 @@ impl deliver::metrics::MetricsSink for MetricsAsDebugLog {
     fn emit(&self, line: &str) {
         tracing::debug!(target: "metrics", "{line}");
     }
+
+    /// Only with `RUST_LOG=metrics=debug` (or wider): otherwise every delivery would build
+    /// JSON documents that are thrown away.
+    fn enabled(&self) -> bool {
+        tracing::enabled!(target: "metrics", tracing::Level::DEBUG)
+    }
 }
 
 /// Refreshes tokens now and then every `interval`, as the scheduled function does on AWS.

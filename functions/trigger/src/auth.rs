@@ -19,8 +19,8 @@ use subtle::ConstantTimeEq;
 /// How long the ingest keys are used before the secret is read again (the deliver side
 /// keeps its secrets as long).
 pub const INGEST_REREAD: Duration = Duration::from_secs(300);
-/// After a failed re-read, how long before the next try.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+/// After a failed read, how long before the next try.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// The accepted ingest keys (one, or two during a change), kept only as their SHA-256 so
 /// comparisons take the same time for any presented key length.

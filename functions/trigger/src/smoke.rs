@@ -10,6 +10,7 @@
 //! stores nothing and calls nothing.
 
 use crate::State;
+use crate::auth::RETRY_AFTER_FAILURE;
 use crate::problem::Problem;
 use axum::body::Body;
 use axum::extract::State as Extract;
@@ -24,13 +25,41 @@ pub const SMOKE_PATH: &str = "/api/v2/webhooks/smoke";
 /// is a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
-/// The `[signing]` key as the sink last read it.
+/// The `[signing]` key as the sink last read it, or why it could not be used; a failure is
+/// kept for [`RETRY_AFTER_FAILURE`] (at most), so requests to the sink never turn into a
+/// secret-store call each.
 #[derive(Default)]
-pub struct SignerCache(tokio::sync::Mutex<Option<(Instant, Arc<Signer>)>>);
+pub struct SignerCache(tokio::sync::Mutex<Option<(Instant, SignerOrWhyNot)>>);
+
+type SignerOrWhyNot = Result<Arc<Signer>, String>;
 
 impl std::fmt::Debug for SignerCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SignerCache(***)")
+    }
+}
+
+impl SignerCache {
+    async fn get(&self, state: &State, secret_id: &str) -> SignerOrWhyNot {
+        let mut cached = self.0.lock().await;
+        if let Some((read, result)) = &*cached {
+            let keep = match result {
+                Ok(_) => state.secrets_reread,
+                Err(_) => RETRY_AFTER_FAILURE.min(state.secrets_reread),
+            };
+            if read.elapsed() < keep {
+                return result.clone();
+            }
+        }
+        let result = match state.secrets.get(secret_id).await {
+            Ok(secret) => Signer::new(&secret).map(Arc::new),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(secret = %secret_id, "smoke sink: cannot use the signing key: {e}");
+        }
+        *cached = Some((Instant::now(), result.clone()));
+        result
     }
 }
 
@@ -42,29 +71,8 @@ pub async fn smoke(
     let Some(signing) = &state.routes.signing else {
         return Problem::not_found().into_response();
     };
-    let signer = {
-        let mut cached = state.smoke_signer.0.lock().await;
-        match &*cached {
-            Some((read, signer)) if read.elapsed() < state.secrets_reread => signer.clone(),
-            _ => {
-                let signer = match state.secrets.get(&signing.secret).await {
-                    Ok(secret) => Signer::new(&secret),
-                    Err(e) => Err(e.to_string()),
-                };
-                match signer {
-                    Ok(s) => {
-                        let s = Arc::new(s);
-                        *cached = Some((Instant::now(), s.clone()));
-                        s
-                    }
-                    Err(e) => {
-                        tracing::warn!(secret = %signing.secret, "smoke sink: cannot use the signing key: {e}");
-                        return Problem::unavailable("the signing key cannot be read")
-                            .into_response();
-                    }
-                }
-            }
-        }
+    let Ok(signer) = state.smoke_signer.get(&state, &signing.secret).await else {
+        return Problem::unavailable("the signing key cannot be read").into_response();
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return Problem::too_large(MAX_BODY).into_response();

@@ -19,6 +19,13 @@ const OLD: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const NEW: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async fn app(signing: bool, secrets: &[(&str, &str)]) -> axum::Router {
+    app_and_secrets(signing, secrets).await.0
+}
+
+async fn app_and_secrets(
+    signing: bool,
+    secrets: &[(&str, &str)],
+) -> (axum::Router, Arc<MemorySecrets>) {
     let mut text = ROUTES.to_owned();
     if signing {
         text.push_str("\n[signing]\nsecret = \"outbound/signing-key\"\n");
@@ -26,15 +33,17 @@ async fn app(signing: bool, secrets: &[(&str, &str)]) -> axum::Router {
     let routes = Arc::new(Routes::parse(&text, Path::new("routes.toml")).unwrap());
     let mut all = vec![("router/ingest-key", KEY)];
     all.extend_from_slice(secrets);
+    let store = Arc::new(MemorySecrets::with(&all));
     let backends = Backends {
         queue: Arc::new(FakeQueue::new()),
         dead_letters: Arc::new(FakeQueue::new()),
-        secrets: Arc::new(MemorySecrets::with(&all)),
+        secrets: store.clone(),
         ordered: None,
     };
-    trigger::router(Arc::new(
+    let app = trigger::router(Arc::new(
         trigger::State::new(routes, backends, 10).await.unwrap(),
-    ))
+    ));
+    (app, store)
 }
 
 fn now() -> i64 {
@@ -119,8 +128,20 @@ async fn without_signing_there_is_no_sink_and_without_the_key_it_is_unavailable(
     let app_unsigned = app(false, &[]).await;
     let reply = send(&app_unsigned, delivery(Some(OLD), "dlv_3", now(), BODY)).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let app_no_key = app(true, &[]).await;
-    let reply = send(&app_no_key, delivery(Some(OLD), "dlv_3", now(), BODY)).await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(!reply.body.to_string().contains("whsec_"));
+    let (app_no_key, store) = app_and_secrets(true, &[]).await;
+    for _ in 0..3 {
+        let reply = send(&app_no_key, delivery(Some(OLD), "dlv_3", now(), BODY)).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!reply.body.to_string().contains("whsec_"));
+    }
+    // The failure is remembered: calls to the sink do not each become a secret-store read.
+    assert_eq!(store.reads_of("outbound/signing-key"), 1);
+    // Neither does a key that reads but is not a signing key (the template's placeholder).
+    let (app_placeholder, store) =
+        app_and_secrets(true, &[("outbound/signing-key", "REPLACE_WITH_whsec_KEY")]).await;
+    for _ in 0..3 {
+        let reply = send(&app_placeholder, delivery(Some(OLD), "dlv_4", now(), BODY)).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(store.reads_of("outbound/signing-key"), 1);
 }

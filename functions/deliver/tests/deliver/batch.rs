@@ -153,6 +153,34 @@ async fn one_metric_line_per_route_and_per_failure() {
     assert_eq!(docs.len(), 5);
 }
 
+/// A sink that wants nothing (serve's, unless its debug log is on).
+#[derive(Debug, Default)]
+struct Unwanted(std::sync::atomic::AtomicUsize);
+
+impl deliver::metrics::MetricsSink for Unwanted {
+    fn emit(&self, _line: &str) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn enabled(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_wants_no_lines_gets_none() {
+    let (_target, toml) = three_routes().await;
+    let mut h = Harness::new(&toml);
+    let sink = std::sync::Arc::new(Unwanted::default());
+    h.deliverer = h.deliverer.with_metrics(sink.clone());
+    h.run(vec![
+        message(&job("evt_a", "to-ok"), 1),
+        message(&job("evt_c", "to-retry"), 1),
+    ])
+    .await;
+    assert_eq!(sink.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn more_than_ten_dead_letters_go_out_in_calls_of_ten_and_a_refused_entry_is_kept() {
     let target = Target::always(404).await;
