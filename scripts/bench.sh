@@ -86,7 +86,10 @@ peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 section_serve() {
   command -v wrk >/dev/null || { echo "section serve needs wrk (apt-get install wrk)" >&2; exit 2; }
   baseline_python >/dev/null
-  cargo build -q --release -p routerctl -p deliver --example deliver_bench >&2
+  # Two builds: `--example` would narrow one build to the example alone, and serve_bench.py
+  # would then measure whatever routerctl binary was built last.
+  cargo build -q --release -p routerctl --bin routerctl >&2
+  cargo build -q --release -p deliver --example deliver_bench >&2
   BASELINE_DIR=$BASELINE_DIR python3 scripts/serve_bench.py --seconds "${SERVE_SECONDS:-10}"
 }
 

@@ -354,6 +354,22 @@ def section_backlog(args, tmp):
         print(f"| {q} | {depth} | {disk:.0f} | {rate:.0f} | {rate / small[3]:.0%} |")
 
 
+def check_fresh(binary):
+    """Refuses a binary older than the sources it is built from: a stale one would be
+    measured without a word."""
+    if not os.path.exists(binary):
+        raise SystemExit(f"{binary} is missing: cargo build --release -p routerctl --bin routerctl")
+    built = os.path.getmtime(binary)
+    for top in ["shared", "functions", "Cargo.toml", "Cargo.lock"]:
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)) if os.path.isdir(os.path.join(ROOT, top)) \
+                else [(ROOT, [], [top])]:
+            for f in files:
+                path = os.path.join(dirpath, f)
+                if (f.endswith((".rs", ".toml", ".lock"))) and "/tests/" not in path and os.path.getmtime(path) > built:
+                    raise SystemExit(f"{binary} is older than {os.path.relpath(path, ROOT)}: rebuild it "
+                                     "(scripts/bench.sh serve does)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
@@ -361,6 +377,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of the serve section (the median is reported)")
     ap.add_argument("sections", nargs="*", default=["serve", "sizes", "routes", "backlog"])
     args = ap.parse_args()
+    check_fresh(ROUTERCTL)
     tmp = tempfile.mkdtemp(prefix="serve-bench-")
     try:
         for s in args.sections:
