@@ -53,7 +53,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     let global = &cli.global;
     match &cli.command {
-        Command::Serve(args) => serve::run(global, args).await,
+        Command::Serve(args) => {
+            return_free_memory_periodically();
+            serve::run(global, args).await
+        }
         Command::Routes {
             command: RoutesCommand::Check { file, probe, event },
         } => {
@@ -76,6 +79,29 @@ async fn run(cli: Cli) -> CliResult {
 /// each keeps the memory it once held: two arenas keep `serve`'s resident memory down
 /// (about 2 MB of its 20) without slowing it (BENCHMARKS.md). An explicit
 /// `MALLOC_ARENA_MAX` in the environment wins.
+/// `serve` hands its free heap memory back to the system four times a second: under load
+/// glibc keeps freed chunks inside its heaps (a trigger's buffers are freed on another
+/// thread than the one that allocated them), which stayed resident after use. Measured
+/// (BENCHMARKS.md): 0.6-0.8 MB less peak RSS, throughput unchanged.
+fn return_free_memory_periodically() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let every = std::time::Duration::from_millis(250);
+        let _ = std::thread::Builder::new()
+            .name("malloc-trim".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    // SAFETY: malloc_trim only returns free pages of the heaps to the system.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+            });
+    }
+}
+
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -127,3 +127,19 @@ fn a_retention_of_zero_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("retention of 0"), "{stderr}");
 }
+
+/// `serve` returns freed heap memory to the system (BENCHMARKS.md, "Where the time goes"):
+/// its `malloc-trim` thread runs beside the others.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn serve_runs_its_heap_trimmer() {
+    let ws = Workspace::new("");
+    let serve = ws.serve(&[]);
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", serve.child.id()))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    assert!(threads.iter().any(|t| t == "malloc-trim"), "{threads:?}");
+}
