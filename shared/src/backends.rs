@@ -76,10 +76,7 @@ impl Backends {
                 queue: Arc::new(SqsQueue::new(sqs.clone(), q)),
                 dead_letters: Arc::new(SqsQueue::new(sqs.clone(), d)),
             }),
-            secrets: Arc::new(
-                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk))
-                    .with_prefix(config.secret_prefix.as_deref()),
-            ),
+            secrets: Arc::new(SecretsManagerStore::configured(&sdk, config)),
         })
     }
 }

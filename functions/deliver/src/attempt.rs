@@ -131,7 +131,9 @@ impl Deliverer {
             }
             Admission::Go => {}
         }
-        let sent = self.send_authenticated(auth, request).await;
+        // The router's own address is the operator's, not an event's: never blocked.
+        let own = self.router_origin.as_deref() == Some(origin.as_str());
+        let sent = self.send_authenticated(auth, request, own).await;
         if sent.latency.is_some() && sent.attempted.outcome != Outcome::Blocked {
             let unwell = sent.attempted.outcome.is_unwell();
             if let Some(t) = self
@@ -172,11 +174,17 @@ impl Deliverer {
     /// Sends with the profile's auth header. On an oauth2 route a 401/403 re-reads the
     /// token and resends at once, once; that resend is part of the same attempt. A 401/403
     /// that stands drops the profile's cached secret, so the next message reads it again.
-    async fn send_authenticated(&self, auth: Option<&str>, request: http::Request<'_>) -> Sent {
+    /// `own`: the request goes to the router itself (past the private-target guard).
+    async fn send_authenticated(
+        &self,
+        auth: Option<&str>,
+        request: http::Request<'_>,
+        own: bool,
+    ) -> Sent {
         let oauth2 = auth.is_some_and(|p| self.credentials.is_oauth2(p));
         // Only an oauth2 route may resend, so only there is a copy of the request kept.
         let resend = oauth2.then(|| request.clone());
-        let mut sent = self.send_with_auth(auth, request, false).await;
+        let mut sent = self.send_with_auth(auth, request, false, own).await;
         if let (Verdict::RefreshTokenAndResend, Some(again)) =
             (classify(&sent.attempted.outcome, oauth2, false), resend)
         {
@@ -185,7 +193,7 @@ impl Deliverer {
                 status = sent.attempted.status,
                 "the target refused the token; re-reading it and resending"
             );
-            sent = self.send_with_auth(auth, again, true).await;
+            sent = self.send_with_auth(auth, again, true, own).await;
         }
         if let (Some(401 | 403), Some(profile)) = (sent.attempted.status, auth) {
             self.credentials.forget(profile);
@@ -199,6 +207,7 @@ impl Deliverer {
         auth: Option<&str>,
         mut req: http::Request<'_>,
         fresh: bool,
+        own: bool,
     ) -> Sent {
         if let Some(profile) = auth {
             match self.credentials.header(profile, fresh).await {
@@ -211,11 +220,6 @@ impl Deliverer {
                 }
             }
         }
-        // The router's own address is the operator's, not an event's: never blocked.
-        let own = self
-            .router_base
-            .as_ref()
-            .is_some_and(|b| b.origin() == req.url.origin());
         http::send(&self.client, self.allow_private || own, req).await
     }
 }

@@ -1,5 +1,5 @@
 //! Outbound credentials: a route's auth header and the signing key, read from the secret
-//! store and cached per cold start. Static secrets are kept for [`SECRET_TTL`] (so a
+//! store and cached per cold start. Static secrets are kept for [`SECRET_REREAD`] (so a
 //! rotation takes effect within minutes); an oauth2 token until [`TOKEN_MARGIN`] before
 //! its `expires_at`, and re-read on demand after a 401/403. No value ever reaches an
 //! error message, a log line or `Debug`.
@@ -7,14 +7,12 @@
 use reqwest::header::{HeaderName, HeaderValue};
 use router_core::ports::{SecretError, SecretStore};
 use router_core::routes::AuthProfile;
-use router_core::secrets::{Secret, StoredToken};
+use router_core::secrets::{SECRET_REREAD, Secret, StoredToken};
 use router_core::signing::Signer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a static secret (api key, header value, signing key) is reused.
-pub const SECRET_TTL: Duration = Duration::from_secs(300);
 /// An oauth2 token is re-read this many seconds before its `expires_at`.
 pub const TOKEN_MARGIN: i64 = 60;
 
@@ -51,7 +49,7 @@ type Header = (HeaderName, HeaderValue);
 pub struct Credentials {
     store: Arc<dyn SecretStore>,
     profiles: BTreeMap<String, AuthProfile>,
-    /// How long a static secret is reused ([`SECRET_TTL`] unless set).
+    /// How long a static secret is reused ([`SECRET_REREAD`] unless set).
     ttl: Duration,
     headers: Mutex<HashMap<String, Cached<Header>>>,
     signer: Mutex<Option<Cached<Arc<Signer>>>>,
@@ -72,14 +70,14 @@ impl Credentials {
         Self {
             store,
             profiles,
-            ttl: SECRET_TTL,
+            ttl: SECRET_REREAD,
             headers: Mutex::new(HashMap::new()),
             signer: Mutex::new(None),
             secrets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Reuses static secrets for `ttl` instead of [`SECRET_TTL`].
+    /// Reuses static secrets for `ttl` instead of [`SECRET_REREAD`].
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -145,7 +143,7 @@ impl Credentials {
         self.lock_headers().remove(profile);
     }
 
-    /// A plain secret's value (a Cognigy endpoint's URL token), reused for [`SECRET_TTL`].
+    /// A plain secret's value (a Cognigy endpoint's URL token), reused for [`SECRET_REREAD`].
     pub async fn secret(&self, id: &str) -> Result<Secret, AuthError> {
         if let Some(c) = self
             .secrets
@@ -170,7 +168,7 @@ impl Credentials {
         Ok(value)
     }
 
-    /// The signer for the `[signing]` secret, rebuilt after [`SECRET_TTL`].
+    /// The signer for the `[signing]` secret, rebuilt after [`SECRET_REREAD`].
     pub async fn signer(&self, secret_id: &str) -> Result<Arc<Signer>, AuthError> {
         if let Some(c) = self
             .signer

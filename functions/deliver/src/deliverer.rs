@@ -9,9 +9,9 @@ use crate::attempt::Attempt;
 use crate::auth::Credentials;
 use crate::guard::{GuardedResolver, Lookup, SystemLookup};
 use crate::http;
-use crate::metrics::{BatchMetrics, MetricsSink, StdoutSink};
+use crate::metrics::{MetricsSink, StdoutSink};
 use crate::prepare::{self, Ended, MAX_LABEL_CHARS, Ready};
-use crate::settle::{Settlement, settle};
+use crate::settle::settle;
 use futures_util::future::join_all;
 use router_core::backends::Backends;
 use router_core::breaker::Breakers;
@@ -44,6 +44,8 @@ pub struct Deliverer {
     slots: HashMap<String, Arc<Semaphore>>,
     /// The router's own base URL, for routes whose `target_url` is a path on it.
     pub(crate) router_base: Option<url::Url>,
+    /// Its origin as the circuit breakers name origins: requests there skip the guard.
+    pub(crate) router_origin: Option<String>,
 }
 
 /// A route targets a path on the router itself and no base URL says where that is.
@@ -182,6 +184,7 @@ impl Deliverer {
             breakers: Arc::new(Breakers::default()),
             slots,
             router_base: None,
+            router_origin: None,
         })
     }
 
@@ -204,12 +207,13 @@ impl Deliverer {
         {
             return Err(NoRouterBase(r.name.to_string()));
         }
+        self.router_origin = base.as_ref().map(|b| b.origin().ascii_serialization());
         self.router_base = base;
         Ok(self)
     }
 
     /// Reuses static secrets (auth headers, the signing key, URL tokens) for `ttl` before
-    /// reading them again (default [`crate::auth::SECRET_TTL`]).
+    /// reading them again (default [`router_core::secrets::SECRET_REREAD`]).
     pub fn with_secret_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.credentials = self.credentials.with_ttl(ttl);
         self
@@ -320,7 +324,7 @@ impl Deliverer {
                 }
             }
         };
-        log(&p);
+        crate::report::log(&p);
         p
     }
 
@@ -365,87 +369,5 @@ impl Deliverer {
             .as_ref()
             .map_or(Duration::ZERO, |e| e.timeout * times(e.auth.as_deref()));
         enrich + route.timeout * times(route.auth.as_deref())
-    }
-
-    fn emit_metrics(&self, processed: &[Processed], settlement: &Settlement) {
-        if !self.metrics.enabled() {
-            return;
-        }
-        let mut metrics = BatchMetrics::default();
-        let now_ms = router_core::time_fmt::now_ms();
-        for p in processed {
-            if let Disposition::Retry { .. } = p.disposition {
-                let in_queue = now_ms.saturating_sub(p.msg.sent_at_ms).max(0);
-                metrics.put_back(Duration::from_millis(in_queue as u64));
-            }
-            if let Some(latency) = p.latency {
-                metrics.latency(&p.route, latency);
-            }
-            match &p.disposition {
-                Disposition::Delivered { .. } => metrics.delivered(&p.route),
-                // Held back behind an earlier delivery of its session: not an attempt.
-                Disposition::Retry {
-                    reason: HELD_BACK, ..
-                } => {}
-                Disposition::Retry { reason, .. } => {
-                    metrics.retried(&p.route);
-                    if *reason == "circuit_open" {
-                        metrics.circuit_open(&p.route);
-                    }
-                }
-                Disposition::DeadLetter(d)
-                    if !settlement.unsent_dead_letters.contains(&p.msg.message_id) =>
-                {
-                    metrics.dead_lettered(&p.route, d.failure)
-                }
-                Disposition::DeadLetter(_) => {}
-            }
-        }
-        for line in metrics.lines(now_ms) {
-            self.metrics.emit(&line);
-        }
-    }
-}
-
-fn log(p: &Processed) {
-    let latency_ms = p.latency.map(|l| l.as_secs_f64() * 1e3);
-    match &p.disposition {
-        Disposition::Delivered { status } => tracing::info!(
-            delivery_id = %p.delivery_id,
-            event_id = %p.event_id,
-            route = %p.route,
-            attempt = p.attempt,
-            status,
-            latency_ms,
-            "delivered"
-        ),
-        Disposition::Retry {
-            delay,
-            reason,
-            status,
-            error,
-        } => tracing::warn!(
-            delivery_id = %p.delivery_id,
-            event_id = %p.event_id,
-            route = %p.route,
-            attempt = p.attempt,
-            status,
-            latency_ms,
-            failure = reason,
-            retry_in_s = delay.as_secs(),
-            error = %error,
-            "attempt failed; retrying"
-        ),
-        Disposition::DeadLetter(d) => tracing::warn!(
-            delivery_id = %p.delivery_id,
-            event_id = %p.event_id,
-            route = %p.route,
-            attempt = p.attempt,
-            status = d.last_status,
-            latency_ms,
-            failure = d.failure.as_str(),
-            error = %d.last_error,
-            "giving up; copying to the dead-letter queue"
-        ),
     }
 }

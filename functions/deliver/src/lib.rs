@@ -4,7 +4,7 @@
 //! (`main.rs`, [`lambda`]), a local host from its own queue polling.
 //!
 //! A message's path, one module a stage:
-//! - [`deliverer`]: the batch in, the failed ids out; runs the stages and logs each message
+//! - [`deliverer`]: the batch in, the failed ids out; runs the stages
 //! - [`prepare`]: parse the job, find its route, check its age
 //! - [`attempt`]: sign and send (through the circuit breaker, with the oauth2 resend)
 //!   what [`outgoing`] makes: the payload (after enrich) for `target_url`, or the body
@@ -12,6 +12,7 @@
 //! - `router_core::retry::decide`: the pure decision (delivered, retry in, dead letter)
 //! - [`reply`]: a reply route's answer (or `on_failure`) queued as its own job
 //! - [`settle`]: visibility changes for retries, DLQ copies, the failed ids
+//! - [`report`]: a log line per message, the batch's metric documents
 //!
 //! and what they use: [`http`] (one request and what it came to), [`auth`] (outbound
 //! auth headers and the signing key, cached), [`guard`] (the private-target guard),
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod outgoing;
 pub mod prepare;
 pub mod reply;
+pub mod report;
 pub mod settle;
 
 pub use deliverer::{BuildError, Deliverer};

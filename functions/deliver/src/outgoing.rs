@@ -65,36 +65,31 @@ impl Deliverer {
             .routes
             .render_payload(route, &ctx)
             .map_err(render_failure)?;
-        match &route.target {
-            Target::Url(url) => Ok(Outgoing {
-                body: rendered,
-                url: url.clone(),
-                timeout: route.timeout,
-                auth: route.auth.as_deref(),
-                capture: route.reply.is_some(),
-            }),
-            Target::Cognigy(to) => {
-                self.to_session(job, to, &rendered, Some(route.timeout))
-                    .await
-            }
+        let url = match &route.target {
+            Target::Url(url) => url.clone(),
             Target::Router(path) => {
                 let url = self.router_base.as_ref().and_then(|b| b.join(path).ok());
-                let Some(url) = url else {
+                url.ok_or_else(|| {
                     let error = format!(
                         "route `{}` targets {path} on this router, whose address is unknown (ROUTER_BASE_URL)",
                         route.name
                     );
-                    return Err(Attempted::new(Outcome::Render, error));
-                };
-                Ok(Outgoing {
-                    body: rendered,
-                    url,
-                    timeout: route.timeout,
-                    auth: route.auth.as_deref(),
-                    capture: route.reply.is_some(),
-                })
+                    Attempted::new(Outcome::Render, error)
+                })?
             }
-        }
+            Target::Cognigy(to) => {
+                return self
+                    .to_session(job, to, &rendered, Some(route.timeout))
+                    .await;
+            }
+        };
+        Ok(Outgoing {
+            body: rendered,
+            url,
+            timeout: route.timeout,
+            auth: route.auth.as_deref(),
+            capture: route.reply.is_some(),
+        })
     }
 
     /// A request into the event's Cognigy session: the body checked against Cognigy's

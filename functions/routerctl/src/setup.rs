@@ -66,10 +66,7 @@ pub async fn secrets(global: &Global, config: &Config) -> CliResult<Arc<dyn Secr
         }
         None => {
             let sdk = sdk_config().await;
-            Ok(Arc::new(
-                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk))
-                    .with_prefix(config.secret_prefix.as_deref()),
-            ))
+            Ok(Arc::new(SecretsManagerStore::configured(&sdk, config)))
         }
     }
 }

@@ -17,10 +17,9 @@ async fn main() -> Result<(), Error> {
     let routes =
         Arc::new(Routes::load(&config.routes_file).inspect_err(|e| tracing::error!("{e}"))?);
     let sdk = router_core::aws::sdk_config().await;
-    let secrets = Arc::new(
-        router_core::aws::SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk))
-            .with_prefix(config.secret_prefix.as_deref()),
-    );
+    let secrets = Arc::new(router_core::aws::SecretsManagerStore::configured(
+        &sdk, &config,
+    ));
     let http = token_refresh::http_client()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (routes, secrets, http) = (routes.clone(), secrets.clone(), http.clone());

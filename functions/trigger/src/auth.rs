@@ -4,9 +4,9 @@
 //!
 //! The ingest secret holds one key, or during a change `{"current": "...", "next": "..."}`
 //! (both accepted). It is read at start-up (a blank or malformed one stops the start) and
-//! re-read every [`INGEST_REREAD`] by the first request after that, so a rotation needs no
-//! redeploy; a re-read that fails, or finds a blank or malformed value, keeps the keys in
-//! use and logs a warning, so a bad edit never locks the flows out.
+//! re-read every [`router_core::secrets::SECRET_REREAD`] by the first request after that,
+//! so a rotation needs no redeploy; a re-read that fails, or finds a blank or malformed
+//! value, keeps the keys in use and logs a warning, so a bad edit never locks the flows out.
 
 use axum::http::HeaderMap;
 use router_core::ports::SecretStore;
@@ -16,9 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
-/// How long the ingest keys are used before the secret is read again (the deliver side
-/// keeps its secrets as long).
-pub const INGEST_REREAD: Duration = Duration::from_secs(300);
 /// After a failed read, how long before the next try.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 

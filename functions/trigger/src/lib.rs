@@ -12,11 +12,12 @@ pub mod smoke;
 
 pub use app::router;
 
-use auth::{INGEST_REREAD, IngestAuth, IngestKey};
+use auth::{IngestAuth, IngestKey};
 use router_core::backends::{Backends, QueuePair};
 use router_core::config::{Config, ConfigError};
 use router_core::ports::{Queue, SecretError, SecretStore};
 use router_core::routes::{LoadErrors, Routes};
+use router_core::secrets::SECRET_REREAD;
 use std::sync::Arc;
 
 /// Everything a request needs, built once per cold start.
@@ -63,13 +64,13 @@ pub enum InitError {
 
 impl State {
     /// Reads the ingest key and assembles the state; the key is re-read every
-    /// [`INGEST_REREAD`].
+    /// [`SECRET_REREAD`].
     pub async fn new(
         routes: Arc<Routes>,
         backends: Backends,
         dlq_degraded_threshold: u64,
     ) -> Result<Self, InitError> {
-        Self::with_reread(routes, backends, dlq_degraded_threshold, INGEST_REREAD).await
+        Self::with_reread(routes, backends, dlq_degraded_threshold, SECRET_REREAD).await
     }
 
     /// As [`State::new`], re-reading the ingest key every `reread`.

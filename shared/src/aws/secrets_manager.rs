@@ -25,6 +25,12 @@ impl SecretsManagerStore {
         }
     }
 
+    /// The store a function or `routerctl` works against: Secrets Manager from `sdk`, the
+    /// ids under the configuration's `SECRET_PREFIX`.
+    pub fn configured(sdk: &aws_config::SdkConfig, config: &crate::config::Config) -> Self {
+        Self::new(Client::new(sdk)).with_prefix(config.secret_prefix.as_deref())
+    }
+
     /// Reads and writes every id under `prefix` (as it is: include the `/`).
     pub fn with_prefix(mut self, prefix: Option<&str>) -> Self {
         self.prefix = prefix.unwrap_or_default().to_owned();
