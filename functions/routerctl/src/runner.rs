@@ -3,16 +3,20 @@
 //! delivery never holds back ready ones. A message in flight longer than half its
 //! visibility timeout has it extended, so no second consumer ever gets it while it is
 //! being delivered. What the handler leaves on the queue (retries, unwritten dead
-//! letters) is not deleted; everything else is.
+//! letters) is not deleted; everything else is, by batches: finished messages go to one
+//! deleting task, which deletes whatever has finished meanwhile in one call (up to a
+//! batch), so the queue sees one delete per batch rather than one per message.
 //!
 //! A handler that panics deletes nothing: its message comes back after its visibility
 //! timeout (and reaches the DLQ at the max receive count), as on Lambda.
 
+use futures_util::FutureExt;
 use router_core::ports::{MAX_BATCH, Queue, ReceivedMessage};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// How long one poll waits for messages.
@@ -67,6 +71,8 @@ pub async fn run<H: MessageHandler>(
     let per_receive = per_receive.clamp(1, MAX_BATCH);
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut in_flight = JoinSet::new();
+    let (finished, to_delete) = mpsc::unbounded_channel();
+    let deleter = tokio::spawn(delete_finished(queue.clone(), to_delete));
     loop {
         // One free slot to start with, then as many more as are free now (up to a batch).
         let first = tokio::select! {
@@ -96,9 +102,9 @@ pub async fn run<H: MessageHandler>(
         };
         for unit in units(messages) {
             let held: Vec<_> = permits.drain(..unit.len().min(permits.len())).collect();
-            let (queue, handler) = (queue.clone(), handler.clone());
+            let (queue, handler, finished) = (queue.clone(), handler.clone(), finished.clone());
             in_flight.spawn(async move {
-                deliver(queue, handler, unit, visibility).await;
+                deliver(queue, handler, unit, visibility, finished).await;
                 drop(held);
             });
         }
@@ -106,22 +112,59 @@ pub async fn run<H: MessageHandler>(
         while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
+    // Every delivery has handed over its finished messages: the deleter ends once it has
+    // deleted them.
+    drop(finished);
+    let _ = deleter.await;
 }
 
-/// One unit (a message, or a group's messages): handled in its own task, so a panic is
-/// contained, while its visibility is extended every half timeout; each message deleted
-/// unless the handler left it on the queue.
+/// A finished message to delete: its id (for the log) and receipt handle.
+type Finished = (String, String);
+
+/// Deletes finished messages: whatever has finished by the time it looks, up to a batch a
+/// call, each batch in a task of its own (a queue far away, such as SQS, takes many
+/// batches at once). Ends when every sender is gone and all is deleted.
+async fn delete_finished(queue: Arc<dyn Queue>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+    let mut deleting = JoinSet::new();
+    while let Some(first) = finished.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match finished.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let queue = queue.clone();
+        deleting.spawn(async move {
+            let receipts: Vec<String> = batch.iter().map(|(_, r)| r.clone()).collect();
+            let results = queue.delete_batch(&receipts).await;
+            for (result, (message_id, _)) in results.into_iter().zip(&batch) {
+                if let Err(e) = result {
+                    tracing::warn!(message_id, error = %e, "could not delete a finished message; it may be delivered again");
+                }
+            }
+        });
+        while deleting.try_join_next().is_some() {}
+    }
+    while deleting.join_next().await.is_some() {}
+}
+
+/// One unit (a message, or a group's messages): handled with a panic contained, while its
+/// visibility is extended every half timeout; each message handed to the deleter unless
+/// the handler left it on the queue.
 async fn deliver<H: MessageHandler>(
     queue: Arc<dyn Queue>,
     handler: Arc<H>,
     unit: Vec<ReceivedMessage>,
     visibility: Duration,
+    finished: mpsc::UnboundedSender<Finished>,
 ) {
     let receipts: Vec<(String, String)> = unit
         .iter()
         .map(|m| (m.message_id.clone(), m.receipt_handle.clone()))
         .collect();
-    let mut work = tokio::spawn(async move { handler.handle(unit).await });
+    let work = AssertUnwindSafe(handler.handle(unit)).catch_unwind();
+    tokio::pin!(work);
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + visibility / 2,
         (visibility / 2).max(Duration::from_millis(100)),
@@ -142,7 +185,12 @@ async fn deliver<H: MessageHandler>(
     };
     let left = match leave {
         Ok(left) => left,
-        Err(e) => {
+        Err(panic) => {
+            let e = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
             tracing::error!(
                 error = %e,
                 messages = receipts.len(),
@@ -151,18 +199,9 @@ async fn deliver<H: MessageHandler>(
             return;
         }
     };
-    let done: Vec<String> = receipts
-        .iter()
-        .filter(|(id, _)| !left.contains(id))
-        .map(|(_, r)| r.clone())
-        .collect();
-    if done.is_empty() {
-        return;
-    }
-    for (result, receipt) in queue.delete_batch(&done).await.into_iter().zip(&done) {
-        if let Err(e) = result {
-            tracing::warn!(error = %e, receipt = receipt.as_str(), "could not delete a finished message; it may be delivered again");
-        }
+    for done in receipts.into_iter().filter(|(id, _)| !left.contains(id)) {
+        // The deleter outlives every delivery (`run` waits for them first).
+        let _ = finished.send(done);
     }
 }
 
@@ -336,6 +375,8 @@ mod tests {
     struct CountsReceives {
         inner: Arc<dyn Queue>,
         asked: std::sync::Mutex<Vec<usize>>,
+        /// The size of each delete call.
+        deleted: std::sync::Mutex<Vec<usize>>,
     }
 
     #[async_trait::async_trait]
@@ -364,6 +405,7 @@ mod tests {
             &self,
             handles: &[String],
         ) -> Vec<Result<(), router_core::ports::QueueError>> {
+            self.deleted.lock().unwrap().push(handles.len());
             self.inner.delete_batch(handles).await
         }
         async fn change_visibility_batch(
@@ -383,6 +425,33 @@ mod tests {
         }
     }
 
+    /// Runs a runner (16 in flight) with a counting handler until it has handled `want`
+    /// messages (or 10 s passed), then stops it and waits for it; returns the count.
+    async fn run_until_handled(
+        queue: Arc<CountsReceives>,
+        per_receive: usize,
+        want: usize,
+    ) -> usize {
+        let handler = Arc::new(Counts(AtomicUsize::new(0)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runner = tokio::spawn(run(
+            queue,
+            handler.clone(),
+            16,
+            per_receive,
+            Duration::from_secs(30),
+            stop_rx,
+        ));
+        let started = std::time::Instant::now();
+        while handler.0.load(Ordering::SeqCst) < want && started.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop_tx.send(true).unwrap();
+        runner.await.unwrap();
+        handler.0.load(Ordering::SeqCst)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_runner_polls_at_most_per_receive_messages_a_call() {
         for (per_receive, most) in [(1, 1), (MAX_BATCH, MAX_BATCH), (0, 1), (99, MAX_BATCH)] {
@@ -393,26 +462,9 @@ mod tests {
             let queue = Arc::new(CountsReceives {
                 inner,
                 asked: Default::default(),
+                deleted: Default::default(),
             });
-            let handler = Arc::new(Counts(AtomicUsize::new(0)));
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let runner = tokio::spawn(run(
-                queue.clone(),
-                handler.clone(),
-                16,
-                per_receive,
-                Duration::from_secs(30),
-                stop_rx,
-            ));
-            let started = std::time::Instant::now();
-            while handler.0.load(Ordering::SeqCst) < 10
-                && started.elapsed() < Duration::from_secs(10)
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            stop_tx.send(true).unwrap();
-            runner.await.unwrap();
-            assert_eq!(handler.0.load(Ordering::SeqCst), 10);
+            assert_eq!(run_until_handled(queue.clone(), per_receive, 10).await, 10);
             let asked = queue.asked.lock().unwrap().clone();
             assert_eq!(
                 asked.iter().max(),
@@ -420,5 +472,35 @@ mod tests {
                 "per_receive {per_receive}: {asked:?}"
             );
         }
+    }
+
+    /// Finished messages are deleted by batches, and all of them before `run` returns.
+    #[tokio::test]
+    async fn finished_messages_are_deleted_by_batches_before_the_runner_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, _dlq) = embedded_queues(dir.path(), Duration::from_secs(30), 10).unwrap();
+        for chunk in 0..4 {
+            let batch: Vec<_> = (0..10).map(|i| message(&format!("{chunk}-{i}"))).collect();
+            inner.send_batch(&batch).await.unwrap();
+        }
+        let queue = Arc::new(CountsReceives {
+            inner: inner.clone(),
+            asked: Default::default(),
+            deleted: Default::default(),
+        });
+        // Stops at once: the runner still deletes every finished message before it returns.
+        assert_eq!(run_until_handled(queue.clone(), MAX_BATCH, 40).await, 40);
+        let depth = inner.depth().await.unwrap();
+        assert_eq!((depth.visible, depth.in_flight), (0, 0), "all deleted");
+        let deleted = queue.deleted.lock().unwrap().clone();
+        assert_eq!(deleted.iter().sum::<usize>(), 40, "{deleted:?}");
+        assert!(
+            deleted.iter().all(|n| *n <= MAX_BATCH),
+            "at most a batch a call: {deleted:?}"
+        );
+        assert!(
+            deleted.len() <= 8,
+            "deleted by batches, not one call per message: {deleted:?}"
+        );
     }
 }

@@ -129,17 +129,35 @@ fn a_retention_of_zero_is_refused() {
 }
 
 /// `serve` returns freed heap memory to the system (BENCHMARKS.md, "Where the time goes"):
-/// its `malloc-trim` thread runs beside the others.
+/// its `malloc-trim` thread runs beside the others. And its deliveries yield to the
+/// trigger API: their thread runs at nice 19.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
-fn serve_runs_its_heap_trimmer() {
+fn serve_runs_its_heap_trimmer_and_deliveries_at_the_lowest_priority() {
     let ws = Workspace::new("");
     let serve = ws.serve(&[]);
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", serve.child.id()))
+    // Thread name and nice value (the 19th field of `stat`, after the parenthesised name).
+    let threads: Vec<(String, i64)> = std::fs::read_dir(format!("/proc/{}/task", serve.child.id()))
         .unwrap()
         .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-        .map(|c| c.trim().to_owned())
+        .filter_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let after_name = stat.rsplit_once(')')?.1;
+            let nice = after_name.split_whitespace().nth(16)?.parse().ok()?;
+            Some((comm.trim().to_owned(), nice))
+        })
         .collect();
-    assert!(threads.iter().any(|t| t == "malloc-trim"), "{threads:?}");
+    assert!(
+        threads.iter().any(|(t, _)| t == "malloc-trim"),
+        "{threads:?}"
+    );
+    assert!(
+        threads.contains(&("deliveries".to_owned(), 19)),
+        "{threads:?}"
+    );
+    assert!(
+        threads.contains(&("tokio-rt-worker".to_owned(), 0)),
+        "{threads:?}"
+    );
 }

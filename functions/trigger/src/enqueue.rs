@@ -42,11 +42,11 @@ pub fn check(messages: &[OutgoingMessage]) -> Result<(), EnqueueError> {
 }
 
 /// Sends every message, retrying failed entries once. `Ok` only when all were accepted.
+/// The caller has [`check`]ed them (every list of an event, before any is sent).
 pub async fn send_all(
     queue: &dyn Queue,
     messages: Vec<OutgoingMessage>,
 ) -> Result<(), EnqueueError> {
-    check(&messages)?;
     let total = messages.len();
     let mut pending = messages;
     let mut last: Option<QueueError> = None;

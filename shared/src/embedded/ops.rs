@@ -84,11 +84,14 @@ pub(super) enum Done {
 impl Op {
     /// Whether, once committed, it may have made a message receivable (waiting receives
     /// are woken).
-    pub(super) fn wakes(&self) -> bool {
+    /// The queue this op may make a message receivable on, if any.
+    pub(super) fn wakes(&self) -> Option<&str> {
         match self {
-            Op::Send { .. } => true,
-            Op::ChangeVisibility { entries, .. } => entries.iter().any(|(_, t)| t.is_zero()),
-            Op::Receive { .. } | Op::Delete { .. } => false,
+            Op::Send { queue, .. } => Some(queue),
+            Op::ChangeVisibility { queue, entries } if entries.iter().any(|(_, t)| t.is_zero()) => {
+                Some(queue)
+            }
+            Op::ChangeVisibility { .. } | Op::Receive { .. } | Op::Delete { .. } => None,
         }
     }
 

@@ -12,7 +12,9 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Longest pause between polls while a receive waits (other processes may send).
 const POLL: Duration = Duration::from_millis(100);
@@ -48,6 +50,10 @@ impl Default for QueueSettings {
 #[derive(Debug, Clone)]
 pub struct EmbeddedQueue {
     pub(super) store: Arc<EmbeddedStore>,
+    /// Woken by the writer when a commit may have made a message of this queue receivable.
+    pub(super) waker: Arc<Notify>,
+    /// Receive operations this handle (and its clones) ran on the store.
+    pub(super) polls: Arc<AtomicU64>,
     pub(super) name: String,
     pub(super) settings: QueueSettings,
 }
@@ -55,6 +61,12 @@ pub struct EmbeddedQueue {
 impl EmbeddedQueue {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How many receive operations this handle (and its clones) ran on the store: a
+    /// waiting receive polls again when its queue may have a message, or every 100 ms.
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
     }
 }
 
@@ -102,7 +114,8 @@ impl Queue for EmbeddedQueue {
         let visibility = visibility.unwrap_or(self.settings.visibility_timeout);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let notified = self.store.sent.notified();
+            let notified = self.waker.notified();
+            self.polls.fetch_add(1, Ordering::Relaxed);
             let got = match self
                 .store
                 .run(Op::Receive {
@@ -154,5 +167,53 @@ impl Queue for EmbeddedQueue {
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         self.store.depth(&self.name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> OutgoingMessage {
+        OutgoingMessage {
+            body: "{}".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A receive waiting on one queue is not made to poll by sends to another (the ordered
+    /// routes' queue beside the standard one), and a send to its own queue ends the wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_receive_is_woken_by_its_own_queue_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let a = store.queue("a", QueueSettings::default());
+        let b = store.queue("b", QueueSettings::default());
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.receive(1, Duration::from_millis(500), None).await }
+        });
+        for _ in 0..40 {
+            b.send_batch(&[message()]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(waiting.await.unwrap().unwrap().is_empty());
+        // 500 ms of waiting polls about every 100 ms; 40 sends to `b` would have made 40.
+        assert!(a.polls() <= 10, "{} polls", a.polls());
+
+        let before = a.polls();
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.receive(1, Duration::from_secs(20), None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        a.send_batch(&[message()]).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the send ended the wait")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(a.polls() - before <= 3, "{} polls", a.polls() - before);
     }
 }

@@ -88,7 +88,9 @@ pub struct StoreSettings {
 pub struct EmbeddedStore {
     path: PathBuf,
     writer: Sender<Request>,
-    pub(super) sent: Arc<Notify>,
+    /// Per queue: woken when a commit may have made one of its messages receivable, so a
+    /// waiting receive polls only its own queue again.
+    wakers: Wakers,
     /// Reads that need no transaction of the writer's (depth).
     reader: Arc<Mutex<Connection>>,
     /// Queues whose messages expire, and after how long.
@@ -97,21 +99,24 @@ pub struct EmbeddedStore {
     _stop_checkpoints: Sender<()>,
 }
 
+/// Each queue's wake-up, by queue name.
+type Wakers = Arc<Mutex<BTreeMap<String, Arc<Notify>>>>;
+
 #[derive(Debug)]
 enum Request {
     Op(Op, oneshot::Sender<Result<Done, QueueError>>),
     Settings(oneshot::Sender<Result<StoreSettings, QueueError>>),
 }
 
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The writer thread: group commits, and the files' upkeep between them.
 fn writer(
     mut conn: Connection,
     path: PathBuf,
-    sent: Arc<Notify>,
+    wakers: Wakers,
     retention: Arc<Mutex<BTreeMap<String, Duration>>>,
     restart: Arc<AtomicBool>,
     requests: Receiver<Request>,
@@ -134,9 +139,11 @@ fn writer(
             }
         }
         let changes = conn.total_changes();
-        if commit_group(&mut conn, &path, group) {
-            sent.notify_waiters();
-        }
+        commit_group(&mut conn, &path, group, &|queue| {
+            if let Some(waker) = lock(&wakers).get(queue) {
+                waker.notify_waiters();
+            }
+        });
         upkeep.wrote |= conn.total_changes() != changes;
         if restart.swap(false, Ordering::Relaxed) {
             // The background thread copied most of a WAL over the limit into the database:
@@ -150,11 +157,11 @@ fn writer(
     }
 }
 
-/// Runs a group's operations in one transaction and answers each after the commit; returns
-/// whether a committed one may have made a message receivable. If an operation fails, the
-/// transaction is rolled back and each operation runs in a transaction of its own, so one
-/// failure is only its own.
-fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>) -> bool {
+/// Runs a group's operations in one transaction and answers each after the commit; calls
+/// `wake` with the queue of each committed operation that may have made a message
+/// receivable. If an operation fails, the transaction is rolled back and each operation
+/// runs in a transaction of its own, so one failure is only its own.
+fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>, wake: &dyn Fn(&str)) {
     let now = now_ms();
     let together = (|| -> rusqlite::Result<Vec<Answer>> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -167,14 +174,14 @@ fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>) -> bool
     })();
     match together {
         Ok(answers) => {
-            let wakes = group.iter().any(Request::wakes);
             for (request, answer) in group.into_iter().zip(answers) {
+                if let Some(queue) = request.wakes() {
+                    wake(queue);
+                }
                 request.answer(Ok(answer));
             }
-            wakes
         }
         Err(_) if group.len() > 1 => {
-            let mut wakes = false;
             for request in group {
                 let alone = (|| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -182,17 +189,17 @@ fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>) -> bool
                     tx.commit()?;
                     Ok(answer)
                 })();
-                wakes |= alone.is_ok() && request.wakes();
+                if let (Ok(_), Some(queue)) = (&alone, request.wakes()) {
+                    wake(queue);
+                }
                 request.answer(alone.map_err(|e| unavailable(path, e)));
             }
-            wakes
         }
         Err(e) => {
             let e = unavailable(path, e);
             for request in group {
                 request.answer(Err(e.clone()));
             }
-            false
         }
     }
 }
@@ -211,8 +218,12 @@ impl Request {
         }
     }
 
-    fn wakes(&self) -> bool {
-        matches!(self, Request::Op(op, _) if op.wakes())
+    /// The queue this request may have made a message receivable on.
+    fn wakes(&self) -> Option<&str> {
+        match self {
+            Request::Op(op, _) => op.wakes(),
+            Request::Settings(_) => None,
+        }
     }
 
     fn answer(self, answer: Result<Answer, QueueError>) {
@@ -302,13 +313,13 @@ impl EmbeddedStore {
             .map_err(|e| unavailable(&path, e))?;
         let reader = connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
         let checkpoint_conn = connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
-        let sent = Arc::new(Notify::new());
+        let wakers: Wakers = Arc::default();
         let retention = Arc::new(Mutex::new(BTreeMap::new()));
         let (writer_tx, requests) = std::sync::mpsc::channel();
         let restart = Arc::new(AtomicBool::new(false));
         let (p, n, r, w) = (
             path.clone(),
-            sent.clone(),
+            wakers.clone(),
             retention.clone(),
             restart.clone(),
         );
@@ -326,7 +337,7 @@ impl EmbeddedStore {
         Ok(Arc::new(Self {
             path,
             writer: writer_tx,
-            sent,
+            wakers,
             reader: Arc::new(Mutex::new(reader)),
             retention,
             _stop_checkpoints: stop_checkpoints,
@@ -347,8 +358,11 @@ impl EmbeddedStore {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.to_owned(), keep);
         }
+        let waker = Arc::clone(lock(&self.wakers).entry(name.to_owned()).or_default());
         EmbeddedQueue {
             store: Arc::clone(self),
+            waker,
+            polls: Arc::default(),
             name: name.to_owned(),
             settings,
         }
