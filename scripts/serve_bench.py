@@ -3,7 +3,7 @@
 and deliver together) with wrk pumping triggers with unique ids into it at 32 connections,
 every event delivered to a fast local sink; the Python baseline measured in the same run.
 
-    scripts/serve_bench.py [--seconds 10] [--repeat 3] [SECTION ...]
+    scripts/serve_bench.py [--seconds 10] [--repeat 5] [SECTION ...]
 
 Sections (default: all): `serve` (the headline table), `sizes` (events of 0.1 to 60 KiB),
 `routes` (routes files of 10, 100, 1000 routes), `backlog` (drain rate with 100,000 messages
@@ -374,7 +374,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--backlog", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the serve section (the median is reported)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of the serve section (the median is reported)")
     ap.add_argument("sections", nargs="*", default=["serve", "sizes", "routes", "backlog"])
     args = ap.parse_args()
     check_fresh(ROUTERCTL)
