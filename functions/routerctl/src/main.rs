@@ -75,10 +75,6 @@ async fn run(cli: Cli) -> CliResult {
     }
 }
 
-/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
-/// each keeps the memory it once held: two arenas keep `serve`'s resident memory down
-/// (about 2 MB of its 20) without slowing it (BENCHMARKS.md). An explicit
-/// `MALLOC_ARENA_MAX` in the environment wins.
 /// `serve` hands its free heap memory back to the system four times a second: under load
 /// glibc keeps freed chunks inside its heaps (a trigger's buffers are freed on another
 /// thread than the one that allocated them), which stayed resident after use. Measured
@@ -102,6 +98,10 @@ fn return_free_memory_periodically() {
     }
 }
 
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
+/// each keeps the memory it once held: two arenas keep `serve`'s resident memory down
+/// (about 2 MB of its 20) without slowing it (BENCHMARKS.md). An explicit
+/// `MALLOC_ARENA_MAX` in the environment wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -82,9 +82,8 @@ pub(super) enum Done {
 }
 
 impl Op {
-    /// Whether, once committed, it may have made a message receivable (waiting receives
-    /// are woken).
-    /// The queue this op may make a message receivable on, if any.
+    /// The queue on which, once committed, it may have made a message receivable (its
+    /// waiting receives are woken), if any.
     pub(super) fn wakes(&self) -> Option<&str> {
         match self {
             Op::Send { queue, .. } => Some(queue),

@@ -174,10 +174,15 @@ fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>, wake: &
     })();
     match together {
         Ok(answers) => {
-            for (request, answer) in group.into_iter().zip(answers) {
-                if let Some(queue) = request.wakes() {
+            // Each queue once, however many of the group's operations were on it.
+            let mut woken: Vec<&str> = Vec::new();
+            for queue in group.iter().filter_map(Request::wakes) {
+                if !woken.contains(&queue) {
+                    woken.push(queue);
                     wake(queue);
                 }
+            }
+            for (request, answer) in group.into_iter().zip(answers) {
                 request.answer(Ok(answer));
             }
         }

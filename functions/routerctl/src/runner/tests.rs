@@ -1,0 +1,289 @@
+use super::*;
+use router_core::backends::embedded_queues;
+use router_core::ports::OutgoingMessage;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn message(body: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        body: body.into(),
+        attributes: Default::default(),
+        delay: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+struct Panics(AtomicUsize);
+
+impl MessageHandler for Panics {
+    async fn handle(&self, _msgs: Vec<ReceivedMessage>) -> Vec<String> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("a bug in the handler");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_delivery_loses_no_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, dead_letters) = embedded_queues(dir.path(), Duration::from_secs(1), 2).unwrap();
+    queue.send_batch(&[message("{}")]).await.unwrap();
+    let handler = Arc::new(Panics(AtomicUsize::new(0)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(run(
+        queue.clone(),
+        handler.clone(),
+        4,
+        MAX_BATCH,
+        Duration::from_secs(1),
+        stop_rx,
+    ));
+    // Received twice (visibility 1 s), then redriven to the DLQ at the max receive count.
+    let mut dead = Vec::new();
+    for _ in 0..50 {
+        dead = dead_letters
+            .receive(1, Duration::from_millis(100), None)
+            .await
+            .unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+    }
+    stop_tx.send(true).unwrap();
+    runner.await.unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the message reached the DLQ instead of vanishing"
+    );
+    assert_eq!(
+        handler.0.load(Ordering::SeqCst),
+        2,
+        "the runner survived the first panic"
+    );
+}
+
+/// Takes `hold` per message, counting how many run at once.
+struct Slow {
+    hold: Duration,
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    seen: AtomicUsize,
+}
+
+impl MessageHandler for Slow {
+    async fn handle(&self, _msgs: Vec<ReceivedMessage>) -> Vec<String> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.hold).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Vec::new()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_delivery_outlives_its_visibility_and_is_handled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _dlq) = embedded_queues(dir.path(), Duration::from_secs(1), 10).unwrap();
+    queue.send_batch(&[message("{}")]).await.unwrap();
+    let handler = Arc::new(Slow {
+        hold: Duration::from_millis(3500),
+        now: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        seen: AtomicUsize::new(0),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(run(
+        queue.clone(),
+        handler.clone(),
+        8,
+        MAX_BATCH,
+        Duration::from_secs(1),
+        stop_rx,
+    ));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    stop_tx.send(true).unwrap();
+    runner.await.unwrap();
+    assert_eq!(
+        handler.seen.load(Ordering::SeqCst),
+        1,
+        "never handed out twice"
+    );
+    assert_eq!(
+        queue.depth().await.unwrap().visible + queue.depth().await.unwrap().in_flight,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_to_concurrency_messages_are_in_flight_and_a_slow_one_holds_back_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _dlq) = embedded_queues(dir.path(), Duration::from_secs(30), 10).unwrap();
+    for chunk in 0..3 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| message(&format!("{}", chunk * 10 + i)))
+            .collect();
+        queue.send_batch(&batch).await.unwrap();
+    }
+    let handler = Arc::new(Slow {
+        hold: Duration::from_millis(300),
+        now: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        seen: AtomicUsize::new(0),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let started = std::time::Instant::now();
+    let runner = tokio::spawn(run(
+        queue.clone(),
+        handler.clone(),
+        16,
+        MAX_BATCH,
+        Duration::from_secs(30),
+        stop_rx,
+    ));
+    while handler.seen.load(Ordering::SeqCst) < 30 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).unwrap();
+    runner.await.unwrap();
+    assert_eq!(handler.seen.load(Ordering::SeqCst), 30);
+    assert_eq!(
+        handler.peak.load(Ordering::SeqCst),
+        16,
+        "never more than the concurrency"
+    );
+    // 30 messages of 300 ms, 16 at a time: two rounds, not ten sequential batches.
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A queue that records how many messages each receive asked for.
+#[derive(Debug)]
+struct CountsReceives {
+    inner: Arc<dyn Queue>,
+    asked: std::sync::Mutex<Vec<usize>>,
+    /// The size of each delete call.
+    deleted: std::sync::Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl Queue for CountsReceives {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<router_core::ports::EntryFailure>, router_core::ports::QueueError> {
+        self.inner.send_batch(messages).await
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> router_core::ports::Received {
+        self.asked.lock().unwrap().push(max);
+        self.inner.receive(max, wait, visibility).await
+    }
+    async fn depth(
+        &self,
+    ) -> Result<router_core::ports::QueueDepth, router_core::ports::QueueError> {
+        self.inner.depth().await
+    }
+    async fn delete_batch(
+        &self,
+        handles: &[String],
+    ) -> Vec<Result<(), router_core::ports::QueueError>> {
+        self.deleted.lock().unwrap().push(handles.len());
+        self.inner.delete_batch(handles).await
+    }
+    async fn change_visibility_batch(
+        &self,
+        entries: &[(String, Duration)],
+    ) -> Vec<Result<(), router_core::ports::QueueError>> {
+        self.inner.change_visibility_batch(entries).await
+    }
+}
+
+struct Counts(AtomicUsize);
+
+impl MessageHandler for Counts {
+    async fn handle(&self, msgs: Vec<ReceivedMessage>) -> Vec<String> {
+        self.0.fetch_add(msgs.len(), Ordering::SeqCst);
+        Vec::new()
+    }
+}
+
+/// Runs a runner (16 in flight) with a counting handler until it has handled `want`
+/// messages (or 10 s passed), then stops it and waits for it; returns the count.
+async fn run_until_handled(queue: Arc<CountsReceives>, per_receive: usize, want: usize) -> usize {
+    let handler = Arc::new(Counts(AtomicUsize::new(0)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(run(
+        queue,
+        handler.clone(),
+        16,
+        per_receive,
+        Duration::from_secs(30),
+        stop_rx,
+    ));
+    let started = std::time::Instant::now();
+    while handler.0.load(Ordering::SeqCst) < want && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stop_tx.send(true).unwrap();
+    runner.await.unwrap();
+    handler.0.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_polls_at_most_per_receive_messages_a_call() {
+    for (per_receive, most) in [(1, 1), (MAX_BATCH, MAX_BATCH), (0, 1), (99, MAX_BATCH)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, _dlq) = embedded_queues(dir.path(), Duration::from_secs(30), 10).unwrap();
+        let batch: Vec<_> = (0..10).map(|i| message(&i.to_string())).collect();
+        inner.send_batch(&batch).await.unwrap();
+        let queue = Arc::new(CountsReceives {
+            inner,
+            asked: Default::default(),
+            deleted: Default::default(),
+        });
+        assert_eq!(run_until_handled(queue.clone(), per_receive, 10).await, 10);
+        let asked = queue.asked.lock().unwrap().clone();
+        assert_eq!(
+            asked.iter().max(),
+            Some(&most),
+            "per_receive {per_receive}: {asked:?}"
+        );
+    }
+}
+
+/// Finished messages are deleted by batches, and all of them before `run` returns.
+#[tokio::test]
+async fn finished_messages_are_deleted_by_batches_before_the_runner_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inner, _dlq) = embedded_queues(dir.path(), Duration::from_secs(30), 10).unwrap();
+    for chunk in 0..4 {
+        let batch: Vec<_> = (0..10).map(|i| message(&format!("{chunk}-{i}"))).collect();
+        inner.send_batch(&batch).await.unwrap();
+    }
+    let queue = Arc::new(CountsReceives {
+        inner: inner.clone(),
+        asked: Default::default(),
+        deleted: Default::default(),
+    });
+    // Stops at once: the runner still deletes every finished message before it returns.
+    assert_eq!(run_until_handled(queue.clone(), MAX_BATCH, 40).await, 40);
+    let depth = inner.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (0, 0), "all deleted");
+    let deleted = queue.deleted.lock().unwrap().clone();
+    assert_eq!(deleted.iter().sum::<usize>(), 40, "{deleted:?}");
+    assert!(
+        deleted.iter().all(|n| *n <= MAX_BATCH),
+        "at most a batch a call: {deleted:?}"
+    );
+    assert!(
+        deleted.len() <= 8,
+        "deleted by batches, not one call per message: {deleted:?}"
+    );
+}
