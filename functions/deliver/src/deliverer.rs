@@ -243,19 +243,34 @@ impl Deliverer {
         deadline: Option<Instant>,
     ) -> Vec<String> {
         let started = Instant::now();
-        let (singles, groups) = by_group(records);
         let queue = self.backends.queue.as_ref();
-        let singles = join_all(singles.into_iter().map(|m| self.process(m, deadline)));
-        let groups = join_all(groups.into_iter().map(|g| self.process_group(g, deadline)));
-        let (singles, groups) = tokio::join!(singles, groups);
-        let mut processed: Vec<Processed> = singles
-            .into_iter()
-            .chain(groups.into_iter().flatten())
-            .collect();
+        let mut processed: Vec<Processed> = match <[_; 1]>::try_from(records) {
+            // One message without a group (`serve` hands them over one by one): processed
+            // in place, without the join's allocations.
+            Ok([msg]) if msg.group.is_none() => vec![self.process(msg, deadline).await],
+            Ok(one) => self.process_all(one.into(), deadline).await,
+            Err(records) => self.process_all(records, deadline).await,
+        };
         crate::reply::queue_follow_ups(queue, &mut processed).await;
         let settlement = settle(&self.backends, &processed, started.elapsed()).await;
         self.emit_metrics(&processed, &settlement);
         settlement.failed
+    }
+
+    /// Every message of a batch: those without a group concurrently, each group in order.
+    async fn process_all(
+        &self,
+        records: Vec<ReceivedMessage>,
+        deadline: Option<Instant>,
+    ) -> Vec<Processed> {
+        let (singles, groups) = by_group(records);
+        let singles = join_all(singles.into_iter().map(|m| self.process(m, deadline)));
+        let groups = join_all(groups.into_iter().map(|g| self.process_group(g, deadline)));
+        let (singles, groups) = tokio::join!(singles, groups);
+        singles
+            .into_iter()
+            .chain(groups.into_iter().flatten())
+            .collect()
     }
 
     /// One message group of a FIFO batch, in order (Lambda's FIFO rule): at the first

@@ -128,12 +128,12 @@ fn a_retention_of_zero_is_refused() {
     assert!(stderr.contains("retention of 0"), "{stderr}");
 }
 
-/// `serve` returns freed heap memory to the system (BENCHMARKS.md, "Where the time goes"):
-/// its `malloc-trim` thread runs beside the others. And its deliveries yield to the
-/// trigger API: their thread runs at nice 19.
+/// `serve` returns freed memory to the system after bursts even when idle: jemalloc's
+/// background thread purges it (main.rs). And its deliveries yield to the trigger API: their
+/// thread runs at nice 19.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
-fn serve_runs_its_heap_trimmer_and_deliveries_at_the_lowest_priority() {
+fn serve_runs_jemallocs_purger_and_deliveries_at_the_lowest_priority() {
     let ws = Workspace::new("");
     let serve = ws.serve(&[]);
     // Thread name and nice value (the 19th field of `stat`, after the parenthesised name).
@@ -149,7 +149,7 @@ fn serve_runs_its_heap_trimmer_and_deliveries_at_the_lowest_priority() {
         })
         .collect();
     assert!(
-        threads.iter().any(|(t, _)| t == "malloc-trim"),
+        threads.iter().any(|(t, _)| t == "jemalloc_bg_thd"),
         "{threads:?}"
     );
     assert!(
