@@ -72,15 +72,16 @@ async fn run(cli: Cli) -> CliResult {
 }
 
 // The allocator: jemalloc, for Rust and C code alike (SQLite is C), on Linux with glibc.
-// Under `serve`'s load glibc's malloc took a quarter of the trigger workers' time and a third
-// of the deliveries thread's: each request's read buffer and each delivery's future are
-// large allocations, which glibc serves from its locked arena bins, not its thread caches.
+// Under `serve`'s load glibc's malloc took a quarter of the trigger workers' time and a fifth
+// of the deliveries thread's: a request's read buffer and a delivery's futures are large
+// allocations, which glibc serves from its locked arena bins, not its thread caches.
 // jemalloc, measured as users run `serve` (BENCHMARKS.md): triggers +10-15 %, deliveries
 // +20-30 %, p99 lower. Its settings keep the memory down:
 // - `narenas:1`: one arena, not 4 per core; each arena keeps partly used pages of every
 //   size it served.
-// - `tcache_max:1024`: threads cache only small sizes, returned to the arena on a free.
-// - `dirty_decay_ms:1000,muzzy_decay_ms:0`: freed pages go back to the system after a
+// - `tcache_max:1024,tcache_nslots_small_max:64`: threads cache only small sizes, at most
+//   64 of each (default 32 KiB and 200).
+// - `dirty_decay_ms:500,muzzy_decay_ms:0`: freed pages go back to the system within half a
 //   second (default 10 s), by a background thread, so an idle `serve` shrinks after a burst.
 // `MALLOC_CONF` in the environment overrides any of them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -94,5 +95,5 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)] // exporting a symbol is unsafe: nothing else may define `malloc_conf`
 #[unsafe(export_name = "malloc_conf")]
-static MALLOC_CONF: &[u8; 86] =
-    b"narenas:1,tcache_max:1024,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true\0";
+static MALLOC_CONF: &[u8; 112] =
+    b"narenas:1,tcache_max:1024,tcache_nslots_small_max:64,dirty_decay_ms:500,muzzy_decay_ms:0,background_thread:true\0";

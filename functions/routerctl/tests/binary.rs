@@ -19,7 +19,8 @@ fn jemalloc_is_the_allocator_with_routerctls_settings() {
     for setting in [
         "narenas:1",
         "tcache_max:1024",
-        "dirty_decay_ms:1000",
+        "tcache_nslots_small_max:64",
+        "dirty_decay_ms:500",
         "muzzy_decay_ms:0",
         "background_thread:true",
     ] {
