@@ -108,7 +108,9 @@ enum Request {
     Settings(oneshot::Sender<Result<StoreSettings, QueueError>>),
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, also after a holder panicked: the store keeps serving rather than failing
+/// every later call.
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -358,10 +360,7 @@ impl EmbeddedStore {
     /// reached it) by this store's writer.
     pub fn queue(self: &Arc<Self>, name: &str, settings: QueueSettings) -> EmbeddedQueue {
         if let Some(keep) = settings.retention {
-            self.retention
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.to_owned(), keep);
+            lock(&self.retention).insert(name.to_owned(), keep);
         }
         let waker = Arc::clone(lock(&self.wakers).entry(name.to_owned()).or_default());
         EmbeddedQueue {

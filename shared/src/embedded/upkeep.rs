@@ -3,7 +3,7 @@
 //! the background thread that copies the WAL into the database.
 
 use super::ops::DEDUP_WINDOW;
-use super::store::{BUSY_WAIT, TICK, WAL_LIMIT_BYTES, ms};
+use super::store::{BUSY_WAIT, TICK, WAL_LIMIT_BYTES, lock, ms};
 use crate::time_fmt::now_ms;
 use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
@@ -90,11 +90,7 @@ impl Upkeep {
             "DELETE FROM dedup WHERE at < ?1",
             params![now - ms(DEDUP_WINDOW)],
         );
-        let queues = self
-            .retention
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let queues = lock(&self.retention).clone();
         // A retention shorter than the usual period is looked after more often.
         let every = queues
             .values()

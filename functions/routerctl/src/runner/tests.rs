@@ -12,6 +12,27 @@ fn message(body: &str) -> OutgoingMessage {
     }
 }
 
+/// Starts a runner on `queue` (a batch a receive); it runs until the returned sender says
+/// stop, and the handle ends once it has.
+fn start<H: MessageHandler>(
+    queue: Arc<dyn Queue>,
+    handler: Arc<H>,
+    concurrency: usize,
+    per_receive: usize,
+    visibility: Duration,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(run(
+        queue,
+        handler,
+        concurrency,
+        per_receive,
+        visibility,
+        stop_rx,
+    ));
+    (stop_tx, runner)
+}
+
 struct Panics(AtomicUsize);
 
 impl MessageHandler for Panics {
@@ -27,15 +48,13 @@ async fn a_panicking_delivery_loses_no_message() {
     let (queue, dead_letters) = embedded_queues(dir.path(), Duration::from_secs(1), 2).unwrap();
     queue.send_batch(&[message("{}")]).await.unwrap();
     let handler = Arc::new(Panics(AtomicUsize::new(0)));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let runner = tokio::spawn(run(
+    let (stop_tx, runner) = start(
         queue.clone(),
         handler.clone(),
         4,
         MAX_BATCH,
         Duration::from_secs(1),
-        stop_rx,
-    ));
+    );
     // Received twice (visibility 1 s), then redriven to the DLQ at the max receive count.
     let mut dead = Vec::new();
     for _ in 0..50 {
@@ -69,6 +88,17 @@ struct Slow {
     seen: AtomicUsize,
 }
 
+impl Slow {
+    fn new(hold: Duration) -> Self {
+        Self {
+            hold,
+            now: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            seen: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl MessageHandler for Slow {
     async fn handle(&self, _msgs: Vec<ReceivedMessage>) -> Vec<String> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -85,21 +115,14 @@ async fn a_slow_delivery_outlives_its_visibility_and_is_handled_once() {
     let dir = tempfile::tempdir().unwrap();
     let (queue, _dlq) = embedded_queues(dir.path(), Duration::from_secs(1), 10).unwrap();
     queue.send_batch(&[message("{}")]).await.unwrap();
-    let handler = Arc::new(Slow {
-        hold: Duration::from_millis(3500),
-        now: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-        seen: AtomicUsize::new(0),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let runner = tokio::spawn(run(
+    let handler = Arc::new(Slow::new(Duration::from_millis(3500)));
+    let (stop_tx, runner) = start(
         queue.clone(),
         handler.clone(),
         8,
         MAX_BATCH,
         Duration::from_secs(1),
-        stop_rx,
-    ));
+    );
     tokio::time::sleep(Duration::from_millis(4500)).await;
     stop_tx.send(true).unwrap();
     runner.await.unwrap();
@@ -124,22 +147,15 @@ async fn up_to_concurrency_messages_are_in_flight_and_a_slow_one_holds_back_none
             .collect();
         queue.send_batch(&batch).await.unwrap();
     }
-    let handler = Arc::new(Slow {
-        hold: Duration::from_millis(300),
-        now: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-        seen: AtomicUsize::new(0),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let handler = Arc::new(Slow::new(Duration::from_millis(300)));
     let started = std::time::Instant::now();
-    let runner = tokio::spawn(run(
+    let (stop_tx, runner) = start(
         queue.clone(),
         handler.clone(),
         16,
         MAX_BATCH,
         Duration::from_secs(30),
-        stop_rx,
-    ));
+    );
     while handler.seen.load(Ordering::SeqCst) < 30 && started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -218,15 +234,13 @@ impl MessageHandler for Counts {
 /// messages (or 10 s passed), then stops it and waits for it; returns the count.
 async fn run_until_handled(queue: Arc<CountsReceives>, per_receive: usize, want: usize) -> usize {
     let handler = Arc::new(Counts(AtomicUsize::new(0)));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let runner = tokio::spawn(run(
+    let (stop_tx, runner) = start(
         queue,
         handler.clone(),
         16,
         per_receive,
         Duration::from_secs(30),
-        stop_rx,
-    ));
+    );
     let started = std::time::Instant::now();
     while handler.0.load(Ordering::SeqCst) < want && started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(1)).await;
