@@ -12,7 +12,9 @@
 # through the queue and the deliver side, signed, to the router's own sink
 # (POST /api/v2/webhooks/smoke), which verifies the signature and logs
 # "smoke delivery received". Exit 0 once that line is seen; 1 with what went wrong
-# (the trigger's answer, or the delivery's log lines) otherwise.
+# otherwise: the trigger's answer, or the delivery's log lines, as soon as the deliver side
+# gives the delivery up (dead letter) or once --wait seconds (default 90) pass without
+# an arrival.
 set -euo pipefail
 
 STACK="" REGION="" URL="" KEY="" LOG="" WAIT=90
@@ -24,7 +26,7 @@ while [ $# -gt 0 ]; do
     --key) KEY=$2; shift 2 ;;
     --log) LOG=$2; shift 2 ;;
     --wait) WAIT=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "smoke: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,6 +85,11 @@ while [ "$(date +%s)" -lt "$DEADLINE" ]; do
     echo "smoke: delivered. $DELIVERY reached $URL/api/v2/webhooks/smoke, its signature verified (${WHERE:-$LOG}):"
     echo "$ARRIVED" | head -1
     exit 0
+  fi
+  if [ -n "$(lines deliver "giving up" | grep -F "giving up" || true)" ]; then
+    echo "smoke: the delivery was given up (dead-lettered). What the deliver side logged for $ID:" >&2
+    lines deliver "$DELIVERY" >&2
+    fail "see docs/operations.md, \"The smoke check\""
   fi
   sleep 2
 done

@@ -172,6 +172,8 @@ impl Circuit {
 #[derive(Debug, Default)]
 pub struct Breakers {
     circuits: Mutex<HashMap<String, (Circuit, Instant)>>,
+    /// How far [`Breakers::now`] is ahead of the system clock (moved only by tests).
+    ahead: Mutex<Duration>,
 }
 
 /// An open circuit, for the health endpoint.
@@ -184,6 +186,18 @@ pub struct OpenCircuit {
 }
 
 impl Breakers {
+    /// The breakers' clock: the system's monotonic clock, plus what [`Breakers::advance`]
+    /// added. Callers pass it to [`Breakers::admit`] and [`Breakers::record`].
+    pub fn now(&self) -> Instant {
+        Instant::now() + *self.ahead.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves the breakers' clock on by `by`: a test sees a cool-down end without waiting
+    /// for it (and without a loaded machine moving the clock under its feet).
+    pub fn advance(&self, by: Duration) {
+        *self.ahead.lock().unwrap_or_else(|p| p.into_inner()) += by;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Circuit, Instant)>> {
         self.circuits.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -2,6 +2,7 @@
 //! ([`router_core::testing::http::Target`]): paths answer as scripted (statuses in order,
 //! a delay, a body), and every request is kept as a [`Delivery`].
 
+pub use router_core::testing::http::Gate;
 use router_core::testing::http::{Recorded, Reply, Target};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -73,13 +74,30 @@ struct Scripts {
     fallback: HashMap<String, u16>,
     delays: HashMap<String, Duration>,
     bodies: HashMap<String, String>,
+    /// Paths whose answers wait for a gate (`*`: every path without a gate of its own).
+    gates: HashMap<String, Gate>,
+    /// Paths whose status is chosen from the request itself.
+    by_request: HashMap<String, StatusFn>,
+}
+
+#[derive(Clone)]
+struct StatusFn(Arc<dyn Fn(&Delivery) -> u16 + Send + Sync>);
+
+impl std::fmt::Debug for StatusFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusFn")
+    }
 }
 
 impl Scripts {
-    fn reply(&mut self, path: &str) -> Reply {
+    fn reply(&mut self, d: &Delivery) -> Reply {
+        let path = d.path.as_str();
         let status = match self.statuses.get_mut(path).and_then(VecDeque::pop_front) {
             Some(s) => s,
-            None => self.fallback.get(path).copied().unwrap_or(200),
+            None => match self.by_request.get(path) {
+                Some(f) => (f.0)(d),
+                None => self.fallback.get(path).copied().unwrap_or(200),
+            },
         };
         let body = self
             .bodies
@@ -87,9 +105,13 @@ impl Scripts {
             .or_else(|| self.bodies.get("*"))
             .cloned()
             .unwrap_or_default();
-        Reply::status(status)
+        let reply = Reply::status(status)
             .body(&body)
-            .after(self.delays.get(path).copied().unwrap_or_default())
+            .after(self.delays.get(path).copied().unwrap_or_default());
+        match self.gates.get(path).or_else(|| self.gates.get("*")) {
+            Some(gate) => reply.until(gate),
+            None => reply,
+        }
     }
 }
 
@@ -109,11 +131,7 @@ impl Targets {
     pub async fn start() -> Self {
         let scripts: Arc<Mutex<Scripts>> = Arc::default();
         let s = scripts.clone();
-        let server = Target::start(move |r, _| {
-            let path = Delivery::from_recorded(r).path;
-            lock(&s).reply(&path)
-        })
-        .await;
+        let server = Target::start(move |r, _| lock(&s).reply(&Delivery::from_recorded(r))).await;
         Self {
             base: server.base(),
             server,
@@ -131,6 +149,26 @@ impl Targets {
         s.statuses
             .insert(path.to_owned(), statuses.iter().copied().collect());
         s.fallback.insert(path.to_owned(), then);
+    }
+
+    /// `path` answers with the status `f` picks for each request (after any statuses
+    /// [`Targets::script`] gave it).
+    pub fn respond_with(&self, path: &str, f: impl Fn(&Delivery) -> u16 + Send + Sync + 'static) {
+        lock(&self.scripts)
+            .by_request
+            .insert(path.to_owned(), StatusFn(Arc::new(f)));
+    }
+
+    /// `path` (`*`: every path without a gate of its own) answers only once `gate` is open.
+    pub fn hold(&self, path: &str, gate: &Gate) {
+        lock(&self.scripts)
+            .gates
+            .insert(path.to_owned(), gate.clone());
+    }
+
+    /// Requests being answered now (held ones included), on every path.
+    pub fn in_flight(&self) -> usize {
+        self.server.in_flight()
     }
 
     /// `path` answers only after `delay`.
@@ -162,12 +200,11 @@ impl Targets {
             .collect()
     }
 
-    /// Waits until `pred` holds for what was received, or `timeout` passes.
-    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Delivery]) -> bool) -> bool {
+    /// Waits until `pred` holds for what was received, or [`router_core::testing::PATIENCE`]
+    /// passes.
+    pub async fn wait_for(&self, pred: impl Fn(&[Delivery]) -> bool) -> bool {
         self.server
-            .wait_for(timeout, |r| {
-                pred(&r.iter().map(Delivery::from_recorded).collect::<Vec<_>>())
-            })
+            .wait_for(|r| pred(&r.iter().map(Delivery::from_recorded).collect::<Vec<_>>()))
             .await
     }
 }

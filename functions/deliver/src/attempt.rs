@@ -14,7 +14,7 @@ use router_core::breaker::{Admission, Transition};
 use router_core::retry::{Attempted, Outcome, Verdict, classify};
 use router_core::routes::Route;
 use router_core::wire::headers::DeliveryHeaders;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The most of an answer kept as a reply's `response.text`.
@@ -118,7 +118,10 @@ impl Deliverer {
         request: http::Request<'_>,
     ) -> Sent {
         let origin = request.url.origin().ascii_serialization();
-        match self.breakers.admit(&origin, &route.breaker, Instant::now()) {
+        match self
+            .breakers
+            .admit(&origin, &route.breaker, self.breakers.now())
+        {
             Admission::Refuse { retry_in } => {
                 let error = format!(
                     "the circuit of {origin} is open (next probe in {} s)",
@@ -136,9 +139,9 @@ impl Deliverer {
         let sent = self.send_authenticated(auth, request, own).await;
         if sent.latency.is_some() && sent.attempted.outcome != Outcome::Blocked {
             let unwell = sent.attempted.outcome.is_unwell();
-            if let Some(t) = self
-                .breakers
-                .record(&origin, unwell, &route.breaker, Instant::now())
+            if let Some(t) =
+                self.breakers
+                    .record(&origin, unwell, &route.breaker, self.breakers.now())
             {
                 self.circuit_changed(route.name.as_str(), &origin, t);
             }

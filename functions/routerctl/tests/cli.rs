@@ -328,10 +328,7 @@ async fn serve_refreshes_tokens_on_its_schedule() {
     text.push_str("creds = '{\"client_id\":\"id\",\"client_secret\":\"s\"}'\n");
     std::fs::write(&secrets, text).unwrap();
     let serve = ws.serve(&["--token-interval", "1"]);
-    let stored = wait_until(std::time::Duration::from_secs(10), || {
-        std::fs::read_to_string(&secrets).unwrap().contains("tok-1")
-    })
-    .await;
+    let stored = wait_until(|| std::fs::read_to_string(&secrets).unwrap().contains("tok-1")).await;
     assert!(stored, "serve stored a token at start-up\n{}", serve.log());
     let health: serde_json::Value = reqwest::get(format!("{}/api/v2/health", serve.base))
         .await

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
 
 /// Two dead letters (route `refuses` answers 400) in a workspace whose serve has stopped.
 async fn two_dead_letters() -> (Workspace, Vec<String>) {
@@ -17,7 +16,7 @@ async fn two_dead_letters() -> (Workspace, Vec<String>) {
             .await;
         assert_eq!(status, 202, "{answer}");
     }
-    let dead = wait_until(Duration::from_secs(15), || dlq_rows(&ws).len() == 2).await;
+    let dead = wait_until(|| dlq_rows(&ws).len() == 2).await;
     assert!(dead, "both deliveries dead-lettered\n{}", serve.log());
     serve.terminate();
     let ids = dlq_rows(&ws)

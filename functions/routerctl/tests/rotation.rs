@@ -8,7 +8,6 @@ use base64::Engine;
 use common::*;
 use hmac::{Hmac, Mac};
 use router_tests::targets::{Delivery, Targets};
-use std::time::Duration;
 
 const NEW_KEY: &str = "the-next-ingest-key";
 const NEW_SIGNING_KEY: &[u8] = b"fedcba9876543210fedcba9876543210";
@@ -61,9 +60,7 @@ async fn delivered(serve: &Serve, targets: &Targets, key: &str, id: &str) -> Del
     let body = format!("\"event\": \"{id}\"");
     assert!(
         targets
-            .wait_for(Duration::from_secs(10), |r| r
-                .iter()
-                .any(|d| d.body.contains(&body)))
+            .wait_for(|r| r.iter().any(|d| d.body.contains(&body)))
             .await,
         "{}",
         serve.log()

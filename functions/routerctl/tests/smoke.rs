@@ -1,6 +1,9 @@
 //! `scripts/smoke.sh` against `routerctl serve`, as the README and docs/operations.md
 //! run it: the smoke route delivers through the whole path to the router's own sink and
-//! the script sees it arrive; with the signing key missing it says what went wrong.
+//! the script sees it arrive; with the signing key missing it says what went wrong as soon
+//! as the delivery is given up; when nothing can arrive it says so after its `--wait`.
+//! Each test waits for an outcome, not for a clock: the `--wait` given is one a loaded
+//! machine meets, or one that no outcome can beat.
 
 mod common;
 
@@ -65,7 +68,7 @@ async fn the_smoke_check_sees_its_delivery_arrive() {
     let targets = Targets::start().await;
     let ws = Workspace::new(&smoke_routes(&targets));
     let serve = ws.serve(&[]);
-    let out = tokio::task::block_in_place(|| run_smoke(&ws, &serve, "20"));
+    let out = tokio::task::block_in_place(|| run_smoke(&ws, &serve, "120"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -93,12 +96,38 @@ async fn without_the_signing_key_the_smoke_check_fails_and_shows_why() {
     )
     .unwrap();
     let serve = ws.serve(&[]);
-    let out = tokio::task::block_in_place(|| run_smoke(&ws, &serve, "4"));
+    // The route retries twice, 1 s apart, then gives up: the script stops there, long
+    // before its deadline, with the delivery's log lines.
+    let out = tokio::task::block_in_place(|| run_smoke(&ws, &serve, "120"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no arrival within 4s"), "{stderr}");
+    assert!(
+        stderr.contains("the delivery was given up (dead-lettered)"),
+        "{stderr}"
+    );
     // The delivery's own log lines name the cause.
-    assert!(stderr.contains("signing"), "{stderr}");
+    assert!(stderr.contains("signing_key"), "{stderr}");
+    assert!(!stderr.contains("no arrival within"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_nothing_arrives_the_smoke_check_says_so_after_its_wait() {
+    // The smoke route delivers to a target that never answers and retries only in an hour:
+    // nothing can arrive and nothing is given up while the script waits.
+    let targets = Targets::start().await;
+    targets.delay("hang", Duration::from_secs(3600));
+    let route = SMOKE_ROUTE
+        .replace("/api/v2/webhooks/smoke", &targets.url("hang"))
+        .replace("[\"1s\", \"1s\"]", "[\"1h\"]")
+        .replace("max_age = \"10m\"", "max_age = \"2h\"");
+    assert!(route.contains("[\"1h\"]"), "{route}");
+    let ws = Workspace::new(&(routes_for(&targets, &[]) + &route));
+    let serve = ws.serve(&[]);
+    let out = tokio::task::block_in_place(|| run_smoke(&ws, &serve, "3"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no arrival within 3s"), "{stderr}");
+    assert!(!stderr.contains("given up"), "{stderr}");
 }
 
 #[test]
@@ -107,7 +136,8 @@ fn without_a_smoke_route_or_the_key_the_trigger_says_so() {
     let targets = rt.block_on(Targets::start());
     let ws = Workspace::new(&routes_for(&targets, &[]));
     let serve = ws.serve(&[]);
-    let out = run_smoke(&ws, &serve, "2");
+    // The trigger's 200 ends the script at once, whatever its wait.
+    let out = run_smoke(&ws, &serve, "120");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no route fired"), "{stderr}");

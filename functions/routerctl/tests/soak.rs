@@ -57,7 +57,7 @@ async fn soak(ws: Workspace, triggers: usize, kills: usize) {
             i % ROUTES
         );
         // Retried until accepted, as a caller would; only a 202 counts.
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let (status, reply) = serve.trigger(&body).await;
             if status == 202 {
@@ -79,7 +79,9 @@ async fn soak(ws: Workspace, triggers: usize, kills: usize) {
 
     let mut dead = BTreeSet::new();
     let mut lost: Vec<String> = Vec::new();
-    let settled = wait_until(Duration::from_secs(240), || {
+    // Minutes for the long runs by hand (their schedules and kills included).
+    let patience = PATIENCE * 2 + Duration::from_millis(20 * triggers as u64);
+    let settled = wait_until_within(patience, || {
         let delivered: BTreeSet<String> = target
             .record
             .lock()

@@ -113,7 +113,7 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
         .values()
         .any(|t| t.expires_in_s.is_none_or(|s| s < TOKEN_WARNING_S));
     let circuits = state.circuits.as_ref().map(|b| {
-        b.open(Instant::now())
+        b.open(b.now())
             .into_iter()
             .map(|c| CircuitHealth {
                 origin: c.origin,

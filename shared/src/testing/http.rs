@@ -1,13 +1,49 @@
 //! The one scripted HTTP server of the tests: a real server on 127.0.0.1 answering as a
 //! responder says (given the request and its 0-based number), recording every request.
 //! Delivery targets, CRM lookups and token endpoints in every test crate are built on it.
+//! A reply can be held behind a [`Gate`] that the test opens: "answered without waiting
+//! for X" and "N requests at once" are then shown by what the server saw while it held
+//! them, never by a stopwatch.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A gate the test opens: replies held behind it wait until then (or until
+/// [`super::PATIENCE`] passes, so a broken test ends).
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until the gate is open (at most [`super::PATIENCE`]).
+    pub async fn passed(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = tokio::time::timeout(super::PATIENCE, rx.wait_for(|open| *open)).await;
+    }
+}
 
 /// What the server answers.
 #[derive(Debug, Clone)]
@@ -16,6 +52,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// Answers only once this gate is open (then after `delay`).
+    pub hold: Option<Gate>,
 }
 
 impl Reply {
@@ -25,6 +63,7 @@ impl Reply {
             headers: Vec::new(),
             body: String::new(),
             delay: Duration::ZERO,
+            hold: None,
         }
     }
 
@@ -48,6 +87,17 @@ impl Reply {
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
+    }
+
+    /// Answers only once `gate` is open.
+    pub fn until(mut self, gate: &Gate) -> Self {
+        self.hold = Some(gate.clone());
+        self
+    }
+
+    /// Never answers within a test (an hour): a target that hangs.
+    pub fn never(self) -> Self {
+        self.after(Duration::from_secs(3600))
     }
 }
 
@@ -81,6 +131,9 @@ type Responder = dyn Fn(&Recorded, usize) -> Reply + Send + Sync;
 struct ServerState {
     requests: Mutex<Vec<Recorded>>,
     responder: Box<Responder>,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
 }
 
 /// A real HTTP server on 127.0.0.1. It stops with the test's runtime.
@@ -107,6 +160,8 @@ impl Target {
         let state = Arc::new(ServerState {
             requests: Mutex::new(Vec::new()),
             responder: Box::new(responder),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
             .fallback(answer)
@@ -140,18 +195,36 @@ impl Target {
         lock(&self.state.requests).clone()
     }
 
-    /// Waits until `pred` holds for the requests so far, or `timeout` passes.
-    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Recorded]) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if pred(&self.requests()) {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    /// Waits until `pred` holds for the requests so far, or [`super::PATIENCE`] passes.
+    pub async fn wait_for(&self, pred: impl Fn(&[Recorded]) -> bool) -> bool {
+        super::eventually(|| pred(&self.requests())).await
+    }
+
+    /// Requests being answered now (held or delayed ones included).
+    pub fn in_flight(&self) -> usize {
+        self.state.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests it was answering at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a ServerState);
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a ServerState) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -168,6 +241,7 @@ async fn answer(
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    let _counted = InFlight::new(&state);
     let reply = {
         let mut requests = lock(&state.requests);
         requests.push(rec.clone());
@@ -175,6 +249,9 @@ async fn answer(
         drop(requests);
         (state.responder)(&rec, n)
     };
+    if let Some(gate) = &reply.hold {
+        gate.passed().await;
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }

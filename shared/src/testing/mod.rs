@@ -1,6 +1,13 @@
 //! Test doubles (feature `testing`), one set for every crate: a queue that records every
 //! call and can be scripted to fail, a secret store in a map that can hand out a sequence
 //! of values (a rotation), a log capture, and [`http`], the scripted HTTP server.
+//!
+//! Waiting, the one rule: a test waits for the thing it expects (a request at a target, a
+//! log line, a dead letter) and gives up only at [`PATIENCE`], a deadline that exists to
+//! end a broken run. No test asserts that something happens within a short wall-clock
+//! window: a loaded machine is slow, not wrong. "Not before X" (a lower bound) is safe to
+//! assert; "concurrently" or "without waiting for Y" is shown with a [`http::Gate`] that
+//! holds Y until the test has seen the rest.
 
 pub mod cognigy;
 pub mod http;
@@ -14,6 +21,23 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// How long a test waits for what it expects before it calls the run broken.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Polls `f` (every 50 ms) until it holds, or [`PATIENCE`] passes; whether it held.
+pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if f() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// How the fake queue answers the next `send_batch` call.
 #[derive(Debug, Clone, PartialEq, Eq)]

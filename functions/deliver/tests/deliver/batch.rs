@@ -3,17 +3,21 @@
 
 use crate::support::*;
 use router_core::ports::QueueError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Three routes on one target: `/ok` answers 200, `/retry` 503, `/gone` 404, each slowly.
-async fn three_routes() -> (Target, String) {
-    let target = Target::start(|req, _| {
+/// Three routes on one target: `/ok` answers 200, `/retry` 503, `/gone` 404, each only
+/// once `gate` is open, and then 400 ms later.
+async fn three_routes(gate: &Gate) -> (Target, String) {
+    let gate = gate.clone();
+    let target = Target::start(move |req, _| {
         let status = match req.path.as_str() {
             "/ok" => 200,
             "/retry" => 503,
             _ => 404,
         };
-        Reply::status(status).after(Duration::from_millis(400))
+        Reply::status(status)
+            .until(&gate)
+            .after(Duration::from_millis(400))
     })
     .await;
     let toml = format!(
@@ -27,7 +31,8 @@ async fn three_routes() -> (Target, String) {
 
 #[tokio::test]
 async fn records_are_delivered_concurrently_and_only_retries_are_reported() {
-    let (target, toml) = three_routes().await;
+    let gate = Gate::new();
+    let (target, toml) = three_routes(&gate).await;
     let h = Harness::new(&toml);
     let mut msgs: Vec<_> = (0..8)
         .map(|i| message(&job(&format!("evt_ok{i}"), "to-ok"), 1))
@@ -35,15 +40,15 @@ async fn records_are_delivered_concurrently_and_only_retries_are_reported() {
     msgs.push(message(&job("evt_retry", "to-retry"), 1));
     msgs.push(message(&job("evt_gone", "to-gone"), 1));
 
-    let started = Instant::now();
-    let failed = h.run(msgs).await;
-    let took = started.elapsed();
+    // All ten requests are out at once before the target answers any.
+    let (failed, all_at_once) = tokio::join!(h.run(msgs), async {
+        let all = target.wait_for(|r| r.len() == 10).await;
+        gate.open();
+        all
+    });
+    assert!(all_at_once, "{} requests at once", target.peak_in_flight());
     assert_eq!(failed, ["msg-evt_retry"]);
     assert_eq!(target.requests().len(), 10);
-    assert!(
-        took < Duration::from_millis(2000),
-        "10 x 400 ms answers took {took:?}"
-    );
 
     let calls = h.queue.visibility_calls();
     assert_eq!(
@@ -104,7 +109,9 @@ async fn a_stale_receipt_handle_is_logged_not_fatal() {
 
 #[tokio::test]
 async fn one_metric_line_per_route_and_per_failure() {
-    let (_target, toml) = three_routes().await;
+    let open = Gate::new();
+    open.open();
+    let (_target, toml) = three_routes(&open).await;
     let h = Harness::new(&toml);
     let msgs = vec![
         message(&job("evt_a", "to-ok"), 1),
@@ -169,7 +176,9 @@ impl deliver::metrics::MetricsSink for Unwanted {
 
 #[tokio::test]
 async fn a_sink_that_wants_no_lines_gets_none() {
-    let (_target, toml) = three_routes().await;
+    let open = Gate::new();
+    open.open();
+    let (_target, toml) = three_routes(&open).await;
     let mut h = Harness::new(&toml);
     let sink = std::sync::Arc::new(Unwanted::default());
     h.deliverer = h.deliverer.with_metrics(sink.clone());

@@ -28,9 +28,7 @@ async fn after_five_unwell_answers_the_circuit_opens_and_deliveries_fail_at_once
     }
     assert_eq!(target.requests().len(), 5);
     // Open now: no request, a retry like any retryable failure.
-    let started = Instant::now();
     assert!(h.run_one(message(&job("evt_6", ROUTE), 1)).await);
-    assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(target.requests().len(), 5, "no request while open");
     // Retried on the route's schedule like any retryable failure.
     assert_eq!(h.delays().last(), Some(&S(5)));
@@ -94,13 +92,14 @@ async fn after_the_cool_down_one_probe_closes_the_circuit() {
     .await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
-        "circuit_breaker = { failures = 2, cool_down = \"1s\" }",
+        "circuit_breaker = { failures = 2, cool_down = \"30s\" }",
     ));
+    let clock = h.deliverer.breakers();
     assert!(h.run_one(message(&job("evt_1", ROUTE), 1)).await);
     assert!(h.run_one(message(&job("evt_2", ROUTE), 1)).await);
     assert!(h.run_one(message(&job("evt_3", ROUTE), 1)).await, "open");
     assert_eq!(target.requests().len(), 2);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(S(30));
     // Two at once after the cool-down: one probe goes, the other is still refused.
     let failed = h
         .run(vec![
@@ -120,25 +119,26 @@ async fn a_failed_probe_reopens_for_twice_the_cool_down() {
     let target = Target::always(503).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
-        "circuit_breaker = { failures = 1, cool_down = \"1s\" }",
+        "circuit_breaker = { failures = 1, cool_down = \"30s\" }",
     ));
+    let clock = h.deliverer.breakers();
     assert!(h.run_one(message(&job("evt_1", ROUTE), 1)).await);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(S(30));
     assert!(
         h.run_one(message(&job("evt_2", ROUTE), 1)).await,
         "the probe fails"
     );
     assert_eq!(target.requests().len(), 2);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(S(30));
     assert!(h.run_one(message(&job("evt_3", ROUTE), 1)).await);
     assert_eq!(
         target.requests().len(),
         2,
-        "still open: the cool-down doubled to 2 s"
+        "still open: the cool-down doubled to 60 s"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    clock.advance(S(30));
     assert!(h.run_one(message(&job("evt_4", ROUTE), 1)).await);
-    assert_eq!(target.requests().len(), 3, "the next probe after 2 s");
+    assert_eq!(target.requests().len(), 3, "the next probe after 60 s");
 }
 
 #[tokio::test]
@@ -190,9 +190,8 @@ async fn an_attempt_that_cannot_finish_before_the_deadline_is_not_started() {
 
 #[tokio::test]
 async fn max_in_flight_holds_a_routes_deliveries_to_n_at_a_time_without_spending_attempts() {
-    let target = Target::scripted(vec![Reply::status(200).after(Duration::from_millis(300))]).await;
+    let target = Target::scripted(vec![Reply::status(200).after(Duration::from_millis(100))]).await;
     let h = Harness::new(&one_route(&target.url("/hook"), "max_in_flight = 1"));
-    let started = Instant::now();
     let msgs: Vec<_> = (0..3)
         .map(|i| message(&job(&format!("evt_{i}"), ROUTE), 1))
         .collect();
@@ -202,17 +201,20 @@ async fn max_in_flight_holds_a_routes_deliveries_to_n_at_a_time_without_spending
         "all delivered, none counted as a failed attempt"
     );
     assert_eq!(target.requests().len(), 3);
-    assert!(
-        started.elapsed() >= Duration::from_millis(850),
-        "one at a time: {:?}",
-        started.elapsed()
-    );
-    // Without the cap the same three overlap.
-    let free = Harness::new(&one_route(&target.url("/hook"), ""));
-    let started = Instant::now();
+    assert_eq!(target.peak_in_flight(), 1, "one at a time");
+    // Without the cap the same three are out at once: the target holds them until all
+    // three have arrived.
+    let gate = Gate::new();
+    let free_target = Target::scripted(vec![Reply::status(200).until(&gate)]).await;
+    let free = Harness::new(&one_route(&free_target.url("/hook"), ""));
     let msgs: Vec<_> = (0..3)
         .map(|i| message(&job(&format!("evt_f{i}"), ROUTE), 1))
         .collect();
-    free.run(msgs).await;
-    assert!(started.elapsed() < Duration::from_millis(850));
+    let (failed, all_at_once) = tokio::join!(free.run(msgs), async {
+        let all = free_target.wait_for(|r| r.len() == 3).await;
+        gate.open();
+        all
+    });
+    assert!(all_at_once && failed.is_empty(), "{failed:?}");
+    assert_eq!(free_target.peak_in_flight(), 3);
 }

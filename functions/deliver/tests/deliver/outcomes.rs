@@ -137,19 +137,14 @@ async fn a_429_waits_for_its_retry_after_clamped_to_the_schedule() {
 
 #[tokio::test]
 async fn a_timeout_is_retried_and_named_when_the_schedule_runs_out() {
-    let target =
-        Target::scripted(vec![Reply::status(200).after(Duration::from_millis(2500))]).await;
+    // A target that never answers: the attempt ends only because the route's timeout does.
+    let target = Target::scripted(vec![Reply::status(200).never()]).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
         "timeout_seconds = 1\nretry = { schedule = [\"5s\"], max_age = \"1h\" }",
     ));
     let job = job("evt_slow", ROUTE);
-    let started = std::time::Instant::now();
     assert!(h.run_one(message(&job, 1)).await, "retried");
-    assert!(
-        started.elapsed() < Duration::from_millis(2000),
-        "the route's timeout applies"
-    );
     assert_eq!(h.delays(), [S(5)]);
 
     assert!(!h.run_one(message(&job, 2)).await);

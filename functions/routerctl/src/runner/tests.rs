@@ -57,14 +57,12 @@ async fn a_panicking_delivery_loses_no_message() {
     );
     // Received twice (visibility 1 s), then redriven to the DLQ at the max receive count.
     let mut dead = Vec::new();
-    for _ in 0..50 {
+    let deadline = tokio::time::Instant::now() + router_core::testing::PATIENCE;
+    while dead.is_empty() && tokio::time::Instant::now() < deadline {
         dead = dead_letters
             .receive(1, Duration::from_millis(100), None)
             .await
             .unwrap();
-        if !dead.is_empty() {
-            break;
-        }
     }
     stop_tx.send(true).unwrap();
     runner.await.unwrap();
@@ -80,34 +78,48 @@ async fn a_panicking_delivery_loses_no_message() {
     );
 }
 
-/// Takes `hold` per message, counting how many run at once.
+/// Takes `hold` per message (a message whose body is `"slow"` also waits for `gate`),
+/// counting how many run at once and how many finished.
 struct Slow {
     hold: Duration,
+    gate: router_core::testing::http::Gate,
     now: AtomicUsize,
     peak: AtomicUsize,
     seen: AtomicUsize,
+    done: AtomicUsize,
 }
 
 impl Slow {
     fn new(hold: Duration) -> Self {
         Self {
             hold,
+            gate: Default::default(),
             now: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             seen: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
         }
     }
 }
 
 impl MessageHandler for Slow {
-    async fn handle(&self, _msgs: Vec<ReceivedMessage>) -> Vec<String> {
+    async fn handle(&self, msgs: Vec<ReceivedMessage>) -> Vec<String> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
         self.seen.fetch_add(1, Ordering::SeqCst);
+        if msgs.iter().any(|m| m.body == "slow") {
+            self.gate.passed().await;
+        }
         tokio::time::sleep(self.hold).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
+        self.done.fetch_add(1, Ordering::SeqCst);
         Vec::new()
     }
+}
+
+/// Waits until `f` holds (or PATIENCE passes).
+async fn until(f: impl FnMut() -> bool) -> bool {
+    router_core::testing::eventually(f).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,6 +127,7 @@ async fn a_slow_delivery_outlives_its_visibility_and_is_handled_once() {
     let dir = tempfile::tempdir().unwrap();
     let (queue, _dlq) = embedded_queues(dir.path(), Duration::from_secs(1), 10).unwrap();
     queue.send_batch(&[message("{}")]).await.unwrap();
+    // 3.5 s of handling against a 1 s visibility: its visibility must be extended.
     let handler = Arc::new(Slow::new(Duration::from_millis(3500)));
     let (stop_tx, runner) = start(
         queue.clone(),
@@ -123,7 +136,9 @@ async fn a_slow_delivery_outlives_its_visibility_and_is_handled_once() {
         MAX_BATCH,
         Duration::from_secs(1),
     );
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert!(until(|| handler.done.load(Ordering::SeqCst) == 1).await);
+    // Time for a second consumer to get it, had its visibility lapsed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     stop_tx.send(true).unwrap();
     runner.await.unwrap();
     assert_eq!(
@@ -141,14 +156,14 @@ async fn a_slow_delivery_outlives_its_visibility_and_is_handled_once() {
 async fn up_to_concurrency_messages_are_in_flight_and_a_slow_one_holds_back_none() {
     let dir = tempfile::tempdir().unwrap();
     let (queue, _dlq) = embedded_queues(dir.path(), Duration::from_secs(30), 10).unwrap();
+    queue.send_batch(&[message("slow")]).await.unwrap();
     for chunk in 0..3 {
         let batch: Vec<_> = (0..10)
             .map(|i| message(&format!("{}", chunk * 10 + i)))
             .collect();
         queue.send_batch(&batch).await.unwrap();
     }
-    let handler = Arc::new(Slow::new(Duration::from_millis(300)));
-    let started = std::time::Instant::now();
+    let handler = Arc::new(Slow::new(Duration::from_millis(100)));
     let (stop_tx, runner) = start(
         queue.clone(),
         handler.clone(),
@@ -156,22 +171,22 @@ async fn up_to_concurrency_messages_are_in_flight_and_a_slow_one_holds_back_none
         MAX_BATCH,
         Duration::from_secs(30),
     );
-    while handler.seen.load(Ordering::SeqCst) < 30 && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The other 30 are all handled while the slow one is held.
+    let others_done = until(|| handler.done.load(Ordering::SeqCst) == 30).await;
+    let slow_still_held = !handler.gate.is_open() && handler.now.load(Ordering::SeqCst) == 1;
+    handler.gate.open();
+    assert!(until(|| handler.done.load(Ordering::SeqCst) == 31).await);
     stop_tx.send(true).unwrap();
     runner.await.unwrap();
-    assert_eq!(handler.seen.load(Ordering::SeqCst), 30);
+    assert!(
+        others_done && slow_still_held,
+        "a slow delivery held others back"
+    );
+    assert_eq!(handler.seen.load(Ordering::SeqCst), 31);
     assert_eq!(
         handler.peak.load(Ordering::SeqCst),
         16,
         "never more than the concurrency"
-    );
-    // 30 messages of 300 ms, 16 at a time: two rounds, not ten sequential batches.
-    assert!(
-        started.elapsed() < Duration::from_millis(2000),
-        "{:?}",
-        started.elapsed()
     );
 }
 
@@ -231,7 +246,7 @@ impl MessageHandler for Counts {
 }
 
 /// Runs a runner (16 in flight) with a counting handler until it has handled `want`
-/// messages (or 10 s passed), then stops it and waits for it; returns the count.
+/// messages (or PATIENCE passed), then stops it and waits for it; returns the count.
 async fn run_until_handled(queue: Arc<CountsReceives>, per_receive: usize, want: usize) -> usize {
     let handler = Arc::new(Counts(AtomicUsize::new(0)));
     let (stop_tx, runner) = start(
@@ -241,8 +256,8 @@ async fn run_until_handled(queue: Arc<CountsReceives>, per_receive: usize, want:
         per_receive,
         Duration::from_secs(30),
     );
-    let started = std::time::Instant::now();
-    while handler.0.load(Ordering::SeqCst) < want && started.elapsed() < Duration::from_secs(10) {
+    let deadline = std::time::Instant::now() + router_core::testing::PATIENCE;
+    while handler.0.load(Ordering::SeqCst) < want && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     stop_tx.send(true).unwrap();

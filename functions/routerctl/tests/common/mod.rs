@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+pub use router_core::testing::PATIENCE;
 use router_tests::targets::{Delivery, Targets};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -142,7 +143,7 @@ impl Workspace {
                 log.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        let addr = match rx.recv_timeout(PATIENCE) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -225,10 +226,11 @@ pub fn routes_for(targets: &Targets, routes: &[(&str, &str)]) -> String {
          [auth.flows]\ntype = \"api_key\"\nsecret = \"router/ingest-key\"\n",
     );
     for (name, extra) in routes {
+        // Long enough for a loaded machine: a test that needs a timeout sets its own.
         let timeout = if extra.contains("timeout_seconds") {
             ""
         } else {
-            "timeout_seconds = 2\n"
+            "timeout_seconds = 20\n"
         };
         s.push_str(&format!(
             "[[route]]\nname = \"{name}\"\ntarget_url = \"{}\"\n{timeout}\
@@ -268,8 +270,15 @@ pub fn dlq_rows(ws: &Workspace) -> Vec<serde_json::Value> {
         .collect()
 }
 
-pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
+/// Polls `f` (every 200 ms: it often runs a `routerctl` command) until it holds, or
+/// [`PATIENCE`] passes: the deadline ends a broken run, it does not time the router.
+pub async fn wait_until(f: impl FnMut() -> bool) -> bool {
+    wait_until_within(PATIENCE, f).await
+}
+
+/// As [`wait_until`], for a run whose work itself takes minutes (the soak).
+pub async fn wait_until_within(patience: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + patience;
     while std::time::Instant::now() < deadline {
         if f() {
             return true;
