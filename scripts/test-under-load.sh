@@ -44,7 +44,7 @@ for run in $(seq 1 "$RUNS"); do
   else
     verdict=FAIL
     failed=$((failed + 1))
-    counts="${counts:-no test summary}; failing: $(grep -E '^test .* FAILED$|^    [a-z_:]+$' "$log" | sed 's/^ *//; s/^test //; s/ \.\.\. FAILED//' | sort -u | tr '\n' ' ')(see $log)"
+    counts="${counts:-no test summary}; failing: $(grep -E '^FAILED: ' "$log" | sed 's/^FAILED: //' | sort -u | tr '\n' ' ')(see $log)"
   fi
   printf 'run %d/%d: %s in %dm%02ds (%s)\n' "$run" "$RUNS" "$verdict" $((took / 60)) $((took % 60)) "${counts:-no test summary}"
 done

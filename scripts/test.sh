@@ -45,7 +45,11 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
-cargo test --workspace --all-targets 2>&1 | tee target/test.log
-# One closing line for the whole run (the last cargo line is often an empty doc-test run).
+status=0
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log || status=$?
+# One closing line for the whole run (the last cargo line is often an empty doc-test run),
+# and the failing tests by name when there are any.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' target/test.log
+grep -E '^test .* FAILED$' target/test.log | sed 's/^test /FAILED: /; s/ \.\.\. FAILED$//' || true
+exit "$status"

@@ -88,6 +88,14 @@ class TemplateInvariants(unittest.TestCase):
         self.assertEqual(redrive["maxReceiveCount"], {"Ref": "MaxReceiveCount"})
         self.assertEqual(redrive["deadLetterTargetArn"], {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
 
+    def test_the_ordered_queue_outlasts_a_days_refusals(self):
+        # SQS FIFO counts every put-back; an open circuit's cool-down grows to 10 minutes.
+        p = self.params["OrderedMaxReceiveCount"]
+        self.assertGreaterEqual(int(p["Default"]), 24 * 6 + DEFAULT_SCHEDULE_ATTEMPTS)
+        self.assertGreater(int(p["MinValue"]), DEFAULT_SCHEDULE_ATTEMPTS)
+        redrive = self.res["OrderedDeliveryQueue"]["Properties"]["RedrivePolicy"]
+        self.assertEqual(redrive["maxReceiveCount"], {"Ref": "OrderedMaxReceiveCount"})
+
     def test_dead_letters_are_kept_longer_than_deliveries(self):
         q = self.res["DeliveryQueue"]["Properties"]["MessageRetentionPeriod"]
         d = self.res["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]

@@ -6,7 +6,8 @@
 //! a loaded machine cannot break; "still hidden" is checked on a hiding far longer than
 //! any stall. Waits end at [`router_core::testing::PATIENCE`].
 
-use router_core::ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use router_core::ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage, Released};
+use router_core::wire::queue::{attempt, first_sent_ms};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -257,6 +258,76 @@ pub async fn a_long_poll_returns_when_a_message_arrives(q: &dyn Queue, _dlq: &dy
         "returned before the wait ran out: {:?}",
         started.elapsed()
     );
+}
+
+/// A message put back without counting its receive keeps its attempt number and its age:
+/// in place (embedded), or as a copy that carries them (SQS standard; the host deletes the
+/// original). It is back after its delay, not before.
+pub async fn a_released_message_keeps_its_attempt_number(q: &dyn Queue, _dlq: &dyn Queue) {
+    send(q, 0..1).await;
+    let first = receive_n(q, 1, None).await.remove(0);
+    q.change_visibility(&first.receipt_handle, NOW)
+        .await
+        .expect("change visibility");
+    let second = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(attempt(&second), 2);
+    let put_back = tokio::time::Instant::now();
+    let released = q.release_batch(&[(&second, SECOND)]).await;
+    let how = released
+        .into_iter()
+        .next()
+        .expect("one result")
+        .expect("released");
+    assert_ne!(how, Released::Counted, "a standard queue uncounts");
+    if how == Released::Copied {
+        q.delete(&second.receipt_handle)
+            .await
+            .expect("delete the original");
+    }
+    let back = receive_n(q, 1, None).await.remove(0);
+    assert!(
+        put_back.elapsed() >= SECOND,
+        "back after {:?}",
+        put_back.elapsed()
+    );
+    assert_eq!(back.body, first.body);
+    assert_eq!(back.attributes["route"], "route-0");
+    assert_eq!(attempt(&back), 2, "the release was not an attempt: {how:?}");
+    assert_eq!(first_sent_ms(&back), first.sent_at_ms, "its age counts on");
+    q.delete(&back.receipt_handle).await.expect("delete");
+    let depth = q.depth().await.expect("depth");
+    assert_eq!(
+        (depth.visible, depth.in_flight),
+        (0, 0),
+        "nothing left behind"
+    );
+}
+
+/// On a FIFO queue a released message keeps its place at the head of its group (uncounted
+/// on the embedded queue; SQS FIFO can only change its visibility, so there it counts).
+pub async fn fifo_a_released_message_keeps_its_place(q: &dyn Queue, _dlq: &dyn Queue) {
+    let batch = [grouped(0, "a"), grouped(1, "a")];
+    assert!(q.send_batch(&batch).await.expect("send").is_empty());
+    let head = receive_n(q, 1, None).await.remove(0);
+    assert_eq!(n_of(&head), 0);
+    let put_back = tokio::time::Instant::now();
+    let how = q
+        .release_batch(&[(&head, SECOND)])
+        .await
+        .remove(0)
+        .expect("released");
+    assert_ne!(
+        how,
+        Released::Copied,
+        "a FIFO message is never copied behind its group"
+    );
+    let again = receive_n(q, 1, None).await.remove(0);
+    assert!(put_back.elapsed() >= SECOND);
+    assert_eq!(n_of(&again), 0, "still the head of its group");
+    let want = if how == Released::InPlace { 1 } else { 2 };
+    assert_eq!(attempt(&again), want, "{how:?}");
+    q.delete(&again.receipt_handle).await.expect("delete");
+    assert_eq!(n_of(&receive_n(q, 1, None).await.remove(0)), 1);
 }
 
 fn with_body(body: String) -> OutgoingMessage {

@@ -129,9 +129,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Targets {
     pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// As [`Targets::start`], on `port` of 127.0.0.1: a target that was down comes up.
+    pub async fn start_on(port: u16) -> Self {
         let scripts: Arc<Mutex<Scripts>> = Arc::default();
         let s = scripts.clone();
-        let server = Target::start(move |r, _| lock(&s).reply(&Delivery::from_recorded(r))).await;
+        let server = Target::start_on(port, move |r, _| {
+            lock(&s).reply(&Delivery::from_recorded(r))
+        })
+        .await;
         Self {
             base: server.base(),
             server,
@@ -191,6 +199,11 @@ impl Targets {
             .iter()
             .map(Delivery::from_recorded)
             .collect()
+    }
+
+    /// How many requests were received (cheap to poll, unlike [`Targets::received`]).
+    pub fn count(&self) -> usize {
+        self.server.request_count()
     }
 
     pub fn received_at(&self, path: &str) -> Vec<Delivery> {

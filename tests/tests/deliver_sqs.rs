@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 /// The queue's own visibility timeout: far longer than any retry delay used here, so a
 /// message that comes back early came back because of the handler's delay.
-/// Long, so that a message back sooner came back because of its retry delay.
 const VISIBILITY: Duration = Duration::from_secs(600);
 const MAX_RECEIVE_COUNT: u32 = 5;
 /// A Standard Webhooks example secret.
@@ -84,6 +83,15 @@ async fn setup() -> Setup {
              triggers = [{{ event_type = \"intent\" }}]\n"
         ));
     }
+    // `to-down`: a port nobody listens on, its circuit open after one refusal.
+    let down = router_core::testing::http::closed_port().await;
+    toml.push_str(&format!(
+        "\n[[route]]\nname = \"to-down\"\ntarget_url = \"http://127.0.0.1:{down}/down\"\n\
+         template = '{{\"attempt\": {{{{ delivery.attempt }}}}}}'\n\
+         circuit_breaker = {{ failures = 1, min_duration = \"0s\" }}\n\
+         retry = {{ schedule = [\"2s\", \"2s\"], max_age = \"1h\" }}\n\
+         triggers = [{{ event_type = \"intent\" }}]\n"
+    ));
     let routes =
         Routes::parse(&toml, Path::new("/tmp/routes.toml")).unwrap_or_else(|e| panic!("{e}"));
     let queue = Arc::new(SqsQueue::new(sqs.clone(), queue_url));
@@ -294,4 +302,50 @@ async fn a_mixed_batch_deletes_the_done_parks_the_retry_and_dead_letters_the_res
     let dead = receive(&s.dlq, 1).await;
     assert_eq!(dead[0].attributes["route"], "to-gone");
     assert_eq!(dead[0].attributes["failure"], "http_status");
+}
+
+#[tokio::test]
+async fn a_refused_delivery_is_replaced_by_a_copy_that_keeps_its_attempt_number() {
+    let s = setup().await;
+    // The first delivery's refused connection opens the port's circuit.
+    enqueue(&s.queue, &[&job("evt_first", "to-down")]).await;
+    let batch = receive(&s.queue, 1).await;
+    assert_eq!(invoke(&s, batch).await.len(), 1, "retried");
+    // The next is refused by the open circuit: no attempt. SQS cannot uncount a receive,
+    // so a copy that carries its attempt count takes its place, and the original is
+    // deleted as handled.
+    let job = job("evt_refused", "to-down");
+    enqueue(&s.queue, &[&job]).await;
+    let mut batch = receive(&s.queue, 1).await;
+    // Take it to its second receive first: the copy must keep attempt 2.
+    s.queue
+        .change_visibility(&batch[0].receipt_handle, Duration::ZERO)
+        .await
+        .unwrap();
+    while batch[0].receive_count < 2 {
+        batch = receive(&s.queue, 1).await;
+    }
+    let original = batch[0].clone();
+    assert!(invoke(&s, batch).await.is_empty(), "not reported failed");
+    let copy = loop {
+        let got = receive(&s.queue, 1).await;
+        if got[0].body == original.body {
+            break got.into_iter().next().unwrap();
+        }
+        // The first delivery's own retry: handled again (still refused) and left alone.
+        s.queue
+            .change_visibility(&got[0].receipt_handle, Duration::from_secs(300))
+            .await
+            .unwrap();
+    };
+    assert_ne!(copy.message_id, original.message_id, "a copy");
+    assert_eq!(copy.receive_count, 1);
+    assert_eq!(router_core::wire::queue::attempt(&copy), 2);
+    assert_eq!(
+        router_core::wire::queue::first_sent_ms(&copy),
+        original.sent_at_ms,
+        "its max_age counts from the original's send"
+    );
+    assert_eq!(copy.attributes["delivery_id"], job.delivery_id);
+    assert_eq!(depth(&s.dlq).await, QueueDepth::default());
 }

@@ -58,6 +58,7 @@ fifo_contract!(
     fifo_groups_come_in_send_order,
     fifo_an_unfinished_message_holds_back_only_its_group,
     fifo_a_repeated_deduplication_id_is_dropped,
+    fifo_a_released_message_keeps_its_place,
 );
 
 contract!(
@@ -73,4 +74,5 @@ contract!(
     batch_visibility_and_delete_report_each_entry,
     a_long_poll_returns_when_a_message_arrives,
     content_sqs_refuses_is_refused_for_good,
+    a_released_message_keeps_its_attempt_number,
 );

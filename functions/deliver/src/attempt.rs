@@ -1,18 +1,20 @@
 //! Stage 2 of a delivery: the attempt. What [`crate::outgoing`] makes (the payload, the
 //! body into a Cognigy session, a reply) is signed and POSTed with the route's auth
 //! header; on an oauth2 route a 401/403 re-reads the token and resends once, within the
-//! same attempt. Every request passes its origin's circuit breaker first: an open circuit
-//! fails it at once. Whatever happens comes out as one [`Attempted`], with the request's
-//! latency when one was made and, on a route with a reply, the answer.
+//! same attempt. Every request passes its endpoint's and host's circuit breakers first: an
+//! open circuit refuses it without a request (no attempt). Whatever happens comes out as one
+//! [`Attempted`], with the request's latency when one was made and, on a route with a
+//! reply, the answer.
 
 use crate::deliverer::Deliverer;
 use crate::http::{self, Keep, Sent};
 use crate::prepare::Ready;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use router_core::breaker::{Admission, Transition};
-use router_core::retry::{Attempted, Outcome, Verdict, classify};
+use router_core::breaker::{Admission, Destination, Transition, circuit_names};
+use router_core::retry::{Attempted, Outcome, Refusal, Verdict, classify};
 use router_core::routes::Route;
+use router_core::time_fmt::format_duration;
 use router_core::wire::headers::DeliveryHeaders;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -93,7 +95,7 @@ impl Deliverer {
             timeout: out.timeout,
             keep,
         };
-        let sent = self.send(ready.route, out.auth, request).await;
+        let sent = self.send(ready.route, out.auth, request, &out.url).await;
         let response = match (sent.body, sent.attempted.status) {
             (Some(body), Some(status)) => Some(Captured {
                 status,
@@ -109,68 +111,93 @@ impl Deliverer {
         }
     }
 
-    /// Sends through the origin's circuit breaker (the route's settings): refused at once
-    /// while it is open; the answer is recorded (only when a request went out).
+    /// Sends through the circuit breakers (the route's settings) of the request's endpoint
+    /// (named by `endpoint`: the request's URL, or an enrich template's fixed part) and its
+    /// host: refused without a request while either is open, which is no attempt. What the
+    /// request came to is recorded.
     pub(crate) async fn send(
         &self,
         route: &Route,
         auth: Option<&str>,
         request: http::Request<'_>,
+        endpoint: &url::Url,
     ) -> Sent {
-        let origin = request.url.origin().ascii_serialization();
-        match self
-            .breakers
-            .admit(&origin, &route.breaker, self.breakers.now())
-        {
-            Admission::Refuse { retry_in } => {
+        let (host, endpoint) = circuit_names(endpoint);
+        let to = Destination {
+            host: &host,
+            endpoint: &endpoint,
+            route: route.name.as_str(),
+        };
+        match self.breakers.admit(to, &route.breaker, self.breakers.now()) {
+            Admission::Refuse {
+                retry_in,
+                circuit,
+                unwell_for,
+            } => {
                 let error = format!(
-                    "the circuit of {origin} is open (next probe in {} s)",
+                    "the circuit of {circuit} is open: in trouble for {}; next request in {} s",
+                    format_duration(unwell_for),
                     retry_in.as_secs()
                 );
-                return Sent::failed(Outcome::CircuitOpen { retry_in }, error, None);
+                let outcome = Outcome::CircuitOpen(Box::new(Refusal {
+                    retry_in,
+                    circuit,
+                    unwell_for,
+                }));
+                return Sent::failed(outcome, error, None);
             }
             Admission::Probe => {
-                tracing::info!(route = %route.name, origin, "circuit half-open: probing the target")
+                tracing::info!(route = %route.name, endpoint, "circuit half-open: probing the target")
             }
             Admission::Go => {}
         }
         // The router's own address is the operator's, not an event's: never blocked.
-        let own = self.router_origin.as_deref() == Some(origin.as_str());
+        let own = self.router_origin.as_deref() == Some(host.as_str());
         let sent = self.send_authenticated(auth, request, own).await;
-        if sent.latency.is_some() && sent.attempted.outcome != Outcome::Blocked {
-            let unwell = sent.attempted.outcome.is_unwell();
-            if let Some(t) =
-                self.breakers
-                    .record(&origin, unwell, &route.breaker, self.breakers.now())
-            {
-                self.circuit_changed(route.name.as_str(), &origin, t);
-            }
+        let signal = sent.attempted.outcome.signal();
+        for t in self
+            .breakers
+            .record(to, signal, &route.breaker, self.breakers.now())
+        {
+            self.circuit_changed(route.name.as_str(), t);
         }
         sent
     }
 
-    fn circuit_changed(&self, route: &str, origin: &str, t: Transition) {
+    fn circuit_changed(&self, route: &str, t: Transition) {
         match t {
             Transition::Opened {
+                circuit,
+                scope,
                 cool_down,
                 openings,
             } => {
                 tracing::warn!(
                     route,
-                    origin,
+                    circuit,
+                    scope = scope.as_str(),
                     cool_down_s = cool_down.as_secs(),
                     openings,
-                    "circuit opened: the target keeps failing; its deliveries fail at once until the cool-down ends"
+                    "circuit opened: no answer from the target again and again; its deliveries wait (no attempt spent) until the cool-down ends"
                 );
                 self.metrics.emit(&crate::metrics::circuit_opened_line(
                     route,
-                    origin,
+                    &circuit,
+                    scope.as_str(),
                     router_core::time_fmt::now_ms(),
                 ));
             }
-            Transition::Closed => {
-                tracing::info!(route, origin, "circuit closed: the target answers again")
-            }
+            Transition::Closed {
+                circuit,
+                scope,
+                unwell_for,
+            } => tracing::info!(
+                route,
+                circuit,
+                scope = scope.as_str(),
+                unwell_for_s = unwell_for.as_secs(),
+                "circuit closed: the target answers again"
+            ),
         }
     }
 

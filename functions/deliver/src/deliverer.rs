@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use router_core::backends::Backends;
 use router_core::breaker::Breakers;
 use router_core::ports::{OutgoingMessage, ReceivedMessage};
-use router_core::retry::{Attempted, Disposition, Outcome, RetryPolicy, decide};
+use router_core::retry::{Attempted, Disposition, Outcome, RetryPolicy, WaitReason, decide};
 use router_core::routes::{Route, Routes};
 use router_core::text::bounded;
 use std::collections::HashMap;
@@ -86,9 +86,6 @@ pub struct Processed {
 /// DLQ copies) and answering Lambda.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
-/// The reason of a message held back behind an earlier one of its group.
-pub const HELD_BACK: &str = "held_back";
-
 /// Splits a batch into the messages without a group and the groups, each in its order.
 fn by_group(records: Vec<ReceivedMessage>) -> (Vec<ReceivedMessage>, Vec<Vec<ReceivedMessage>>) {
     let mut singles = Vec::new();
@@ -105,8 +102,8 @@ fn by_group(records: Vec<ReceivedMessage>) -> (Vec<ReceivedMessage>, Vec<Vec<Rec
     (singles, groups.into_iter().map(|(_, v)| v).collect())
 }
 
-/// A message not attempted because an earlier one of its group did not succeed: reported
-/// failed and visible again at once; the queue hands it out only after the earlier one
+/// A message not attempted because an earlier one of its group did not succeed: it waits
+/// (no attempt), visible again at once; the queue hands it out only after the earlier one
 /// (in flight for its retry delay) is settled, so the group stays in order.
 fn held_back(msg: ReceivedMessage) -> Processed {
     let job = router_core::domain::DeliveryJob::parse(&msg.body).ok();
@@ -119,12 +116,11 @@ fn held_back(msg: ReceivedMessage) -> Processed {
             .as_ref()
             .map_or_else(|| "-".to_owned(), |j| j.event_id.as_str().to_owned()),
         delivery_id: job.map(|j| j.delivery_id).unwrap_or_default(),
-        attempt: msg.receive_count.max(1),
+        attempt: router_core::wire::queue::attempt(&msg),
         latency: None,
-        disposition: Disposition::Retry {
+        disposition: Disposition::Wait {
             delay: Duration::ZERO,
-            reason: HELD_BACK,
-            status: None,
+            reason: WaitReason::HeldBack,
             error: "held back: an earlier delivery of its session has not succeeded yet".to_owned(),
         },
         follow_up: None,
@@ -305,7 +301,7 @@ impl Deliverer {
 
     /// One message through its stages, logged.
     async fn process(&self, msg: ReceivedMessage, deadline: Option<Instant>) -> Processed {
-        let attempt = msg.receive_count.max(1);
+        let attempt = router_core::wire::queue::attempt(&msg);
         let p = match prepare::prepare(&self.routes, &msg, OffsetDateTime::now_utc()) {
             Err(Ended {
                 route,
@@ -332,7 +328,7 @@ impl Deliverer {
                     route: ready.job.route.as_str().to_owned(),
                     event_id: ready.job.event_id.as_str().to_owned(),
                     delivery_id: ready.job.delivery_id,
-                    attempt,
+                    attempt: ready.attempt,
                     latency: done.latency,
                     msg,
                     follow_up,

@@ -186,18 +186,24 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> (Outcome, String) {
     if let Some(blocked) = guard::blocked_in(e) {
         return (Outcome::Blocked, blocked.to_string());
     }
+    // A failed connection (refused, DNS, TLS, the connect timeout) says the host is gone;
+    // a timeout or a broken exchange after it connected is the endpoint's trouble.
+    if e.is_connect() {
+        return (
+            Outcome::Connect,
+            format!("could not connect: {}", root_cause(e)),
+        );
+    }
     if e.is_timeout() {
         return (
             Outcome::Timeout,
             format!("no answer within {} s", timeout.as_secs()),
         );
     }
-    let what = if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    (Outcome::Connect, format!("{what}: {}", root_cause(e)))
+    (
+        Outcome::Interrupted,
+        format!("request failed: {}", root_cause(e)),
+    )
 }
 
 /// The innermost cause's message (e.g. "Connection refused (os error 111)"). reqwest's

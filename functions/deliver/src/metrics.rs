@@ -1,9 +1,11 @@
 //! Delivery metrics in CloudWatch Embedded Metric Format, written once per batch: one
 //! JSON line per route (`Delivered`, `Retried`, `DeadLettered`, `CircuitOpen` (deliveries
-//! failed at once by an open circuit), `DeliveryLatency` in ms, dimension `Route`) and one
+//! refused by an open circuit: they wait, no attempt spent), `DeliveryLatency` in ms,
+//! dimension `Route`) and one
 //! per route and failure (`DeadLettered`, dimensions `Route`, `Failure`); and one line
-//! when a circuit opens (`CircuitOpened`, dimension `Route`); and, when the batch put any
-//! message back for later (a retry, a delivery held behind its session, a deferred one),
+//! when a circuit opens (`CircuitOpened`, dimension `Route`, with the circuit and its
+//! scope as properties); and, when the batch put any message back for later (a retry, a
+//! wait for a circuit, a delivery held behind its session, a deferred one),
 //! `RetryAge` without dimensions: how long the oldest of them has been in its queue, in
 //! seconds (the retry-age alarm's metric: SQS's own `ApproximateAgeOfOldestMessage`
 //! stops counting a message after its third receive, which every retry is). CloudWatch Logs
@@ -144,8 +146,8 @@ impl BatchMetrics {
 }
 
 /// The line written when a route's target circuit opens.
-pub fn circuit_opened_line(route: &str, origin: &str, timestamp_ms: i64) -> String {
-    let mut doc = json!({"Route": route, "Origin": origin, "CircuitOpened": 1});
+pub fn circuit_opened_line(route: &str, circuit: &str, scope: &str, timestamp_ms: i64) -> String {
+    let mut doc = json!({"Route": route, "Circuit": circuit, "Scope": scope, "CircuitOpened": 1});
     doc["_aws"] = envelope(
         timestamp_ms,
         &["Route"],
@@ -279,7 +281,7 @@ mod tests {
         let names = docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
         assert!(names.contains("CircuitOpen"), "{names}");
         let opened: Value =
-            serde_json::from_str(&circuit_opened_line("crm", "http://x:80", 5)).unwrap();
+            serde_json::from_str(&circuit_opened_line("crm", "http://x:80", "host", 5)).unwrap();
         assert_eq!(
             (&opened["CircuitOpened"], &opened["Route"]),
             (&json!(1), &json!("crm"))

@@ -168,7 +168,9 @@ impl Deliverer {
             timeout: enrich.timeout,
             keep: Keep::Whole,
         };
-        let sent = self.send(route, enrich.auth.as_deref(), request).await;
+        let sent = self
+            .send(route, enrich.auth.as_deref(), request, enrich.url.prefix())
+            .await;
         if classify(&sent.attempted.outcome, false, true) != Verdict::Delivered {
             return Err(sent.attempted.prefixed("enrich lookup: "));
         }

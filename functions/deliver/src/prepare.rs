@@ -22,7 +22,8 @@ pub struct Ready<'r> {
     pub route: &'r Route,
     /// The route's retry policy, or for a reply job its Cognigy endpoint's.
     pub policy: &'r RetryPolicy,
-    /// 1-based: the message's receive count.
+    /// 1-based: the message's receive count (plus the attempts a copy carries), for a
+    /// grouped message at most what its schedule allows by now.
     pub attempt: u32,
     /// Since the later of the event's receipt and the message's send.
     pub elapsed: Duration,
@@ -45,7 +46,7 @@ pub fn prepare<'r>(
     msg: &ReceivedMessage,
     now: OffsetDateTime,
 ) -> Result<Ready<'r>, Ended> {
-    let attempt = msg.receive_count.max(1);
+    let counted = router_core::wire::queue::attempt(msg);
     let job = DeliveryJob::parse(&msg.body).map_err(|e| {
         // Named by its attributes, when it has them.
         let attr = |k: &str| msg.attributes.get(k).map(|v| bounded(v, MAX_LABEL_CHARS));
@@ -72,6 +73,13 @@ pub fn prepare<'r>(
         _ => &route.retry,
     };
     let elapsed = age(&job, msg, now);
+    // A wait on SQS FIFO cannot be uncounted (docs/DECISIONS.md, "Target isolation"): a
+    // grouped message's receive count may run ahead of its attempts, never its schedule.
+    let attempt = if msg.group.is_some() {
+        counted.min(policy.attempts_by(elapsed))
+    } else {
+        counted
+    };
     if is_expired(policy, elapsed) {
         let error = format!(
             "max_age of {} had passed before attempt {attempt} (received {})",
@@ -90,9 +98,10 @@ pub fn prepare<'r>(
 }
 
 /// How old the job is: since the later of `received_at` and the send to this queue, so a
-/// message an operator redrives from the DLQ gets a fresh `max_age`.
+/// message an operator redrives from the DLQ gets a fresh `max_age` (a copy that took a
+/// waiting message's place counts from the original's send).
 pub fn age(job: &DeliveryJob, msg: &ReceivedMessage, now: OffsetDateTime) -> Duration {
-    let start_ms = unix_ms(job.received_at).max(msg.sent_at_ms);
+    let start_ms = unix_ms(job.received_at).max(router_core::wire::queue::first_sent_ms(msg));
     let now_ms = unix_ms(now);
     Duration::from_millis(now_ms.saturating_sub(start_ms).max(0) as u64)
 }

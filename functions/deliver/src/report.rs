@@ -1,10 +1,10 @@
 //! What a batch reports once it is settled: a log line per message (naming its delivery
 //! and event ids) and, when the sink wants them, the batch's metric documents.
 
-use crate::deliverer::{Deliverer, HELD_BACK, Processed};
+use crate::deliverer::{Deliverer, Processed};
 use crate::metrics::BatchMetrics;
 use crate::settle::Settlement;
-use router_core::retry::Disposition;
+use router_core::retry::{Disposition, WaitReason};
 use std::time::Duration;
 
 impl Deliverer {
@@ -15,8 +15,9 @@ impl Deliverer {
         let mut metrics = BatchMetrics::default();
         let now_ms = router_core::time_fmt::now_ms();
         for p in processed {
-            if let Disposition::Retry { .. } = p.disposition {
-                let in_queue = now_ms.saturating_sub(p.msg.sent_at_ms).max(0);
+            if let Disposition::Retry { .. } | Disposition::Wait { .. } = p.disposition {
+                let sent = router_core::wire::queue::first_sent_ms(&p.msg);
+                let in_queue = now_ms.saturating_sub(sent).max(0);
                 metrics.put_back(Duration::from_millis(in_queue as u64));
             }
             if let Some(latency) = p.latency {
@@ -24,16 +25,13 @@ impl Deliverer {
             }
             match &p.disposition {
                 Disposition::Delivered { .. } => metrics.delivered(&p.route),
-                // Held back behind an earlier delivery of its session: not an attempt.
-                Disposition::Retry {
-                    reason: HELD_BACK, ..
-                } => {}
-                Disposition::Retry { reason, .. } => {
-                    metrics.retried(&p.route);
-                    if *reason == "circuit_open" {
-                        metrics.circuit_open(&p.route);
-                    }
-                }
+                // Waits are no attempts: only a circuit's refusals are counted.
+                Disposition::Wait {
+                    reason: WaitReason::CircuitOpen,
+                    ..
+                } => metrics.circuit_open(&p.route),
+                Disposition::Wait { .. } => {}
+                Disposition::Retry { .. } => metrics.retried(&p.route),
                 Disposition::DeadLetter(d)
                     if !settlement.unsent_dead_letters.contains(&p.msg.message_id) =>
                 {
@@ -59,6 +57,20 @@ pub(crate) fn log(p: &Processed) {
             status,
             latency_ms,
             "delivered"
+        ),
+        Disposition::Wait {
+            delay,
+            reason,
+            error,
+        } => tracing::info!(
+            delivery_id = %p.delivery_id,
+            event_id = %p.event_id,
+            route = %p.route,
+            attempt = p.attempt,
+            reason = reason.as_str(),
+            retry_in_s = delay.as_secs(),
+            error = %error,
+            "waiting; no attempt spent"
         ),
         Disposition::Retry {
             delay,

@@ -1,11 +1,14 @@
 //! Stage 4 of a delivery, for the whole batch: retries parked for their delay (one
-//! batched visibility change), dead letters copied to the DLQ, and the message ids to
-//! report as failed (the retries, and dead letters the DLQ did not take, so nothing is
-//! lost). Each message travels with its disposition: no index bookkeeping.
+//! batched visibility change), waits put back without an attempt (one batched release:
+//! in place where the queue can uncount a receive, else a copy that carries the attempt
+//! count), dead letters copied to the DLQ, and the message ids to report as failed (what
+//! stays on the queue: retries, waits kept in place, and dead letters the DLQ did not
+//! take, so nothing is lost). Each message travels with its disposition: no index
+//! bookkeeping.
 
 use crate::deliverer::Processed;
 use router_core::backends::Backends;
-use router_core::ports::{Queue, QueueError};
+use router_core::ports::{Queue, QueueError, ReceivedMessage};
 use router_core::retry::{Disposition, MAX_DELAY};
 use router_core::wire::dead_letter;
 use std::collections::HashSet;
@@ -29,31 +32,33 @@ pub struct Settlement {
 /// other to the standard pair.
 pub async fn settle(backends: &Backends, processed: &[Processed], running: Duration) -> Settlement {
     let cap = MAX_DELAY.saturating_sub(running + VISIBILITY_MARGIN);
-    let of = |grouped: bool, dead: bool| -> Vec<&Processed> {
+    let of = |grouped: bool, kind: Kind| -> Vec<&Processed> {
         processed
             .iter()
-            .filter(|p| p.msg.group.is_some() == grouped)
-            .filter(|p| match p.disposition {
-                Disposition::Retry { .. } => !dead,
-                Disposition::DeadLetter(_) => dead,
-                Disposition::Delivered { .. } => false,
-            })
+            .filter(|p| p.msg.group.is_some() == grouped && Kind::of(&p.disposition) == Some(kind))
             .collect()
     };
-    let (retries, ordered_retries) = (of(false, false), of(true, false));
-    let (dead, ordered_dead) = (of(false, true), of(true, true));
-    let ((), (), unsent, ordered_unsent) = tokio::join!(
+    let (retries, ordered_retries) = (of(false, Kind::Retry), of(true, Kind::Retry));
+    let (waits, ordered_waits) = (of(false, Kind::Wait), of(true, Kind::Wait));
+    let (dead, ordered_dead) = (of(false, Kind::Dead), of(true, Kind::Dead));
+    let ((), (), waiting, ordered_waiting, unsent, ordered_unsent) = tokio::join!(
         park(backends.queue_for(false).as_ref(), &retries, cap),
         park(backends.queue_for(true).as_ref(), &ordered_retries, cap),
+        release(backends.queue_for(false).as_ref(), &waits, cap),
+        release(backends.queue_for(true).as_ref(), &ordered_waits, cap),
         copy_to_dlq(backends.dead_letters_for(false).as_ref(), &dead),
         copy_to_dlq(backends.dead_letters_for(true).as_ref(), &ordered_dead),
     );
     let unsent: HashSet<String> = unsent.into_iter().chain(ordered_unsent).collect();
-    // In the batch's order: the retries, and the dead letters the DLQ did not take.
+    let copied: HashSet<String> = waiting.into_iter().chain(ordered_waiting).collect();
+    // In the batch's order: what stays on the queue.
     let failed = processed
         .iter()
-        .filter(|p| {
-            matches!(p.disposition, Disposition::Retry { .. }) || unsent.contains(&p.msg.message_id)
+        .filter(|p| match p.disposition {
+            Disposition::Retry { .. } => true,
+            Disposition::Wait { .. } => !copied.contains(&p.msg.message_id),
+            Disposition::DeadLetter(_) => unsent.contains(&p.msg.message_id),
+            Disposition::Delivered { .. } => false,
         })
         .map(|p| p.msg.message_id.clone())
         .collect();
@@ -61,6 +66,57 @@ pub async fn settle(backends: &Backends, processed: &[Processed], running: Durat
         failed,
         unsent_dead_letters: unsent,
     }
+}
+
+/// What settling does with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Retry,
+    Wait,
+    Dead,
+}
+
+impl Kind {
+    fn of(d: &Disposition) -> Option<Kind> {
+        match d {
+            Disposition::Retry { .. } => Some(Kind::Retry),
+            Disposition::Wait { .. } => Some(Kind::Wait),
+            Disposition::DeadLetter(_) => Some(Kind::Dead),
+            Disposition::Delivered { .. } => None,
+        }
+    }
+}
+
+/// Puts waiting messages back for their delay without an attempt; returns the ids of those
+/// a copy replaced (the host deletes them). One that could not be put back returns after
+/// its current visibility timeout (logged).
+async fn release(queue: &dyn Queue, waiting: &[&Processed], cap: Duration) -> HashSet<String> {
+    if waiting.is_empty() {
+        return HashSet::new();
+    }
+    let entries: Vec<(&ReceivedMessage, Duration)> = waiting
+        .iter()
+        .map(|p| match &p.disposition {
+            Disposition::Wait { delay, .. } => (&p.msg, (*delay).min(cap)),
+            _ => (&p.msg, Duration::ZERO),
+        })
+        .collect();
+    let mut copied = HashSet::new();
+    for (p, result) in waiting.iter().zip(queue.release_batch(&entries).await) {
+        let id = &p.msg.message_id;
+        match result {
+            Ok(released) if !released.stays() => {
+                copied.insert(id.clone());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                message_id = %id,
+                error = %e,
+                "could not put a waiting delivery back; it returns after its current visibility timeout"
+            ),
+        }
+    }
+    copied
 }
 
 /// Parks retried messages for their delay; a stale receipt handle is only logged.

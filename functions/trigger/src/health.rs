@@ -26,7 +26,7 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueHealth>,
     pub tokens: BTreeMap<String, TokenHealth>,
-    /// The target origins whose circuit is open (only where this process delivers).
+    /// The endpoints and hosts whose circuit is open (only where this process delivers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuits: Option<Vec<CircuitHealth>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,11 +35,17 @@ pub struct Health {
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct CircuitHealth {
-    pub origin: String,
-    /// Seconds until the next probe may go (0: one is due or out).
+    /// `scheme://host:port` (scope `host`), or that and a hash of the path (`endpoint`).
+    pub circuit: String,
+    pub scope: &'static str,
+    /// The route that last met its trouble.
+    pub route: String,
+    /// Seconds until the next probe may go (0: probes are due or out).
     pub retry_in_s: u64,
     /// How many times it opened in a row.
     pub openings: u32,
+    /// Seconds since its trouble began.
+    pub unwell_for_s: u64,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -116,9 +122,12 @@ pub async fn health(Extract(state): Extract<Arc<State>>) -> Response {
         b.open(b.now())
             .into_iter()
             .map(|c| CircuitHealth {
-                origin: c.origin,
+                circuit: c.circuit,
+                scope: c.scope.as_str(),
+                route: c.route,
                 retry_in_s: c.retry_in_s,
                 openings: c.openings,
+                unwell_for_s: c.unwell_for_s,
             })
             .collect::<Vec<_>>()
     });

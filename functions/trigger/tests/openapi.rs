@@ -223,19 +223,30 @@ async fn responses_of_every_status_match_their_schemas() {
     // routerctl serve's health also lists open circuits.
     let breakers = std::sync::Arc::new(router_core::breaker::Breakers::default());
     let settings = router_core::breaker::BreakerSettings::default();
-    for _ in 0..5 {
+    let to = router_core::breaker::Destination {
+        host: "http://down.example:80",
+        endpoint: "http://down.example:80/",
+        route: "crm",
+    };
+    let t0 = std::time::Instant::now();
+    for i in 0..20 {
         breakers.record(
-            "http://down.example:80",
-            true,
+            to,
+            router_core::breaker::Signal::HostUnwell,
             &settings,
-            std::time::Instant::now(),
+            t0 + std::time::Duration::from_secs(i),
         );
     }
     let h = harness_with_circuits(breakers).await;
     let reply = send(&h.app, health()).await;
+    let circuit = &reply.body["circuits"][0];
     assert_eq!(
-        reply.body["circuits"][0]["origin"],
-        "http://down.example:80"
+        (&circuit["circuit"], &circuit["scope"], &circuit["route"]),
+        (
+            &json!("http://down.example:80"),
+            &json!("host"),
+            &json!("crm")
+        )
     );
     assert_eq!(
         reply.body["status"], "degraded",

@@ -3,7 +3,7 @@
 use super::describe;
 use crate::ports::{
     EntryFailure, MAX_BATCH, OutgoingMessage, Queue, QueueDepth, QueueError, Received,
-    ReceivedMessage, limits,
+    ReceivedMessage, Released, limits,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -34,7 +34,15 @@ impl SqsQueue {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// A FIFO queue (its name ends in `.fifo`, as SQS requires).
+    pub fn is_fifo(&self) -> bool {
+        self.url.ends_with(".fifo")
+    }
 }
+
+/// The longest delay SQS takes on a message it is sent (15 minutes).
+const MAX_SEND_DELAY: Duration = Duration::from_secs(900);
 
 fn secs(d: Duration) -> i32 {
     d.as_secs().min(i32::MAX as u64) as i32
@@ -290,6 +298,50 @@ impl Queue for SqsQueue {
             },
         )
         .await
+    }
+
+    /// SQS cannot uncount a receive. On a standard queue each message is replaced by a
+    /// copy carrying its attempt count ([`crate::wire::queue::released_copy`]; delay up to
+    /// SQS's 15 minutes, after which it is put back again); where the copy is not taken,
+    /// and on a FIFO queue (a copy would go behind the rest of its group), the visibility
+    /// is changed and the receive counts.
+    async fn release_batch(
+        &self,
+        entries: &[(&ReceivedMessage, Duration)],
+    ) -> Vec<Result<Released, QueueError>> {
+        let mut results: Vec<Option<Result<Released, QueueError>>> = vec![None; entries.len()];
+        if !self.is_fifo() {
+            let copies: Vec<OutgoingMessage> = entries
+                .iter()
+                .map(|(m, delay)| {
+                    crate::wire::queue::released_copy(m, (*delay).min(MAX_SEND_DELAY))
+                })
+                .collect();
+            for (slot, sent) in results.iter_mut().zip(self.send(&copies).await) {
+                if sent.is_ok() {
+                    *slot = Some(Ok(Released::Copied));
+                }
+            }
+        }
+        let left: Vec<usize> = (0..entries.len())
+            .filter(|i| results[*i].is_none())
+            .collect();
+        if !left.is_empty() {
+            let changes: Vec<(String, Duration)> = left
+                .iter()
+                .map(|&i| (entries[i].0.receipt_handle.clone(), entries[i].1))
+                .collect();
+            for (&i, r) in left
+                .iter()
+                .zip(self.change_visibility_batch(&changes).await)
+            {
+                results[i] = Some(r.map(|()| Released::Counted));
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(QueueError::Unavailable("no result".to_owned()))))
+            .collect()
     }
 
     async fn change_visibility_batch(

@@ -23,11 +23,17 @@ pub(super) fn message_id() -> String {
     uuid::Uuid::from_u64_pair(hi, lo ^ NEXT.fetch_add(1, Ordering::Relaxed)).to_string()
 }
 
-/// A receipt handle: the row, the receive it is for (each receive of a message counts up),
-/// and this process's salt. Deletes and visibility changes find the row by its key and
-/// match the whole handle, so a handle of an earlier receive matches nothing.
-fn receipt(seq: i64, receive_count: u32) -> String {
-    format!("{seq}:{receive_count}:{:x}", salt().0)
+/// A receipt handle: the row, a number no other receive of this process had, and this
+/// process's salt. Deletes and visibility changes find the row by its key and match the
+/// whole handle, so a handle of an earlier receive matches nothing (even when a receive
+/// was uncounted and the next has the same receive count).
+fn receipt(seq: i64) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{seq}:{}:{:x}",
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        salt().0
+    )
 }
 
 /// The row a receipt handle names, if it is one of ours.
@@ -69,6 +75,8 @@ pub(super) enum Op {
     ChangeVisibility {
         queue: String,
         entries: Vec<(String, Duration)>,
+        /// The receive these entries end does not count (its handle is spent).
+        uncount: bool,
     },
 }
 
@@ -87,7 +95,9 @@ impl Op {
     pub(super) fn wakes(&self) -> Option<&str> {
         match self {
             Op::Send { queue, .. } => Some(queue),
-            Op::ChangeVisibility { queue, entries } if entries.iter().any(|(_, t)| t.is_zero()) => {
+            Op::ChangeVisibility { queue, entries, .. }
+                if entries.iter().any(|(_, t)| t.is_zero()) =>
+            {
                 Some(queue)
             }
             Op::ChangeVisibility { .. } | Op::Receive { .. } | Op::Delete { .. } => None,
@@ -104,9 +114,11 @@ impl Op {
                 redrive,
             } => receive(conn, queue, *max, *visibility, redrive.as_ref(), now).map(Done::Received),
             Op::Delete { queue, handles } => delete(conn, queue, handles).map(Done::Each),
-            Op::ChangeVisibility { queue, entries } => {
-                change_visibility(conn, queue, entries, now).map(Done::Each)
-            }
+            Op::ChangeVisibility {
+                queue,
+                entries,
+                uncount,
+            } => change_visibility(conn, queue, entries, *uncount, now).map(Done::Each),
         }
     }
 }
@@ -184,7 +196,7 @@ fn receive(
                 move_dead.execute(params![seq, r.dead_letter_queue, now])?;
                 continue;
             }
-            let receipt = receipt(seq, count + 1);
+            let receipt = receipt(seq);
             take.execute(params![seq, now + ms(visibility), receipt])?;
             out.push(ReceivedMessage {
                 message_id,
@@ -230,11 +242,15 @@ fn change_visibility(
     conn: &Connection,
     queue: &str,
     entries: &[(String, Duration)],
+    uncount: bool,
     now: i64,
 ) -> rusqlite::Result<Vec<Result<(), QueueError>>> {
-    let mut change = conn.prepare_cached(
-        "UPDATE messages SET visible_at = ?4 WHERE seq = ?1 AND queue = ?2 AND receipt = ?3 AND visible_at > ?5",
-    )?;
+    let mut change = conn.prepare_cached(if uncount {
+        "UPDATE messages SET visible_at = ?4, receive_count = MAX(receive_count - 1, 0), receipt = NULL
+         WHERE seq = ?1 AND queue = ?2 AND receipt = ?3 AND visible_at > ?5"
+    } else {
+        "UPDATE messages SET visible_at = ?4 WHERE seq = ?1 AND queue = ?2 AND receipt = ?3 AND visible_at > ?5"
+    })?;
     let mut out = Vec::with_capacity(entries.len());
     for (h, timeout) in entries {
         if *timeout > crate::retry::MAX_DELAY {

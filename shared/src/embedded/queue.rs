@@ -8,7 +8,8 @@
 use super::ops::{Done, Op, Rows};
 use super::store::EmbeddedStore;
 use crate::ports::{
-    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, limits,
+    EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, ReceivedMessage,
+    Released, limits,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -59,6 +60,24 @@ pub struct EmbeddedQueue {
 }
 
 impl EmbeddedQueue {
+    /// Visibility changes; `uncount`: the receive they end is not counted.
+    async fn change_visibility(
+        &self,
+        entries: Vec<(String, Duration)>,
+        uncount: bool,
+    ) -> Vec<Result<(), QueueError>> {
+        let n = entries.len();
+        let op = Op::ChangeVisibility {
+            queue: self.name.clone(),
+            entries,
+            uncount,
+        };
+        match self.store.run(op).await {
+            Ok(done) => each(done, n),
+            Err(e) => vec![Err(e); n],
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -154,15 +173,24 @@ impl Queue for EmbeddedQueue {
         &self,
         entries: &[(String, Duration)],
     ) -> Vec<Result<(), QueueError>> {
-        let n = entries.len();
-        let op = Op::ChangeVisibility {
-            queue: self.name.clone(),
-            entries: entries.to_vec(),
-        };
-        match self.store.run(op).await {
-            Ok(done) => each(done, n),
-            Err(e) => vec![Err(e); n],
-        }
+        self.change_visibility(entries.to_vec(), false).await
+    }
+
+    /// In place, with the receive uncounted: the message keeps its place (in its group
+    /// too) and its next receive has the count this one had before.
+    async fn release_batch(
+        &self,
+        entries: &[(&ReceivedMessage, Duration)],
+    ) -> Vec<Result<Released, QueueError>> {
+        let changes = entries
+            .iter()
+            .map(|(m, delay)| (m.receipt_handle.clone(), *delay))
+            .collect();
+        self.change_visibility(changes, true)
+            .await
+            .into_iter()
+            .map(|r| r.map(|()| Released::InPlace))
+            .collect()
     }
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {

@@ -64,6 +64,25 @@ impl EntryFailure {
     }
 }
 
+/// How [`Queue::release_batch`] put a message back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The same message, this receive uncounted: it stays (the host must not delete it).
+    InPlace,
+    /// The same message, but this receive still counts (SQS FIFO cannot uncount one): it
+    /// stays, and its next receive's count is one higher than its attempts.
+    Counted,
+    /// A copy carrying the attempt count was sent: the host deletes the original.
+    Copied,
+}
+
+impl Released {
+    /// Whether the received message itself stays on the queue.
+    pub fn stays(self) -> bool {
+        !matches!(self, Released::Copied)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueDepth {
     pub visible: u64,
@@ -144,6 +163,27 @@ pub trait Queue: Send + Sync + Debug {
         &self,
         entries: &[(String, Duration)],
     ) -> Vec<Result<(), QueueError>>;
+
+    /// Puts received messages back, each visible again after its delay, *without* this
+    /// receive counting as an attempt: the delivery keeps its attempt number (a refusal by
+    /// an open circuit, a deferral before a deadline). One result per entry, in order,
+    /// saying how it was done. This default can only change the visibility, so the receive
+    /// still counts ([`Released::Counted`], what SQS FIFO can do); the embedded queue
+    /// uncounts it in place, SQS standard queues send a copy that carries the count.
+    async fn release_batch(
+        &self,
+        entries: &[(&ReceivedMessage, Duration)],
+    ) -> Vec<Result<Released, QueueError>> {
+        let changes: Vec<(String, Duration)> = entries
+            .iter()
+            .map(|(m, delay)| (m.receipt_handle.clone(), *delay))
+            .collect();
+        self.change_visibility_batch(&changes)
+            .await
+            .into_iter()
+            .map(|r| r.map(|()| Released::Counted))
+            .collect()
+    }
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
         first(self.delete_batch(&[receipt_handle.to_owned()]).await)

@@ -149,6 +149,12 @@ impl UrlShape {
         Ok(Self { prefix })
     }
 
+    /// The fixed part every rendered URL starts with (what the circuit breakers call the
+    /// lookup's endpoint, whatever the event writes after it).
+    pub fn prefix(&self) -> &Url {
+        &self.prefix
+    }
+
     /// Checks a rendered URL against the template's shape.
     pub fn check(&self, rendered: &str) -> Result<Url, String> {
         let rendered = rendered.trim();

@@ -3,6 +3,7 @@
 //! answers and errors of a request, and what ends a message before its attempt.
 
 use super::Failure;
+use crate::breaker::Signal;
 use std::time::Duration;
 
 /// What one attempt (delivery POST or enrich GET) came to, or what ended the message
@@ -19,13 +20,19 @@ pub enum Outcome {
     /// Not started: it could not finish before the invocation's deadline. Not an attempt
     /// and not a failure: the message comes back shortly.
     Deferred,
+    /// Not sent: its endpoint's or host's circuit is open. Not an attempt: the message
+    /// waits until a request may go.
+    CircuitOpen(Box<Refusal>),
     // The attempt.
     Status {
         code: u16,
         retry_after: Option<Duration>,
     },
     Timeout,
+    /// No connection could be made (refused, DNS, TLS, connect timeout).
     Connect,
+    /// Connected, then the exchange broke off before an answer (reset, closed).
+    Interrupted,
     Render,
     TooLarge,
     Blocked,
@@ -33,12 +40,15 @@ pub enum Outcome {
     Credentials,
     /// The `[signing]` key could not be read or used: an operator can fix it.
     SigningKey,
-    /// The target's circuit is open: failed at once, without a request, and retried on
-    /// the route's schedule like any retryable failure. `retry_in`: when the next probe
-    /// may go (for the error text).
-    CircuitOpen {
-        retry_in: Duration,
-    },
+}
+
+/// An open circuit's refusal: when a request may go again (`retry_in`), what is open
+/// (`circuit`), and how long its trouble has lasted (`unwell_for`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub retry_in: Duration,
+    pub circuit: String,
+    pub unwell_for: Duration,
 }
 
 impl Outcome {
@@ -46,17 +56,23 @@ impl Outcome {
     pub fn before_attempt(&self) -> bool {
         matches!(
             self,
-            Self::Malformed | Self::UnknownRoute | Self::Expired | Self::Deferred
+            Self::Malformed
+                | Self::UnknownRoute
+                | Self::Expired
+                | Self::Deferred
+                | Self::CircuitOpen(_)
         )
     }
 
-    /// Whether it says the target is unwell (what counts towards opening its circuit):
-    /// a timeout, a connection error, a 5xx or a 429.
-    pub fn is_unwell(&self) -> bool {
-        match *self {
-            Self::Timeout | Self::Connect => true,
-            Self::Status { code, .. } => code >= 500 || code == 429,
-            _ => false,
+    /// What a request's outcome says about its target, for the circuit breakers: any HTTP
+    /// answer (a too large one too) proves it is there, whatever the status; a timeout or
+    /// a broken exchange is the endpoint's trouble; a failed connection the host's.
+    pub fn signal(&self) -> Signal {
+        match self {
+            Self::Status { .. } | Self::TooLarge => Signal::Answered,
+            Self::Timeout | Self::Interrupted => Signal::EndpointUnwell,
+            Self::Connect => Signal::HostUnwell,
+            _ => Signal::Nothing,
         }
     }
 }
@@ -99,10 +115,11 @@ pub fn classify(outcome: &Outcome, oauth2_route: bool, token_already_refreshed: 
         } if oauth2_route && !token_already_refreshed => Verdict::RefreshTokenAndResend,
         Outcome::Status { .. } => Verdict::Permanent(Failure::HttpStatus),
         Outcome::Timeout => retry(Failure::Timeout.as_str()),
-        Outcome::Connect => retry(Failure::Connect.as_str()),
+        Outcome::Connect | Outcome::Interrupted => retry(Failure::Connect.as_str()),
         Outcome::Credentials => retry("credentials"),
         Outcome::SigningKey => retry("signing_key"),
-        Outcome::CircuitOpen { .. } => retry("circuit_open"),
+        // Waits, not failures: [`super::decide`] puts them back without an attempt.
+        Outcome::CircuitOpen(_) => retry(Failure::CircuitOpen.as_str()),
         Outcome::Deferred => retry("deadline"),
         Outcome::Render => Verdict::Permanent(Failure::Render),
         Outcome::TooLarge => Verdict::Permanent(Failure::TooLarge),

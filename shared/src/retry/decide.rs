@@ -31,11 +31,39 @@ impl Attempted {
     }
 }
 
+/// Why a message waits without an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Its endpoint's or host's circuit is open.
+    CircuitOpen,
+    /// Its attempt could not finish before the invocation's deadline.
+    Deadline,
+    /// An earlier delivery of its session has not succeeded yet.
+    HeldBack,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::CircuitOpen => "circuit_open",
+            WaitReason::Deadline => "deadline",
+            WaitReason::HeldBack => "held_back",
+        }
+    }
+}
+
 /// What happens to a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     Delivered {
         status: u16,
+    },
+    /// Back on the queue after `delay` without an attempt: its attempt number and its place
+    /// in its schedule stay as they were.
+    Wait {
+        delay: Duration,
+        reason: WaitReason,
+        error: String,
     },
     /// Back on the queue, visible again after `delay`.
     Retry {
@@ -49,18 +77,37 @@ pub enum Disposition {
 
 /// How soon a deferred message (not started before the deadline) comes back.
 pub const DEFER_DELAY: Duration = Duration::from_secs(1);
+/// The shortest wait for a circuit: a refusal never comes straight back.
+pub const MIN_CIRCUIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Decides a message's fate after attempt `attempt` (1-based), `elapsed` after its event
 /// was received. A 401/403 here is final: the oauth2 resend happened inside the attempt.
-/// A deferred message comes back after [`DEFER_DELAY`], whatever its schedule says.
+///
+/// Two outcomes are waits, not attempts: a deferred message comes back after
+/// [`DEFER_DELAY`]; one refused by an open circuit when a request may go again. A refused
+/// one is dead-lettered (`circuit_open`) only when its route would have given up anyway had
+/// every attempt failed: once the time its schedule spans has passed, or when the wait
+/// would take it past `max_age`.
 pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Duration) -> Disposition {
-    if a.outcome == Outcome::Deferred {
-        return Disposition::Retry {
-            delay: DEFER_DELAY,
-            reason: "deadline",
-            status: None,
-            error: a.error.clone(),
-        };
+    let wait = |delay, reason| Disposition::Wait {
+        delay,
+        reason,
+        error: a.error.clone(),
+    };
+    match &a.outcome {
+        Outcome::Deferred => return wait(DEFER_DELAY, WaitReason::Deadline),
+        Outcome::CircuitOpen(refusal) => {
+            let retry_in = refusal.retry_in;
+            // In whole seconds, rounded up (queues count visibility in seconds): it is
+            // back once a request may go, not a moment before.
+            let whole =
+                Duration::from_secs(retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0));
+            let delay = whole.clamp(MIN_CIRCUIT_WAIT, super::MAX_DELAY);
+            if elapsed < policy.span() && elapsed.saturating_add(delay) <= policy.max_age {
+                return wait(delay, WaitReason::CircuitOpen);
+            }
+        }
+        _ => {}
     }
     let made = if a.outcome.before_attempt() {
         attempt.saturating_sub(1)
@@ -75,6 +122,9 @@ pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Durati
             last_error: a.error.clone(),
         })
     };
+    if matches!(a.outcome, Outcome::CircuitOpen(_)) {
+        return dead(super::Failure::CircuitOpen);
+    }
     match classify(&a.outcome, false, true) {
         Verdict::Delivered => Disposition::Delivered {
             status: a.status.unwrap_or_default(),

@@ -6,8 +6,8 @@ mod classify;
 mod decide;
 
 pub use crate::wire::dead_letter::Failure;
-pub use classify::{Outcome, Verdict, classify};
-pub use decide::{Attempted, DEFER_DELAY, Disposition, decide};
+pub use classify::{Outcome, Refusal, Verdict, classify};
+pub use decide::{Attempted, DEFER_DELAY, Disposition, MIN_CIRCUIT_WAIT, WaitReason, decide};
 
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +36,31 @@ impl RetryPolicy {
     /// How many attempts the schedule allows: its length plus the first attempt.
     pub fn attempts(&self) -> u32 {
         self.schedule.len() as u32 + 1
+    }
+
+    /// The most attempts its schedule allows by `elapsed` after the first (each retry
+    /// waits at least its delay): a bound on a receive count that may have run ahead of
+    /// the attempts made.
+    pub fn attempts_by(&self, elapsed: Duration) -> u32 {
+        let mut at = Duration::ZERO;
+        let mut n = 1;
+        for d in &self.schedule {
+            at = at.saturating_add((*d).min(MAX_DELAY));
+            if at > elapsed {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The time its schedule spans: how long after the first attempt the route gives up
+    /// when every attempt fails at once (each delay as SQS can hold it).
+    pub fn span(&self) -> Duration {
+        self.schedule
+            .iter()
+            .map(|d| (*d).min(MAX_DELAY))
+            .fold(Duration::ZERO, Duration::saturating_add)
     }
 }
 

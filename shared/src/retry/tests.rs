@@ -263,59 +263,144 @@ fn the_decision_follows_the_classification_and_the_schedule() {
 }
 
 #[test]
-fn unwell_answers_are_the_ones_that_open_a_circuit() {
+fn only_outcomes_without_an_answer_say_the_target_is_unwell() {
+    use crate::breaker::Signal;
     let status = |code| Outcome::Status {
         code,
         retry_after: None,
     };
-    for o in [
-        Outcome::Timeout,
-        Outcome::Connect,
-        status(500),
-        status(503),
-        status(429),
-    ] {
-        assert!(o.is_unwell(), "{o:?}");
-    }
+    // Any answer proves the target is there: what it answers depends on the request.
     for o in [
         status(200),
         status(404),
-        status(408),
+        status(429),
+        status(500),
+        status(503),
+        Outcome::TooLarge,
+    ] {
+        assert_eq!(o.signal(), Signal::Answered, "{o:?}");
+    }
+    assert_eq!(Outcome::Timeout.signal(), Signal::EndpointUnwell);
+    assert_eq!(Outcome::Interrupted.signal(), Signal::EndpointUnwell);
+    assert_eq!(Outcome::Connect.signal(), Signal::HostUnwell);
+    for o in [
         Outcome::Blocked,
         Outcome::Render,
-        Outcome::CircuitOpen { retry_in: S(1) },
         Outcome::Credentials,
+        Outcome::SigningKey,
+        Outcome::Deferred,
+        open(1),
     ] {
-        assert!(!o.is_unwell(), "{o:?}");
+        assert_eq!(o.signal(), Signal::Nothing, "{o:?}");
     }
+    // A broken exchange is retried as a connection failure.
+    assert!(matches!(
+        classify(&Outcome::Interrupted, false, false),
+        Verdict::Retry {
+            reason: "connect",
+            ..
+        }
+    ));
+}
+
+fn open(secs: u64) -> Outcome {
+    Outcome::CircuitOpen(Box::new(Refusal {
+        retry_in: S(secs),
+        circuit: "https://crm:443".into(),
+        unwell_for: S(90),
+    }))
 }
 
 #[test]
-fn an_open_circuit_follows_the_schedule_and_a_deferral_does_not() {
+fn a_refusal_waits_for_the_circuit_without_spending_an_attempt() {
     let p = policy(&[5, 30], 3600);
-    let open = |secs| Outcome::CircuitOpen { retry_in: S(secs) };
-    assert!(matches!(
-        decide(&attempted(open(0), None), &p, 1, S(0)),
-        Disposition::Retry { delay, reason: "circuit_open", .. } if delay == S(5)
-    ));
-    // The schedule, not the time until the next probe: a dead target's deliveries settle
-    // on the route's schedule whatever the cool-down.
-    assert!(matches!(
-        decide(&attempted(open(24), None), &p, 1, S(0)),
-        Disposition::Retry { delay, .. } if delay == S(5)
-    ));
-    assert!(matches!(
-        decide(&attempted(open(0), None), &p, 3, S(40)),
-        Disposition::DeadLetter(d) if d.failure == Failure::AttemptsExhausted
-    ));
-    // A deferral is not an attempt: back in a second even on the last attempt.
+    // The wait is until a request may go, not the schedule's next delay.
     assert_eq!(
-        decide(&attempted(Outcome::Deferred, None), &p, 3, S(40)),
-        Disposition::Retry {
-            delay: DEFER_DELAY,
-            reason: "deadline",
-            status: None,
+        decide(&attempted(open(24), None), &p, 2, S(10)),
+        Disposition::Wait {
+            delay: S(24),
+            reason: WaitReason::CircuitOpen,
             error: "why".into()
         }
+    );
+    // In whole seconds, rounded up: back once a request may go, not a moment before.
+    assert!(matches!(
+        decide(&attempted(open(0), None), &p, 1, S(0)),
+        Disposition::Wait { .. }
+    ));
+    let mut soon = open(0);
+    if let Outcome::CircuitOpen(refusal) = &mut soon {
+        refusal.retry_in = Duration::from_millis(29_999);
+    }
+    assert!(matches!(
+        decide(&attempted(soon, None), &p, 1, S(0)),
+        Disposition::Wait { delay, .. } if delay == S(30)
+    ));
+    // Never straight back, never longer than SQS holds a message.
+    assert!(matches!(
+        decide(&attempted(open(0), None), &p, 1, S(0)),
+        Disposition::Wait { delay, .. } if delay == MIN_CIRCUIT_WAIT
+    ));
+    // On what would have been its last attempt, it still waits: refusals are no attempts.
+    assert!(matches!(
+        decide(&attempted(open(5), None), &p, 3, S(20)),
+        Disposition::Wait { .. }
+    ));
+}
+
+#[test]
+fn a_refused_delivery_is_given_up_only_when_its_schedule_would_have_been() {
+    // The schedule spans 35 s: past that, every attempt failing would have ended it.
+    let p = policy(&[5, 30], 3600);
+    let dead = decide(&attempted(open(10), None), &p, 2, S(35));
+    assert_eq!(
+        dead,
+        Disposition::DeadLetter(crate::wire::dead_letter::DeadLetter {
+            failure: Failure::CircuitOpen,
+            attempts: 1,
+            last_status: None,
+            last_error: "why".into(),
+        })
+    );
+    // A wait that would cross max_age ends it too.
+    let short = policy(&[600], 120);
+    assert!(matches!(
+        decide(&attempted(open(60), None), &short, 1, S(61)),
+        Disposition::DeadLetter(d) if d.failure == Failure::CircuitOpen && d.attempts == 0
+    ));
+    // A route without retries gives up at its first refusal, as it would at a failure.
+    assert!(matches!(
+        decide(&attempted(open(1), None), &policy(&[], 3600), 1, S(0)),
+        Disposition::DeadLetter(d) if d.failure == Failure::CircuitOpen
+    ));
+    assert_eq!(policy(&[5, 30], 3600).span(), S(35));
+    assert_eq!(policy(&[], 3600).span(), S(0));
+}
+
+#[test]
+fn a_deferral_is_a_wait_even_on_the_last_attempt() {
+    let p = policy(&[5, 30], 3600);
+    assert_eq!(
+        decide(&attempted(Outcome::Deferred, None), &p, 3, S(40)),
+        Disposition::Wait {
+            delay: DEFER_DELAY,
+            reason: WaitReason::Deadline,
+            error: "why".into()
+        }
+    );
+}
+
+#[test]
+fn the_attempts_a_schedule_allows_by_a_time() {
+    let p = policy(&[5, 30], 3600);
+    assert_eq!(p.attempts_by(S(0)), 1);
+    assert_eq!(p.attempts_by(S(4)), 1);
+    assert_eq!(p.attempts_by(S(5)), 2);
+    assert_eq!(p.attempts_by(S(34)), 2);
+    assert_eq!(p.attempts_by(S(35)), 3);
+    assert_eq!(
+        p.attempts_by(S(10_000)),
+        3,
+        "never more than the schedule has"
     );
 }

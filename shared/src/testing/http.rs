@@ -157,6 +157,15 @@ impl Target {
     pub async fn start(
         responder: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_on(0, responder).await
+    }
+
+    /// As [`Target::start`], on `port` of 127.0.0.1 (0: any free one): a target that was
+    /// down (a [`closed_port`]) comes up.
+    pub async fn start_on(
+        port: u16,
+        responder: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let state = Arc::new(ServerState {
             requests: Mutex::new(Vec::new()),
             responder: Box::new(responder),
@@ -166,7 +175,7 @@ impl Target {
         let app = axum::Router::new()
             .fallback(answer)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local address").port();
@@ -193,6 +202,11 @@ impl Target {
 
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.state.requests).clone()
+    }
+
+    /// How many requests it received (without copying them: cheap to poll).
+    pub fn request_count(&self) -> usize {
+        lock(&self.state.requests).len()
     }
 
     /// Waits until `pred` holds for the requests so far, or [`super::PATIENCE`] passes.

@@ -68,6 +68,8 @@ pub struct FakeQueue {
     /// When set, every visibility change fails with it.
     pub visibility_error: Mutex<Option<QueueError>>,
     pub deleted: Mutex<Vec<String>>,
+    /// Every message put back uncounted ([`Queue::release_batch`]), with its delay.
+    pub released: Mutex<Vec<(String, Duration)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +123,11 @@ impl FakeQueue {
     pub fn deleted(&self) -> Vec<String> {
         lock(&self.deleted).clone()
     }
+
+    /// The receipt handles put back uncounted so far, with their delays.
+    pub fn released(&self) -> Vec<(String, Duration)> {
+        lock(&self.released).clone()
+    }
 }
 
 #[async_trait]
@@ -173,6 +180,23 @@ impl Queue for FakeQueue {
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         lock(&self.depth).ok_or_else(|| QueueError::Unavailable("fake queue is down".into()))
+    }
+
+    /// Uncounted in place, as the embedded queue does (failing as visibility changes do).
+    async fn release_batch(
+        &self,
+        entries: &[(&crate::ports::ReceivedMessage, Duration)],
+    ) -> Vec<Result<crate::ports::Released, QueueError>> {
+        let err = lock(&self.visibility_error).clone();
+        lock(&self.released).extend(
+            entries
+                .iter()
+                .map(|(m, delay)| (m.receipt_handle.clone(), *delay)),
+        );
+        entries
+            .iter()
+            .map(|_| err.clone().map_or(Ok(crate::ports::Released::InPlace), Err))
+            .collect()
     }
 
     async fn change_visibility_batch(

@@ -31,10 +31,12 @@ pub enum Failure {
     AttemptsExhausted,
     UnknownRoute,
     Malformed,
+    /// Refused by an open circuit until its route would have given up anyway.
+    CircuitOpen,
 }
 
 impl Failure {
-    pub const ALL: [Failure; 10] = [
+    pub const ALL: [Failure; 11] = [
         Self::HttpStatus,
         Self::Timeout,
         Self::Connect,
@@ -45,6 +47,7 @@ impl Failure {
         Self::AttemptsExhausted,
         Self::UnknownRoute,
         Self::Malformed,
+        Self::CircuitOpen,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Failure {
             Self::AttemptsExhausted => "attempts_exhausted",
             Self::UnknownRoute => "unknown_route",
             Self::Malformed => "malformed",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 

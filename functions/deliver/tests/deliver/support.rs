@@ -208,6 +208,7 @@ impl Harness {
 
     pub fn assert_nothing_queued(&self) {
         assert!(self.delays().is_empty(), "no visibility change");
+        assert!(self.queue.released().is_empty(), "nothing put back");
         assert!(self.dlq.sent().is_empty(), "no dead letter");
     }
 }

@@ -200,8 +200,8 @@ fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
     }
 }
 
-/// A `circuit_breaker = { failures, cool_down, max_cool_down }` table over `base` (each key
-/// optional; `failures = 0` turns the breaker off).
+/// A `circuit_breaker = { failures, min_duration, cool_down, max_cool_down, probes }`
+/// table over `base` (each key optional; `failures = 0` turns the breaker off).
 pub(super) fn breaker_settings(
     s: &Section<'_>,
     base: &BreakerSettings,
@@ -213,14 +213,28 @@ pub(super) fn breaker_settings(
     let b = s.nested(
         "circuit_breaker.",
         t,
-        &["failures", "cool_down", "max_cool_down"],
+        &[
+            "failures",
+            "min_duration",
+            "cool_down",
+            "max_cool_down",
+            "probes",
+        ],
         diag,
     );
     let failures = b.int_in("failures", 0..=1000, diag).map(|n| n as u32);
-    let duration = |key: &str, diag: &mut Diagnostics| match b.str(key, diag).map(parse_duration) {
-        Some(Ok(d)) if d >= Duration::from_secs(1) && d <= MAX_COOL_DOWN => Some(d),
+    let probes = b.int_in("probes", 1..=100, diag).map(|n| n as u32);
+    let duration = |key: &str, least: Duration, diag: &mut Diagnostics| match b
+        .str(key, diag)
+        .map(parse_duration)
+    {
+        Some(Ok(d)) if d >= least && d <= MAX_COOL_DOWN => Some(d),
         Some(Ok(_)) => {
-            b.error(diag, key, "must be between 1s and 24h");
+            b.error(
+                diag,
+                key,
+                format!("must be between {}s and 24h", least.as_secs()),
+            );
             None
         }
         Some(Err(reason)) => {
@@ -229,16 +243,20 @@ pub(super) fn breaker_settings(
         }
         None => None,
     };
-    let cool_down = duration("cool_down", diag).unwrap_or(base.cool_down);
+    let second = Duration::from_secs(1);
+    let min_duration = duration("min_duration", Duration::ZERO, diag).unwrap_or(base.min_duration);
+    let cool_down = duration("cool_down", second, diag).unwrap_or(base.cool_down);
     let max_cool_down =
-        duration("max_cool_down", diag).unwrap_or(base.max_cool_down.max(cool_down));
+        duration("max_cool_down", second, diag).unwrap_or(base.max_cool_down.max(cool_down));
     if max_cool_down < cool_down {
         b.error(diag, "max_cool_down", "must not be shorter than cool_down");
     }
     BreakerSettings {
         failures: failures.unwrap_or(base.failures),
+        min_duration,
         cool_down,
         max_cool_down,
+        probes: probes.unwrap_or(base.probes),
     }
 }
 
