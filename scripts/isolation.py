@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Target isolation, measured as a user runs it: `routerctl serve`, 3,000 events over 20
-routes (each event fires 2, so 6,000 deliveries), 2 routes whose target holds every request
-past the route's 1 s timeout, 1 route whose port refuses connections, the other 17 answering
-503 to 30 % of requests; every route retries five times, 1 s apart.
+routes (each event fires 2, so 6,000 deliveries), every route retrying five times 1 s apart:
+2 routes whose path holds every request past the route's 1 s timeout, 1 route to a port that
+refuses connections, the other 17 answering 503 to 30 % of requests at random. `serve` is
+killed with SIGKILL twice while the triggers come in (and restarted on the same data dir;
+a trigger the kill cut off is posted again, as a caller would).
 
-It prints one Markdown table: how long after the last accepted trigger every delivery was
-settled (delivered or dead-lettered, none lost), and the healthy routes' trigger-to-target
-latency (first request, and the successful one), with the circuit breaker on and off.
+Two layouts: `routes` (one server per route) and `host` (all 20 routes' paths on one
+server, the refusing port beside it), each with the circuit breaker on and off. It prints
+one Markdown table: what was delivered, dead-lettered and lost (by delivery id), how long
+after the last accepted trigger everything was settled, the requests that reached the
+timing-out paths and the refusing port, and how often a healthy route's delivery was made
+to wait by a circuit.
 
-    scripts/isolation.py [--bin target/release/routerctl] [--events 3000] [--runs on,off,failures=10]
+    scripts/isolation.py [--bin target/release/routerctl] [--events 3000] [--layouts routes,host] [--breaker on,off]
 
 Needs only Python 3 (the targets are http.server threads on 127.0.0.1).
 """
@@ -16,39 +21,46 @@ Needs only Python 3 (the targets are http.server threads on 127.0.0.1).
 import argparse
 import http.server
 import json
+import os
 import random
+import re
+import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from scenario_lib import free_port, health, pct, post, start_serve
+from scenario_lib import free_port, health, post, start_serve_in, write_workspace
 
 ROUTES = 20
 SLOW = {0, 1}  # hold every request past the 1 s timeout
 DEAD = {2}  # the port refuses connections
 FAIL_RATE = 0.3
+KILLS = 2
+
+
+def route_name(k):
+    return f"route-{k:02}"
 
 
 class Recorder:
-    """What the targets saw: per delivery id, the first arrival and the successful one."""
+    """What the targets saw: requests per route, and the delivery ids answered 2xx."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.first = {}
-        self.delivered = {}
+        self.delivered = set()
         self.requests = {}
 
     def saw(self, route, delivery_id, ok):
-        now = time.monotonic()
         with self.lock:
             self.requests[route] = self.requests.get(route, 0) + 1
-            self.first.setdefault(delivery_id, now)
             if ok:
-                self.delivered.setdefault(delivery_id, now)
+                self.delivered.add(delivery_id)
 
 
-def target(route, recorder, slow, rng):
+def server(recorder, rng, slow_paths, route_of_path):
+    """One HTTP server answering `route_of_path(path)`'s requests as its route does."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -56,12 +68,15 @@ def target(route, recorder, slow, rng):
             length = int(self.headers.get("content-length", 0))
             self.rfile.read(length)
             delivery_id = self.headers.get("webhook-id", "")
-            if slow:
+            route = route_of_path(self.path)
+            if self.path in slow_paths:
                 recorder.saw(route, delivery_id, False)
                 time.sleep(2.0)
                 status = 200
             else:
-                status = 503 if rng.random() < FAIL_RATE else 200
+                with recorder.lock:
+                    fail = rng.random() < FAIL_RATE
+                status = 503 if fail else 200
                 recorder.saw(route, delivery_id, status == 200)
             self.send_response(status)
             self.send_header("content-length", "0")
@@ -70,21 +85,44 @@ def target(route, recorder, slow, rng):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    s.daemon_threads = True
+    s.request_queue_size = 256
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
 
 
-def routes_file(urls, failures):
-    breaker = "" if failures is None else f"circuit_breaker = {{ failures = {failures} }}\n"
-    lines = ["[delivery]\nallow_private_targets = true\n" + breaker]
+def targets(layout, recorder, rng):
+    """The servers and each route's URL."""
+    dead_url = f"http://127.0.0.1:{free_port()}/refused"
+    servers, urls = [], []
+    if layout == "host":
+        slow_paths = {f"/{route_name(k)}" for k in SLOW}
+        s = server(recorder, rng, slow_paths, lambda path: path.strip("/"))
+        servers.append(s)
+        for k in range(ROUTES):
+            port = s.server_address[1]
+            urls.append(dead_url if k in DEAD else f"http://127.0.0.1:{port}/{route_name(k)}")
+    else:
+        for k in range(ROUTES):
+            if k in DEAD:
+                urls.append(dead_url)
+                continue
+            name = route_name(k)
+            s = server(recorder, random.Random(rng.random()), {"/hook"} if k in SLOW else set(), lambda _p, n=name: n)
+            servers.append(s)
+            urls.append(f"http://127.0.0.1:{s.server_address[1]}/hook")
+    return servers, urls
+
+
+def routes_file(urls, breaker_on):
+    lines = ["[delivery]\nallow_private_targets = true\n" + ("" if breaker_on else "circuit_breaker = { failures = 0 }\n")]
     for k in range(ROUTES):
         # Event name n<j> fires routes j and j+7: every event fires two routes.
         names = [f"n{k}", f"n{(k - 7) % ROUTES}"]
         triggers = ", ".join(f'{{ event_type = "custom", name = "{n}" }}' for n in names)
         lines.append(
-            f'[[route]]\nname = "route-{k:02}"\ntarget_url = "{urls[k]}"\ntimeout_seconds = 1\n'
+            f'[[route]]\nname = "{route_name(k)}"\ntarget_url = "{urls[k]}"\ntimeout_seconds = 1\n'
             f"template = '{{\"event\": {{{{ event.id | tojson }}}}}}'\n"
             f'retry = {{ schedule = ["1s", "1s", "1s", "1s", "1s"], max_age = "1h" }}\n'
             f"triggers = [{triggers}]\n"
@@ -92,75 +130,123 @@ def routes_file(urls, failures):
     return "\n".join(lines)
 
 
-def run(binary, events, variant, seed):
-    """`variant`: `on` (the defaults), `off`, or `failures=N`."""
-    failures = {"on": None, "off": 0}.get(variant)
-    if variant.startswith("failures="):
-        failures = int(variant.split("=", 1)[1])
+class Serve:
+    """`routerctl serve` on one data dir, restartable; counts its attempts per route from
+    its log (a refused connection reaches no server that could count it)."""
+
+    ATTEMPT = re.compile(r"(attempt failed; retrying|giving up; copying|\bdelivered\b).*route=(\S+)")
+    WAIT = re.compile(r"waiting; no attempt spent.*route=(\S+)")
+
+    def __init__(self, binary, work):
+        self.binary, self.work = binary, work
+        self.lock = threading.Lock()
+        self.attempts, self.waits = {}, {}
+        self.start()
+
+    def start(self):
+        self.proc, self.base = start_serve_in(self.work, self.binary, log="info")
+        threading.Thread(target=self.read, args=(self.proc,), daemon=True).start()
+
+    def read(self, proc):
+        for line in proc.stdout:
+            m = self.ATTEMPT.search(line)
+            w = self.WAIT.search(line) if not m else None
+            with self.lock:
+                # A delivery given up while its circuit was open made no request.
+                if m and "giving up" in m.group(1) and "circuit_open" in line:
+                    continue
+                if m:
+                    self.attempts[m.group(2)] = self.attempts.get(m.group(2), 0) + 1
+                elif w:
+                    self.waits[w.group(1)] = self.waits.get(w.group(1), 0) + 1
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def dead_letter_ids(binary, work):
+    out = subprocess.run(
+        [binary, "--routes", os.path.join(work, "routes.toml"), "--secrets", os.path.join(work, "secrets.toml"),
+         "--data-dir", os.path.join(work, "data"), "dlq", "list", "--json"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return {json.loads(line)["delivery_id"] for line in out.splitlines() if line.strip()}
+
+
+def run(binary, events, layout, breaker_on, seed):
     rng = random.Random(seed)
     recorder = Recorder()
-    servers, urls = [], []
-    for k in range(ROUTES):
-        if k in DEAD:
-            urls.append(f"http://127.0.0.1:{free_port()}/hook")
-            continue
-        s = target(f"route-{k:02}", recorder, k in SLOW, random.Random(rng.random()))
-        servers.append(s)
-        urls.append(f"http://127.0.0.1:{s.server_address[1]}/hook")
-    serve, base = start_serve(binary, routes_file(urls, failures))
+    servers, urls = targets(layout, recorder, rng)
+    work = write_workspace(routes_file(urls, breaker_on))
+    serve = Serve(binary, work)
 
-    accepted = {}  # delivery id -> (route, accepted at)
+    accepted = set()
+    kill_at = {events * k // (KILLS + 1) for k in range(1, KILLS + 1)}
+    reposted = 0
 
     def one(i):
+        nonlocal reposted
         body = json.dumps({"id": f"evt_{i}", "event_type": "custom", "name": f"n{i % ROUTES}"})
-        status, answer = post(base, body)
-        at = time.monotonic()
-        assert status == 202, (status, answer)
-        return [(d["delivery_id"], d["route"], at) for d in answer["deliveries"]]
+        while True:
+            try:
+                status, answer = post(serve.base, body)
+                if status == 202:
+                    return [d["delivery_id"] for d in answer["deliveries"]]
+            except OSError:
+                pass
+            reposted += 1
+            time.sleep(0.05)
 
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
-        for deliveries in pool.map(one, range(events)):
-            for delivery_id, route, at in deliveries:
-                accepted[delivery_id] = (route, at)
+        futures = []
+        for i in range(events):
+            if i in kill_at:
+                for f in futures:
+                    accepted.update(f.result())
+                futures = []
+                serve.kill9()
+            futures.append(pool.submit(one, i))
+        for f in futures:
+            accepted.update(f.result())
     last_trigger = time.monotonic()
-    total = len(accepted)
 
     settled_after = None
-    h = {}
     while time.monotonic() - last_trigger < 300:
-        h = health(base)
-        q = h["queue"]
-        if q["visible"] + q["in_flight"] == 0 and q["dead_letter"] + len(recorder.delivered) >= total:
+        q = health(serve.base)["queue"]
+        if q["visible"] + q["in_flight"] == 0:
             settled_after = time.monotonic() - last_trigger
             break
         time.sleep(0.25)
-    serve.terminate()
-    serve.wait(timeout=30)
+    serve.stop()
     for s in servers:
         s.shutdown()
-
-    healthy = {f"route-{k:02}" for k in range(ROUTES) if k not in SLOW | DEAD}
-    first, done = [], []
-    for delivery_id, (route, at) in accepted.items():
-        if route not in healthy:
-            continue
-        if delivery_id in recorder.first:
-            first.append(max(0.0, recorder.first[delivery_id] - at))
-        if delivery_id in recorder.delivered:
-            done.append(max(0.0, recorder.delivered[delivery_id] - at))
-    bad_requests = sum(recorder.requests.get(f"route-{k:02}", 0) for k in SLOW)
+    dead = dead_letter_ids(binary, work) & accepted
+    delivered = recorder.delivered & accepted
+    lost = accepted - delivered - dead
+    healthy = {route_name(k) for k in range(ROUTES) if k not in SLOW | DEAD}
+    with serve.lock:
+        dead_port_tries = sum(serve.attempts.get(route_name(k), 0) for k in DEAD)
+        healthy_waits = sum(v for r, v in serve.waits.items() if r in healthy)
     return {
-        "breaker": {"on": "on (defaults: 5 failures)", "off": "off"}.get(variant, f"on, {variant}"),
-        "triggers_s": last_trigger - started,
-        "deliveries": total,
+        "layout": {"routes": "one server per route", "host": "20 routes on one host"}[layout],
+        "breaker": "on" if breaker_on else "off",
+        "deliveries": len(accepted),
+        "delivered": len(delivered),
+        "dead": len(dead),
+        "lost": len(lost),
         "settled_after_s": settled_after,
-        "delivered": len(recorder.delivered),
-        "dead_letters": h.get("queue", {}).get("dead_letter"),
-        "first_p50": pct(first, 50), "first_p99": pct(first, 99),
-        "done_p50": pct(done, 50), "done_p99": pct(done, 99),
-        "slow_requests": bad_requests,
-        "healthy_reached": len(first),
+        "slow_requests": sum(recorder.requests.get(route_name(k), 0) for k in SLOW),
+        "dead_port_tries": dead_port_tries,
+        "healthy_waits": healthy_waits,
+        "reposted": reposted,
+        "triggers_s": last_trigger - started,
     }
 
 
@@ -168,19 +254,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/routerctl")
     ap.add_argument("--events", type=int, default=3000)
-    ap.add_argument("--runs", default="on,off,failures=10")
+    ap.add_argument("--layouts", default="routes,host")
+    ap.add_argument("--breaker", default="on,off")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    results = [run(args.bin, args.events, r, args.seed) for r in args.runs.split(",")]
+    results = [
+        run(args.bin, args.events, layout, b == "on", args.seed)
+        for layout in args.layouts.split(",")
+        for b in args.breaker.split(",")
+    ]
     fmt = lambda v: "not settled in 300 s" if v is None else f"{v:.1f}"
-    print(f"{args.events} events, {results[0]['deliveries']} deliveries, `{' '.join(sys.argv)}`\n")
-    print("| breaker | triggers accepted in s | all settled s after the last trigger | delivered | dead-lettered "
-          "| healthy: first request p50 / p99 s | healthy: delivered p50 / p99 s | requests to the slow targets |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"{args.events} events, {results[0]['deliveries']} deliveries, serve killed -9 {KILLS} times, `{' '.join(sys.argv)}`\n")
+    print("| layout | breaker | delivered | dead-lettered | lost | settled s after the last trigger "
+          "| requests to the 2 timing-out paths | attempts at the refusing port | healthy deliveries made to wait |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['breaker']} | {r['triggers_s']:.1f} | {fmt(r['settled_after_s'])} | {r['delivered']} "
-              f"| {r['dead_letters']} | {r['first_p50']:.2f} / {r['first_p99']:.2f} "
-              f"| {r['done_p50']:.2f} / {r['done_p99']:.2f} | {r['slow_requests']} |")
+        print(f"| {r['layout']} | {r['breaker']} | {r['delivered']} | {r['dead']} | {r['lost']} "
+              f"| {fmt(r['settled_after_s'])} | {r['slow_requests']} | {r['dead_port_tries']} | {r['healthy_waits']} |")
 
 
 if __name__ == "__main__":

@@ -22,27 +22,39 @@ def free_port():
     return port
 
 
-def start_serve(binary, routes_text, extra_args=()):
-    """Starts serve with `routes_text` (after the [ingest] section); returns (process, base URL)."""
+def write_workspace(routes_text):
+    """A fresh directory with `routes_text` (after the [ingest] section) and the secrets."""
     work = tempfile.mkdtemp(prefix="scenario-")
     with open(os.path.join(work, "routes.toml"), "w") as f:
         f.write(INGEST + routes_text)
     with open(os.path.join(work, "secrets.toml"), "w") as f:
         f.write(f'"ingest-key" = "{KEY}"\n')
+    return work
+
+
+def start_serve_in(work, binary, extra_args=(), log="error"):
+    """Starts serve on `work` (its data dir kept across restarts); returns (process, base
+    URL). With `log` other than "error" its stdout stays for the caller to read."""
     proc = subprocess.Popen(
         [binary, "--routes", os.path.join(work, "routes.toml"),
          "--secrets", os.path.join(work, "secrets.toml"),
          "--data-dir", os.path.join(work, "data"),
          "serve", "--port", "0", *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "RUST_LOG": "error"},
+        env={**os.environ, "RUST_LOG": log},
     )
     for line in proc.stdout:
         m = re.search(r"ready on (http://\S+)", line)
         if m:
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            if log == "error":
+                threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             return proc, m.group(1)
     raise SystemExit("serve did not start")
+
+
+def start_serve(binary, routes_text, extra_args=()):
+    """Starts serve with `routes_text` on a fresh data dir; returns (process, base URL)."""
+    return start_serve_in(write_workspace(routes_text), binary, extra_args)
 
 
 def post(base, body):

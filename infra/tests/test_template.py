@@ -241,8 +241,15 @@ class TemplateInvariants(unittest.TestCase):
                          {"DeadLetterQueue", "OrderedDeadLetterQueue", "DeliveryQueue"})
         # Secrets, by the naming convention.
         self.assertEqual(sorted(secret_patterns(self.res["TriggerFunction"], "secretsmanager:GetSecretValue")),
-                         ["${AWS::StackName}/ingest/*", "${AWS::StackName}/outbound/signing-key-*",
-                          "${AWS::StackName}/tokens/*"])
+                         ["${AWS::StackName}/tokens/*"])
+        # The trigger's two stack secrets are granted exactly, by ARN (their Ref), so a secret
+        # named `outbound/signing-key-other` or `ingest/api-key2` is not readable.
+        exact = [r for st in statements(self.res["TriggerFunction"])
+                 for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+                 if isinstance(r, dict) and "Ref" in r]
+        self.assertEqual(sorted(r["Ref"] for r in exact), ["IngestKeySecret", "SigningKeySecret"])
+        for name in ("IngestKeySecret", "SigningKeySecret"):
+            self.assertEqual(self.res[name]["Type"], "AWS::SecretsManager::Secret")
         self.assertEqual(sorted(secret_patterns(self.res["DeliverFunction"], "secretsmanager:GetSecretValue")),
                          ["${AWS::StackName}/outbound/*", "${AWS::StackName}/tokens/*"])
         self.assertEqual(secret_patterns(self.res["TokenRefreshFunction"], "secretsmanager:PutSecretValue"),
@@ -320,7 +327,7 @@ class TemplateInvariants(unittest.TestCase):
         alarms = self.alarms()
         self.assertEqual(set(alarms), {"DeadLetterAlarm", "OldestDeliveryAlarm", "DeliverErrorsAlarm", "TokenRefreshErrorsAlarm",
                                        "OrderedDeadLetterAlarm", "OrderedOldestDeliveryAlarm", "RetryAgeAlarm",
-                                       "TriggerServerErrorsAlarm"})
+                                       "TriggerServerErrorsAlarm", "SecretUnusableAlarm"})
         for name, a in alarms.items():
             self.assertEqual(a["AlarmActions"], [{"Ref": "AlarmTopic"}], name)
             self.assertEqual(a["OKActions"], [{"Ref": "AlarmTopic"}], name)
@@ -399,6 +406,20 @@ class TemplateInvariants(unittest.TestCase):
         self.assertEqual(a["Threshold"], 1)
         for ev in self.res["TriggerFunction"]["Properties"]["Events"].values():
             self.assertEqual(ev["Properties"]["ApiId"], {"Ref": "HttpApi"})
+
+    def test_an_unusable_secret_is_counted_from_the_line_the_cache_logs(self):
+        with open(os.path.join(ROOT, "shared", "src", "secrets", "cache.rs")) as f:
+            cache_src = f.read()
+        for name, group in (("TriggerSecretUnusableFilter", "TriggerLogGroup"),
+                            ("DeliverSecretUnusableFilter", "DeliverLogGroup")):
+            f = self.res[name]["Properties"]
+            self.assertEqual(f["LogGroupName"], {"Ref": group}, name)
+            phrase = f["FilterPattern"].strip('"')
+            self.assertIn(f'"{phrase}:', cache_src, f"{name}: the cache logs '{phrase}: ...'")
+            t = f["MetricTransformations"][0]
+            self.assertEqual((t["MetricNamespace"], t["MetricName"]), ("CognigyWebhookRouter", "SecretUnusable"))
+        a = self.alarms()["SecretUnusableAlarm"]
+        self.assertEqual((a["Namespace"], a["MetricName"], a["Statistic"]), ("CognigyWebhookRouter", "SecretUnusable", "Sum"))
 
     def test_every_alarm_has_a_runbook_entry_its_description_links(self):
         with open(os.path.join(ROOT, "docs", "operations.md")) as f:

@@ -1,5 +1,9 @@
 //! Secret values: a wrapper that never prints, and the token format token-refresh writes.
 
+mod cache;
+
+pub use cache::{CacheError, OnFailure, SecretCache};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -64,10 +68,11 @@ pub fn rotating_keys(secret: &Secret) -> Result<Vec<String>, String> {
     let mut keys = Vec::new();
     for name in ["current", "next"] {
         match map.get(name) {
-            None if name == "current" => {
+            None | Some(serde_json::Value::Null) if name == "current" => {
                 return Err("the secret's JSON has no \"current\"".to_owned());
             }
-            None => {}
+            // `"next": null` says there is no next key (the end of a change).
+            None | Some(serde_json::Value::Null) => {}
             Some(serde_json::Value::String(k)) if !k.trim().is_empty() => {
                 keys.push(k.trim().to_owned())
             }
@@ -161,6 +166,7 @@ mod tests {
             keys(r#" {"current": "k1", "next": " k2 "} "#).unwrap(),
             ["k1", "k2"]
         );
+        assert_eq!(keys(r#"{"current": "k2", "next": null}"#).unwrap(), ["k2"]);
         for bad in [
             "",
             "  \n",
@@ -170,6 +176,9 @@ mod tests {
             r#"{"current": ""}"#,
             r#"{"current": "k1", "next": " "}"#,
             r#"{"current": 1}"#,
+            r#"{"current": null, "next": "k2"}"#,
+            r#"{"current": "k1", "next": ""}"#,
+            r#"{"Current": "k1"}"#,
             r#"{"current": "k1", "previous": "k0"}"#,
         ] {
             let err = keys(bad).unwrap_err();

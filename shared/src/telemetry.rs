@@ -1,8 +1,32 @@
 //! Logging set-up shared by the functions and routerctl: JSON lines on Lambda (when
 //! `AWS_LAMBDA_LOG_FORMAT=JSON`, or `LOG_FORMAT=json`), plain text otherwise; the level
 //! from `RUST_LOG` (default `info`).
+//!
+//! Log fields carry outside text (event fields, a target's answer in an error, header
+//! values). JSON escapes it; in the text format every field is written through
+//! [`text_fields`], which escapes newlines, ESC and every other control or bidirectional
+//! character ([`crate::text::escaped`]), so no field can forge a line or repaint a terminal.
 
+use std::fmt::Write as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+
+/// The text format's fields: `name=value`, space-delimited, the message bare, each value
+/// escaped.
+pub fn text_fields()
+-> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let mut raw = String::new();
+        let _ = write!(raw, "{value:?}");
+        let safe = crate::text::escaped(&raw, false);
+        if field.name() == "message" {
+            write!(w, "{safe}")
+        } else {
+            write!(w, "{}={safe}", field.name())
+        }
+    })
+    .delimited(" ")
+}
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init() {
@@ -23,6 +47,62 @@ pub fn init() {
             .without_time()
             .try_init()
     } else {
-        builder.try_init()
+        builder.fmt_fields(text_fields()).try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn no_field_of_a_text_log_line_can_forge_a_line_or_repaint_the_terminal() {
+        let buf = Buffer::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_target(false)
+            .fmt_fields(text_fields())
+            .finish();
+        let answer = "boom\n2026-12-02T00:00:00Z  INFO delivered route=forged\u{1b}[2J\u{202e}";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                route = "crm",
+                error = %answer,
+                header = answer,
+                attempt = 2,
+                "attempt failed; retrying {}",
+                answer
+            );
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+            "{out:?}"
+        );
+        assert!(out.contains("route=\"crm\""), "{out}");
+        assert!(out.contains("attempt=2"), "{out}");
+        assert!(out.contains("error=boom\\n2026"), "{out}");
+        assert!(out.contains("\\u{1b}[2J\\u{202e}"), "{out}");
+        assert!(
+            out.contains("WARN attempt failed; retrying boom\\n"),
+            "{out}"
+        );
+    }
 }

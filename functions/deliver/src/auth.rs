@@ -1,17 +1,23 @@
-//! Outbound credentials: a route's auth header and the signing key, read from the secret
-//! store and cached per cold start. Static secrets are kept for [`SECRET_REREAD`] (so a
-//! rotation takes effect within minutes); an oauth2 token until [`TOKEN_MARGIN`] before
-//! its `expires_at`, and re-read on demand after a 401/403. No value ever reaches an
-//! error message, a log line or `Debug`.
+//! Outbound credentials: a route's auth header, the signing key and Cognigy URL tokens,
+//! made from secrets through the one secret cache ([`router_core::secrets::SecretCache`]):
+//! static secrets are reused for [`SECRET_REREAD`] (so a rotation takes effect within
+//! minutes), an oauth2 token's header until [`TOKEN_MARGIN`] before its `expires_at` (and
+//! read again at once after a 401/403). A secret that cannot be used is remembered for
+//! 30 s, so a placeholder signing key costs one read per 30 s, not one per delivery; an
+//! unusable one is dropped at once, and a store outage keeps a static value for at most one
+//! more re-read period (an oauth2 token's header, never past its margin). No value ever
+//! reaches an error message, a log line or `Debug`.
 
 use reqwest::header::{HeaderName, HeaderValue};
-use router_core::ports::{SecretError, SecretStore};
+use router_core::ports::SecretStore;
 use router_core::routes::AuthProfile;
-use router_core::secrets::{SECRET_REREAD, Secret, StoredToken};
+use router_core::secrets::{
+    CacheError, OnFailure, SECRET_REREAD, Secret, SecretCache, StoredToken,
+};
 use router_core::signing::Signer;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// An oauth2 token is re-read this many seconds before its `expires_at`.
 pub const TOKEN_MARGIN: i64 = 60;
@@ -22,39 +28,24 @@ pub enum AuthError {
     #[error("auth profile `{0}` is not in the routes file")]
     UnknownProfile(String),
     #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(
-        "secret `{0}` does not hold a token as token-refresh writes it \
-         ({{\"access_token\",\"token_type\",\"expires_at\"}})"
-    )]
-    BadToken(String),
-    #[error("the token in secret `{secret}` expired at {expires_at} (is token-refresh running?)")]
-    TokenExpired { secret: String, expires_at: i64 },
-    #[error("the value of secret `{0}` cannot be sent in an HTTP header")]
-    BadHeaderValue(String),
-    #[error("signing secret `{secret}`: {reason}")]
-    BadSigningKey { secret: String, reason: String },
-}
-
-struct Cached<T> {
-    value: T,
-    fresh_until: Instant,
+    Secret(#[from] CacheError),
 }
 
 /// A profile's finished header (name, sensitive value).
 type Header = (HeaderName, HeaderValue);
 
-/// The secret store behind a cache, and the routes file's auth profiles. What is cached
-/// is each profile's finished header, so a delivery only clones it.
+/// The secret store behind the caches, and the routes file's auth profiles. What is
+/// cached is each profile's finished header, so a delivery only clones it.
 pub struct Credentials {
     store: Arc<dyn SecretStore>,
     profiles: BTreeMap<String, AuthProfile>,
-    /// How long a static secret is reused ([`SECRET_REREAD`] unless set).
-    ttl: Duration,
-    headers: Mutex<HashMap<String, Cached<Header>>>,
-    signer: Mutex<Option<Cached<Arc<Signer>>>>,
+    /// api_key and header profiles' headers, by profile.
+    statics: SecretCache<Header>,
+    /// oauth2 profiles' headers, by profile.
+    tokens: SecretCache<Header>,
+    signers: SecretCache<Arc<Signer>>,
     /// Plain secrets (a Cognigy endpoint's URL token), by id.
-    secrets: Mutex<HashMap<String, Cached<Secret>>>,
+    secrets: SecretCache<Secret>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -65,156 +56,113 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The header `profile` adds, with the secret's value in it (marked sensitive).
+fn header(p: &AuthProfile, secret: &Secret) -> Result<Header, String> {
+    let bad = || "its value cannot be sent in an HTTP header".to_owned();
+    let shape = router_core::wire::headers::AuthHeader::of(p, secret.expose());
+    let name = HeaderName::from_bytes(shape.name.as_bytes()).map_err(|_| bad())?;
+    let value = format!("{}{}", shape.prefix, shape.secret);
+    let mut value = HeaderValue::from_str(value.trim_end()).map_err(|_| bad())?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+/// An oauth2 profile's header from its token secret, kept until `TOKEN_MARGIN` before the
+/// token expires (not at all once that is past).
+fn token_header(p: &AuthProfile, raw: &Secret) -> Result<(Header, Option<Duration>), String> {
+    let token = StoredToken::parse(raw).ok_or_else(|| {
+        "it does not hold a token as token-refresh writes it \
+         ({\"access_token\",\"token_type\",\"expires_at\"})"
+            .to_owned()
+    })?;
+    let now = router_core::time_fmt::unix_now();
+    if token.expires_at <= now {
+        return Err(format!(
+            "its token expired at {} (is token-refresh running?)",
+            token.expires_at
+        ));
+    }
+    let keep = token
+        .expires_at
+        .saturating_sub(TOKEN_MARGIN)
+        .saturating_sub(now)
+        .max(0);
+    let h = header(p, &Secret::new(token.access_token))?;
+    Ok((h, Some(Duration::from_secs(keep as u64))))
+}
+
 impl Credentials {
     pub fn new(store: Arc<dyn SecretStore>, profiles: BTreeMap<String, AuthProfile>) -> Self {
+        Self::with_reread(store, profiles, SECRET_REREAD)
+    }
+
+    fn with_reread(
+        store: Arc<dyn SecretStore>,
+        profiles: BTreeMap<String, AuthProfile>,
+        reread: Duration,
+    ) -> Self {
+        let grace = OnFailure::GraceWhileUnreachable;
         Self {
+            statics: SecretCache::new(store.clone(), reread, grace),
+            tokens: SecretCache::new(store.clone(), reread, OnFailure::Drop),
+            signers: SecretCache::new(store.clone(), reread, grace),
+            secrets: SecretCache::new(store.clone(), reread, grace),
             store,
             profiles,
-            ttl: SECRET_REREAD,
-            headers: Mutex::new(HashMap::new()),
-            signer: Mutex::new(None),
-            secrets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Reuses static secrets for `ttl` instead of [`SECRET_REREAD`].
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
+    /// Reuses static secrets for `reread` instead of [`SECRET_REREAD`].
+    pub fn with_reread_period(self, reread: Duration) -> Self {
+        Self::with_reread(self.store, self.profiles, reread)
     }
 
     pub fn is_oauth2(&self, profile: &str) -> bool {
         matches!(self.profiles.get(profile), Some(AuthProfile::OAuth2(_)))
     }
 
-    /// The header a profile adds to a request. `fresh`: bypass the cache (after a 401/403).
+    /// The header a profile adds to a request. `fresh`: read its secret again now (after a
+    /// 401/403).
     pub async fn header(&self, profile: &str, fresh: bool) -> Result<Header, AuthError> {
-        if !fresh
-            && let Some(h) = self
-                .lock_headers()
-                .get(profile)
-                .filter(|c| c.fresh_until > Instant::now())
-        {
-            return Ok(h.value.clone());
-        }
         let p = self
             .profiles
             .get(profile)
             .ok_or_else(|| AuthError::UnknownProfile(profile.to_owned()))?;
-        // The secret part of the header's value, and how long it may be reused.
-        let (secret_id, secret, keep) = match p {
+        let made = match p {
             AuthProfile::ApiKey { secret } | AuthProfile::Header { secret, .. } => {
-                let v = self.store.get(secret).await?;
-                (secret, v, Some(self.ttl))
+                self.statics
+                    .get(profile, secret, fresh, |s| header(p, &s).map(|h| (h, None)))
+                    .await
             }
             AuthProfile::OAuth2(o) => {
-                let (token, keep) = self.token(&o.token_secret).await?;
-                (&o.token_secret, token, keep)
+                self.tokens
+                    .get(profile, &o.token_secret, fresh, |s| token_header(p, &s))
+                    .await
             }
         };
-        let shape = router_core::wire::headers::AuthHeader::of(p, secret.expose());
-        let name = HeaderName::from_bytes(shape.name.as_bytes())
-            .map_err(|_| AuthError::BadHeaderValue(secret_id.clone()))?;
-        let value = format!("{}{}", shape.prefix, shape.secret);
-        let mut value = HeaderValue::from_str(value.trim_end())
-            .map_err(|_| AuthError::BadHeaderValue(secret_id.clone()))?;
-        value.set_sensitive(true);
-        let header = (name, value);
-        let mut cache = self.lock_headers();
-        match keep {
-            Some(ttl) => {
-                cache.insert(
-                    profile.to_owned(),
-                    Cached {
-                        value: header.clone(),
-                        fresh_until: Instant::now() + ttl,
-                    },
-                );
-            }
-            None => {
-                cache.remove(profile);
-            }
-        }
-        Ok(header)
+        Ok(made?)
     }
 
     /// Drops a profile's cached header, so the next request reads its secret again.
     pub fn forget(&self, profile: &str) {
-        self.lock_headers().remove(profile);
+        self.statics.forget(profile);
+        self.tokens.forget(profile);
     }
 
-    /// A plain secret's value (a Cognigy endpoint's URL token), reused for [`SECRET_REREAD`].
+    /// A plain secret's value (a Cognigy endpoint's URL token).
     pub async fn secret(&self, id: &str) -> Result<Secret, AuthError> {
-        if let Some(c) = self
-            .secrets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .filter(|c| c.fresh_until > Instant::now())
-        {
-            return Ok(c.value.clone());
-        }
-        let value = self.store.get(id).await?;
-        self.secrets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                id.to_owned(),
-                Cached {
-                    value: value.clone(),
-                    fresh_until: Instant::now() + self.ttl,
-                },
-            );
-        Ok(value)
+        Ok(self.secrets.get(id, id, false, |s| Ok((s, None))).await?)
     }
 
-    /// The signer for the `[signing]` secret, rebuilt after [`SECRET_REREAD`].
+    /// The signer for the `[signing]` secret.
     pub async fn signer(&self, secret_id: &str) -> Result<Arc<Signer>, AuthError> {
-        if let Some(c) = self
-            .signer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            && c.fresh_until > Instant::now()
-        {
-            return Ok(c.value.clone());
-        }
-        let secret = self.store.get(secret_id).await?;
-        let signer = Arc::new(
-            Signer::new(&secret).map_err(|reason| AuthError::BadSigningKey {
-                secret: secret_id.to_owned(),
-                reason,
-            })?,
-        );
-        *self.signer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
-            value: signer.clone(),
-            fresh_until: Instant::now() + self.ttl,
-        });
-        Ok(signer)
-    }
-
-    fn lock_headers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached<Header>>> {
-        self.headers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The access token of a token secret, and how long it may be reused: until
-    /// `TOKEN_MARGIN` before it expires (`None` when that is already past).
-    async fn token(&self, id: &str) -> Result<(Secret, Option<Duration>), AuthError> {
-        let raw = self.store.get(id).await?;
-        let token = StoredToken::parse(&raw).ok_or_else(|| AuthError::BadToken(id.to_owned()))?;
-        let now = router_core::time_fmt::unix_now();
-        if token.expires_at <= now {
-            return Err(AuthError::TokenExpired {
-                secret: id.to_owned(),
-                expires_at: token.expires_at,
-            });
-        }
-        let keep = token
-            .expires_at
-            .saturating_sub(TOKEN_MARGIN)
-            .saturating_sub(now);
-        let keep = (keep > 0).then(|| Duration::from_secs(keep as u64));
-        Ok((Secret::new(token.access_token), keep))
+        let made = self
+            .signers
+            .get(secret_id, secret_id, false, |s| {
+                Signer::new(&s).map(|signer| (Arc::new(signer), None))
+            })
+            .await;
+        Ok(made?)
     }
 }
 
@@ -299,11 +247,43 @@ token_secret = "s/token"
 
         store.set("s/token", &token("t-2", -5));
         let err = c.header("cognigy", false).await.unwrap_err();
-        assert!(matches!(err, AuthError::TokenExpired { .. }), "{err}");
-
+        assert!(err.to_string().contains("expired at"), "{err}");
+        // Remembered: the next delivery does not read it again at once...
+        c.header("cognigy", false).await.unwrap_err();
+        assert_eq!(store.reads_of("s/token"), 3);
+        // ... unless the target refused the token (a 401 asks for a fresh read).
         store.set("s/token", "not json");
-        let err = c.header("cognigy", false).await.unwrap_err();
-        assert_eq!(err, AuthError::BadToken("s/token".into()));
+        let err = c.header("cognigy", true).await.unwrap_err();
+        assert!(err.to_string().contains("does not hold a token"), "{err}");
+        assert!(
+            err.to_string().contains("s/token"),
+            "names the secret: {err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_signing_key_costs_one_read_not_one_per_delivery() {
+        let store = Arc::new(MemorySecrets::default());
+        store.set("sign", "PLACEHOLDER");
+        let c = credentials(store.clone());
+        for _ in 0..40 {
+            assert!(c.signer("sign").await.is_err());
+        }
+        assert_eq!(store.reads_of("sign"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_made_unusable_stops_at_the_next_read() {
+        let store = Arc::new(MemorySecrets::default());
+        let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        store.set("sign", key);
+        let c = credentials(store.clone()).with_reread_period(Duration::ZERO);
+        c.signer("sign").await.unwrap();
+        // A broken edit: the old key is not used on.
+        store.set("sign", r#"{"Current": "whsec_x"}"#);
+        assert!(c.signer("sign").await.is_err());
+        store.set("sign", key);
+        c.signer("sign").await.unwrap();
     }
 
     #[tokio::test]

@@ -211,7 +211,7 @@ impl Deliverer {
     /// Reuses static secrets (auth headers, the signing key, URL tokens) for `ttl` before
     /// reading them again (default [`router_core::secrets::SECRET_REREAD`]).
     pub fn with_secret_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.credentials = self.credentials.with_ttl(ttl);
+        self.credentials = self.credentials.with_reread_period(ttl);
         self
     }
 

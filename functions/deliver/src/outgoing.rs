@@ -102,10 +102,15 @@ impl Deliverer {
         timeout: Option<Duration>,
     ) -> Result<Outgoing<'r>, Attempted> {
         let event = &job.event;
+        let mark = cognigy::Injected {
+            route: job.route.as_str(),
+            delivery_id: &job.delivery_id,
+        };
         let body = cognigy::body(
             event.user_id.as_deref(),
             event.session_id.as_deref(),
             rendered,
+            mark,
         )
         .map_err(|e| Attempted::new(Outcome::Render, e))?;
         let Some(endpoint) = self.routes.cognigy.get(&to.endpoint) else {

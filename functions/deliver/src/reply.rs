@@ -3,7 +3,10 @@
 //! dead-lettered and the route has `on_failure`, that template goes instead. The reply job
 //! is queued before the parent is settled: if it cannot be, the parent is not settled
 //! either (it comes back and is tried again, with the same `webhook-id`). A reply job
-//! never makes a reply of its own, so loops cannot happen.
+//! never makes a reply of its own, so loops cannot happen; but when a reply fails for good
+//! (its text too long for Cognigy, an answer that is not JSON or lacks what the template
+//! reads), the route's `on_failure` goes into the session instead, as when the parent
+//! fails. An `on_failure` that fails is only dead-lettered.
 
 use crate::attempt::Captured;
 use crate::deliverer::Processed;
@@ -24,10 +27,27 @@ pub fn follow_up(
     response: Option<Captured>,
 ) -> Option<OutgoingMessage> {
     let reply = ready.route.reply.as_ref()?;
-    if ready.job.reply.is_some() {
-        return None; // A reply never replies.
-    }
     let now = time::OffsetDateTime::now_utc();
+    let failure = |d: &router_core::wire::dead_letter::DeadLetter, prefix: &str| Answer::Failure {
+        failure: d.failure.as_str().to_owned(),
+        attempts: d.attempts,
+        last_status: d.last_status,
+        last_error: format!("{prefix}{}", d.last_error),
+    };
+    if ready.job.reply.is_some() {
+        // A reply never replies; but one that fails for good still answers the
+        // conversation: the route's `on_failure` goes instead, once.
+        return match disposition {
+            Disposition::DeadLetter(d) if reply.on_failure => ready
+                .job
+                .failed_reply(
+                    failure(d, "the answer could not go into the session: "),
+                    now,
+                )
+                .map(|job| job_message(&job)),
+            _ => None,
+        };
+    }
     match disposition {
         Disposition::Delivered { status } => {
             let captured = response.unwrap_or(Captured {
@@ -38,13 +58,7 @@ pub fn follow_up(
             Some(fitting(&ready.job, captured, now))
         }
         Disposition::DeadLetter(d) if reply.on_failure => {
-            let answer = Answer::Failure {
-                failure: d.failure.as_str().to_owned(),
-                attempts: d.attempts,
-                last_status: d.last_status,
-                last_error: d.last_error.clone(),
-            };
-            Some(job_message(&ready.job.reply_job(answer, now)))
+            Some(job_message(&ready.job.reply_job(failure(d, ""), now)))
         }
         _ => None,
     }
@@ -53,10 +67,15 @@ pub fn follow_up(
 /// The reply job for an answer, as much of the answer as fits a queue message: the JSON and
 /// the text, or without the text, or the status alone.
 fn fitting(parent: &DeliveryJob, c: Captured, now: time::OffsetDateTime) -> OutgoingMessage {
+    // An answer nesting deeper than an event's data may is not kept as JSON (its reply
+    // job must parse again): a template reading it fails, and `on_failure` goes instead.
+    let max = router_core::wire::queue::MAX_DATA_DEPTH;
     let json = if c.truncated {
         None
     } else {
-        serde_json::from_slice(&c.body).ok()
+        serde_json::from_slice::<serde_json::Value>(&c.body)
+            .ok()
+            .filter(|v| router_core::wire::queue::json_depth(v, max) <= max)
     };
     let text = Some(String::from_utf8_lossy(&c.body).into_owned());
     let tries = [(json.clone(), text), (json, None), (None, None)];

@@ -168,7 +168,16 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
             .map_err(|e| e.to_string());
         let rendered = match &route.target {
             Target::Cognigy(_) => rendered.and_then(|r| {
-                cognigy::body(event.user_id.as_deref(), event.session_id.as_deref(), &r)
+                let mark = cognigy::Injected {
+                    route: job.route.as_str(),
+                    delivery_id: &job.delivery_id,
+                };
+                cognigy::body(
+                    event.user_id.as_deref(),
+                    event.session_id.as_deref(),
+                    &r,
+                    mark,
+                )
             }),
             Target::Url(_) | Target::Router(_) => rendered,
         };

@@ -1,6 +1,10 @@
 //! `routerctl dlq list | show | discard | redrive`: dead letters on the embedded queue or on
-//! SQS. Each reads the dead-letter queue through the queue port (receive, then release what
-//! stays). Only `show` uses the routes file (to render), and only when there is one.
+//! SQS. Each reads the dead-letter queue through the queue port a page (10) at a time,
+//! holding what it has read hidden so no page comes twice, and keeps only what it needs of
+//! each page (a row, a receipt handle): memory stays a page of bodies whatever the queue
+//! holds. `show ID` and `discard ID...` stop once they found theirs; at the end what was
+//! held is released. Only `show` uses the routes file (to render), and only when there is
+//! one. Everything printed that a caller chose is escaped (`router_core::text::escaped`).
 
 use crate::cli::{DlqCommand, Global};
 use crate::error::{CliError, CliResult};
@@ -136,29 +140,26 @@ fn check_failure(failure: Option<&str>) -> CliResult {
     Ok(())
 }
 
-/// Receives every dead letter, holding each hidden until it is released or deleted.
-async fn drain(dlq: &dyn Queue) -> CliResult<Vec<ReceivedMessage>> {
-    let mut all = Vec::new();
-    loop {
-        let got = dlq
-            .receive(MAX_BATCH, Duration::from_secs(1), Some(HOLD))
-            .await
-            .map_err(|e| CliError::setup(format!("Cannot read the dead-letter queue: {e}")))?;
-        if got.is_empty() {
-            break;
-        }
-        all.extend(got);
-        if all.len() % PROGRESS_EVERY < MAX_BATCH && all.len() >= PROGRESS_EVERY {
-            eprintln!("... {} dead letters read", all.len());
-        }
+/// The next page of dead letters (up to 10), each held hidden until it is released or
+/// deleted; empty once every one has been read. `read` counts them for the progress line.
+async fn page(dlq: &dyn Queue, read: &mut usize) -> CliResult<Vec<ReceivedMessage>> {
+    let got = dlq
+        .receive(MAX_BATCH, Duration::from_secs(1), Some(HOLD))
+        .await
+        .map_err(|e| CliError::setup(format!("Cannot read the dead-letter queue: {e}")))?;
+    let before = *read;
+    *read += got.len();
+    if *read / PROGRESS_EVERY > before / PROGRESS_EVERY {
+        eprintln!("... {} dead letters read", *read);
     }
-    Ok(all)
+    Ok(got)
 }
 
-async fn release(dlq: &dyn Queue, messages: &[ReceivedMessage]) {
-    let entries: Vec<(String, Duration)> = messages
+/// Makes held dead letters visible again.
+async fn release(dlq: &dyn Queue, receipts: &[String]) {
+    let entries: Vec<(String, Duration)> = receipts
         .iter()
-        .map(|m| (m.receipt_handle.clone(), Duration::ZERO))
+        .map(|r| (r.clone(), Duration::ZERO))
         .collect();
     for chunk in entries.chunks(MAX_BATCH) {
         for r in dlq.change_visibility_batch(chunk).await {
@@ -170,30 +171,35 @@ async fn release(dlq: &dyn Queue, messages: &[ReceivedMessage]) {
 }
 
 async fn list(pairs: &[(bool, QueuePair)], json: bool) -> CliResult {
-    let mut messages = Vec::new();
+    let now = time::OffsetDateTime::now_utc();
+    let mut count = 0;
+    if !json {
+        print_row(&HEADER.map(str::to_owned), &WIDTHS);
+    }
     for (_, pair) in pairs {
         let dlq = pair.dead_letters.as_ref();
-        let got = drain(dlq).await?;
-        release(dlq, &got).await;
-        messages.extend(got);
-    }
-    let now = time::OffsetDateTime::now_utc();
-    let rows: Vec<DeadLetterRow> = messages
-        .iter()
-        .map(|m| DeadLetterRow::from_message(m, now))
-        .collect();
-    if json {
-        for row in &rows {
-            println!("{}", serde_json::to_string(row).unwrap_or_default());
+        let (mut held, mut read) = (Vec::new(), 0);
+        loop {
+            let got = page(dlq, &mut read).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                let row = DeadLetterRow::from_message(&m, now);
+                if json {
+                    println!("{}", serde_json::to_string(&row).unwrap_or_default());
+                } else {
+                    print_row(&cells(&row), &WIDTHS);
+                }
+                held.push(m.receipt_handle);
+                count += 1;
+            }
         }
-        return Ok(());
+        release(dlq, &held).await;
     }
-    print_table(&rows);
-    println!(
-        "{} dead letter{}",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
-    );
+    if !json {
+        println!("{count} dead letter{}", if count == 1 { "" } else { "s" });
+    }
     Ok(())
 }
 
@@ -207,45 +213,52 @@ fn age(secs: Option<i64>) -> String {
     }
 }
 
-fn print_table(rows: &[DeadLetterRow]) {
-    let header = [
-        "DELIVERY ID",
-        "ROUTE",
-        "FAILURE",
-        "LAST STATUS",
-        "ATTEMPTS",
-        "AGE",
-    ];
-    let cells: Vec<[String; 6]> = rows
+const HEADER: [&str; 6] = [
+    "DELIVERY ID",
+    "ROUTE",
+    "FAILURE",
+    "LAST STATUS",
+    "ATTEMPTS",
+    "AGE",
+];
+/// Column widths of a list printed as it is read (a delivery id is 36 characters; a longer
+/// route name pushes its row's later columns right).
+const WIDTHS: [usize; 6] = [36, 24, 18, 11, 8, 0];
+
+/// A row's cells, each escaped (a malformed message's attributes are anyone's text).
+fn cells(r: &DeadLetterRow) -> [String; 6] {
+    let safe = |s: &str| router_core::text::escaped(s, false).into_owned();
+    [
+        safe(&r.delivery_id),
+        safe(&r.route),
+        safe(&r.failure),
+        r.last_status.map_or("-".into(), |s| s.to_string()),
+        r.attempts.map_or("-".into(), |a| a.to_string()),
+        age(r.age_s),
+    ]
+}
+
+fn print_row(cells: &[String; 6], widths: &[usize; 6]) {
+    let parts: Vec<String> = cells
         .iter()
-        .map(|r| {
-            [
-                r.delivery_id.clone(),
-                r.route.clone(),
-                r.failure.clone(),
-                r.last_status.map_or("-".into(), |s| s.to_string()),
-                r.attempts.map_or("-".into(), |a| a.to_string()),
-                age(r.age_s),
-            ]
-        })
+        .zip(widths)
+        .map(|(c, w)| format!("{c:<w$}"))
         .collect();
-    let mut widths = header.map(str::len);
+    println!("{}", parts.join("  ").trim_end());
+}
+
+/// A table of rows already in hand, its columns as wide as their widest cell.
+fn print_table(rows: &[DeadLetterRow]) {
+    let cells: Vec<[String; 6]> = rows.iter().map(cells).collect();
+    let mut widths = HEADER.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cols: Vec<&str>| {
-        let parts: Vec<String> = cols
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", parts.join("  ").trim_end());
-    };
-    line(header.to_vec());
+    print_row(&HEADER.map(str::to_owned), &widths);
     for row in &cells {
-        line(row.iter().map(String::as_str).collect());
+        print_row(row, &widths);
     }
 }
 
@@ -317,47 +330,49 @@ impl Redriven {
     }
 }
 
-/// Redrives the dead letters of one pair that `filter` picks (its `limit` counts down).
+/// Redrives the dead letters of one pair that `filter` picks (its `limit` counts down), a
+/// page at a time; stops reading once the limit is reached.
 async fn redrive(pair: &QueuePair, ordered: bool, filter: &mut Filter) -> CliResult<Redriven> {
     let (queue, dlq) = (pair.queue.as_ref(), pair.dead_letters.as_ref());
     let now = time::OffsetDateTime::now_utc();
-    let messages = drain(dlq).await?;
-    let mut keep = Vec::new();
-    let mut selected = Vec::new();
-    for m in messages {
-        let row = DeadLetterRow::from_message(&m, now);
-        if filter.limit > 0 && filter.matches(&row) {
-            filter.limit -= 1;
-            selected.push(m);
-        } else {
-            keep.push(m);
-        }
-    }
+    let (mut keep, mut read) = (Vec::new(), 0);
     let mut done = Redriven::default();
-    for chunk in selected.chunks(MAX_BATCH) {
+    while filter.limit > 0 {
+        let got = page(dlq, &mut read).await?;
+        if got.is_empty() {
+            break;
+        }
         let mut sendable = Vec::new();
-        for m in chunk {
-            match redriven(m, ordered) {
-                Some(out) => sendable.push((m, out)),
+        for m in got {
+            let row = DeadLetterRow::from_message(&m, now);
+            if filter.limit == 0 || !filter.matches(&row) {
+                keep.push(m.receipt_handle);
+                continue;
+            }
+            match redriven(&m, ordered) {
+                Some(out) => {
+                    filter.limit -= 1;
+                    sendable.push((m.receipt_handle, out));
+                }
                 None => {
                     done.unparseable += 1;
-                    keep.push(m.clone());
+                    keep.push(m.receipt_handle);
                 }
             }
         }
         if sendable.is_empty() {
             continue;
         }
-        let out: Vec<OutgoingMessage> = sendable.iter().map(|(_, o)| o.clone()).collect();
+        let (receipts, out): (Vec<String>, Vec<OutgoingMessage>) = sendable.into_iter().unzip();
         let results = queue.send(&out).await;
         let mut delete = Vec::new();
-        for ((m, _), result) in sendable.iter().zip(results) {
+        for (receipt, result) in receipts.into_iter().zip(results) {
             match result {
-                Ok(()) => delete.push(m.receipt_handle.clone()),
+                Ok(()) => delete.push(receipt),
                 Err(e) => {
                     tracing::warn!(error = %e, "a dead letter could not be sent back to the delivery queue");
                     done.failed += 1;
-                    keep.push((*m).clone());
+                    keep.push(receipt);
                 }
             }
         }
@@ -366,13 +381,18 @@ async fn redrive(pair: &QueuePair, ordered: bool, filter: &mut Filter) -> CliRes
                 tracing::warn!(error = %e, "a redriven dead letter could not be deleted; it may be redriven twice");
             }
         }
+        let before = done.moved;
         done.moved += delete.len();
-        if done.moved > 0 && done.moved % PROGRESS_EVERY < MAX_BATCH && done.moved >= PROGRESS_EVERY
-        {
+        if done.moved / PROGRESS_EVERY > before / PROGRESS_EVERY {
             eprintln!("... {} redriven", done.moved);
         }
     }
     release(dlq, &keep).await;
-    done.left = keep.len();
+    // What the scan did not reach (a limit) is still there too.
+    let depth = dlq
+        .depth()
+        .await
+        .map(|d| (d.visible + d.in_flight) as usize);
+    done.left = depth.unwrap_or(keep.len());
     Ok(done)
 }

@@ -5,7 +5,7 @@ use crate::check::read_event;
 use crate::cli::{Global, RenderArgs};
 use crate::error::{CliError, CliResult};
 use crate::setup;
-use router_core::domain::{Answer, DeliveryJob, TriggerEvent};
+use router_core::domain::{Answer, DeliveryJob};
 use router_core::routes::{CognigyTarget, Routes, Target};
 use router_core::secrets::mask_url;
 use router_core::wire::cognigy;
@@ -69,7 +69,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
         Target::Router(path) => (format!("<this router>{path}"), body),
         Target::Cognigy(to) => (
             shown_target(&routes, to),
-            into_session(&event, &body).map_err(|e| {
+            into_session(&job, &body).map_err(|e| {
                 CliError::problems(format!(
                     "Route `{}` does not make an answer Cognigy takes: {e}",
                     args.route
@@ -123,7 +123,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> CliResult {
                 let rendered = routes
                     .render_reply(route, &reply_job, &ctx)
                     .map_err(|e| CliError::problems(format!("The reply does not render: {e}")))?;
-                let reply_body = into_session(&event, &rendered).map_err(|e| {
+                let reply_body = into_session(&reply_job, &rendered).map_err(|e| {
                     CliError::problems(format!("The reply is not one Cognigy takes: {e}"))
                 })?;
                 println!();
@@ -145,11 +145,16 @@ fn shown_target(routes: &Routes, to: &CognigyTarget) -> String {
     )
 }
 
-fn into_session(event: &TriggerEvent, rendered: &str) -> Result<String, String> {
+fn into_session(job: &DeliveryJob, rendered: &str) -> Result<String, String> {
+    let mark = cognigy::Injected {
+        route: job.route.as_str(),
+        delivery_id: &job.delivery_id,
+    };
     cognigy::body(
-        event.user_id.as_deref(),
-        event.session_id.as_deref(),
+        job.event.user_id.as_deref(),
+        job.event.session_id.as_deref(),
         rendered,
+        mark,
     )
 }
 

@@ -141,3 +141,111 @@ async fn dlq_commands_work_without_a_routes_file() {
     let out = ws.run(&["dlq", "list"]);
     assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
 }
+
+/// `count` dead letters of `pad_kb` KiB each, written straight into the embedded DLQ; the
+/// last one's event carries `text`.
+async fn seeded(count: usize, pad_kb: usize, text: &str) -> Workspace {
+    let ws = Workspace::new(
+        "[[route]]\nname = 'sink'\ntarget_url = 'https://example.com/'\ntemplate = '{\"t\": {{ event.data.text | tojson }}}'\ntriggers = [{ event_type = 'intent' }]\n",
+    );
+    let (_, dead_letters) = router_core::backends::embedded_queues(
+        &ws.path("data"),
+        std::time::Duration::from_secs(30),
+        10,
+    )
+    .unwrap();
+    let pad = "p".repeat(pad_kb * 1024);
+    for chunk in 0..count.div_ceil(10) {
+        let batch: Vec<_> = (chunk * 10..((chunk + 1) * 10).min(count))
+            .map(|n| {
+                let t = if n + 1 == count { text } else { "plain" };
+                let data = serde_json::json!({"text": t, "pad": pad});
+                let body = format!(
+                    r#"{{"v":1,"delivery_id":"dlv_{n}","event_id":"e{n}","route":"sink","event":{{"id":"e{n}","event_type":"intent","score":1.0,"data":{data}}},"received_at":"2026-11-27T10:00:00Z"}}"#
+                );
+                router_core::ports::OutgoingMessage {
+                    body,
+                    attributes: [("route", "sink"), ("failure", "http_status"), ("last_status", "404"), ("attempts", "1")]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let sent = router_core::ports::Queue::send(dead_letters.as_ref(), &batch).await;
+        assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+    }
+    ws
+}
+
+/// Runs routerctl `args` in `ws` and returns its peak resident memory in KiB (measured by
+/// a python3 parent: `getrusage(RUSAGE_CHILDREN)`).
+fn peak_kib(ws: &Workspace, args: &[&str]) -> u64 {
+    let mut all = vec![
+        "--routes".to_owned(),
+        ws.path("routes.toml").display().to_string(),
+        "--secrets".to_owned(),
+        ws.path("secrets.toml").display().to_string(),
+        "--data-dir".to_owned(),
+        ws.path("data").display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)",
+            env!("CARGO_BIN_EXE_routerctl"),
+        ])
+        .args(&all)
+        .env_remove("QUEUE_URL")
+        .env_remove("DEAD_LETTER_QUEUE_URL")
+        .output()
+        .expect("python3 runs routerctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("maxrss")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_commands_hold_a_page_in_memory_whatever_the_queue_holds() {
+    // 400 dead letters of 120 KiB: 47 MiB of bodies.
+    let ws = seeded(400, 120, "plain").await;
+    for args in [
+        vec!["dlq", "list"],
+        vec!["dlq", "list", "--json"],
+        vec!["dlq", "show", "dlv_missing"],
+        vec!["dlq", "show", "dlv_399"],
+    ] {
+        let kib = peak_kib(&ws, &args);
+        eprintln!("{args:?}: peak {} KiB", kib);
+        assert!(kib < 40 * 1024, "{args:?} peaked at {} MiB", kib / 1024);
+    }
+    // And nothing was lost or left hidden on the way.
+    assert_eq!(dlq_rows(&ws).len(), 400);
+    let show = ws.run(&["dlq", "show", "dlv_7"]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("delivery id  dlv_7"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_escapes_what_could_repaint_or_reorder_the_terminal() {
+    // C1 controls (NEL, CSI), DEL, and a right-to-left override, in the event's data.
+    let hostile = "a\u{85}b\u{9b}2Jc\u{7f}d\u{202e}txt.exe";
+    let ws = seeded(1, 0, hostile).await;
+    let out = ws.run(&["dlq", "show", "dlv_0"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for c in ['\u{85}', '\u{9b}', '\u{7f}', '\u{202e}', '\u{1b}'] {
+        assert!(!stdout.contains(c), "{c:?} printed raw: {stdout:?}");
+    }
+    // In the event and in the payload as it renders now.
+    assert_eq!(
+        stdout
+            .matches("a\\u{85}b\\u{9b}2Jc\\u{7f}d\\u{202e}txt.exe")
+            .count(),
+        2,
+        "{stdout}"
+    );
+}

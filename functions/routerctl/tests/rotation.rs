@@ -110,12 +110,40 @@ async fn both_keys_rotate_while_serve_runs() {
     assert_eq!(signed_with(&d, &keys), [1]);
     assert_eq!(trigger_with(&serve, KEY, "evt_r5").await, 401);
 
-    // A broken edit keeps the keys in use rather than locking the flows out.
+    // A broken edit stops every key at the next read (503, logged), as a cold start on
+    // it would refuse to start; fixed, the flows are let in again.
     write_secrets("\"  \"", &format!("\"{new_sig}\""));
-    assert_eq!(trigger_with(&serve, NEW_KEY, "evt_r6").await, 202);
+    assert_eq!(trigger_with(&serve, NEW_KEY, "evt_r6").await, 503);
+    assert_eq!(trigger_with(&serve, KEY, "evt_r7").await, 503);
+    assert!(serve.log().contains("secret unusable"), "{}", serve.log());
+    write_secrets(&format!("\"{NEW_KEY}\""), &format!("\"{new_sig}\""));
+    assert_eq!(trigger_with(&serve, NEW_KEY, "evt_r8").await, 202);
+    // The same for the signing key: a broken one is not used on; the deliveries wait
+    // (retried) and go out signed with the fixed key.
+    write_secrets(&format!("\"{NEW_KEY}\""), "\"{oops\"");
+    assert_eq!(trigger_with(&serve, NEW_KEY, "evt_r9").await, 202);
     assert!(
-        serve.log().contains("the keys in use stay"),
+        wait_until(|| serve
+            .log()
+            .lines()
+            .any(|l| l.contains("evt_r9") && l.contains("signing_key")))
+        .await,
         "{}",
         serve.log()
     );
+    write_secrets(&format!("\"{NEW_KEY}\""), &format!("\"{new_sig}\""));
+    let body = "\"event\": \"evt_r9\"";
+    assert!(
+        targets
+            .wait_for(|r| r.iter().any(|d| d.body.contains(body)))
+            .await,
+        "{}",
+        serve.log()
+    );
+    let d = targets
+        .received_at("crm")
+        .into_iter()
+        .find(|d| d.body.contains(body))
+        .unwrap();
+    assert_eq!(signed_with(&d, &keys), [1]);
 }

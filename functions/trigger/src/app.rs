@@ -126,10 +126,18 @@ impl IntoResponse for Rejection {
 
 /// Authenticates the request, reads its event, and queues a delivery per route that fires.
 async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accepted, Rejection> {
-    if let Some(auth) = &state.ingest
-        && !auth.accepts(headers).await
-    {
-        return Err(Rejection::new(Problem::unauthorized(), "unauthorized"));
+    if let Some(auth) = &state.ingest {
+        match auth.accepts(headers).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Rejection::new(Problem::unauthorized(), "unauthorized")),
+            // No key can be had (the cache logged why): no key is accepted meanwhile.
+            Err(_) => {
+                return Err(Rejection::new(
+                    Problem::unavailable("the ingest key cannot be used now; try again later"),
+                    "ingest_key_unusable",
+                ));
+            }
+        }
     }
     let event = read_event(headers, body, state.routes.ingest.max_body_bytes).await?;
 
@@ -138,7 +146,7 @@ async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accept
     let missing = Routes::missing_fields(&fired, &event);
     if !missing.is_empty() {
         return Err(Rejection {
-            problem: Problem::invalid(missing),
+            problem: Problem::invalid(missing, 0),
             outcome: "invalid",
             routes: fired.iter().map(|r| r.name.to_string()).collect(),
             event_id: Some(event.id),
@@ -253,7 +261,9 @@ async fn read_event(
     };
     parsed.map_err(|e| match e {
         BodyError::Malformed(why) => Rejection::new(Problem::bad_request(why), "malformed"),
-        BodyError::Invalid(fields) => Rejection::new(Problem::invalid(fields), "invalid"),
+        BodyError::Invalid(fields, more) => {
+            Rejection::new(Problem::invalid(fields, more), "invalid")
+        }
     })
 }
 

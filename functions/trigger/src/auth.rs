@@ -3,21 +3,21 @@
 //! several `X-API-Key` or `Authorization` headers, or a key in both forms, is refused.
 //!
 //! The ingest secret holds one key, or during a change `{"current": "...", "next": "..."}`
-//! (both accepted). It is read at start-up (a blank or malformed one stops the start) and
-//! re-read every [`router_core::secrets::SECRET_REREAD`] by the first request after that,
-//! so a rotation needs no redeploy; a re-read that fails, or finds a blank or malformed
-//! value, keeps the keys in use and logs a warning, so a bad edit never locks the flows out.
+//! (both accepted; `"next": null` is none). It is read at start-up (a blank or malformed
+//! one stops the start) and re-read every [`router_core::secrets::SECRET_REREAD`] through
+//! the one secret cache ([`router_core::secrets::SecretCache`]): the same rule warm as cold.
+//! A re-read that finds the value unusable (blank, malformed, a typo) or the secret deleted
+//! stops every key at once: requests get a 503 (`ingest_key_unusable`) until it is fixed,
+//! and the cache logs `secret unusable`. A re-read that cannot reach the store keeps the
+//! keys for at most one more re-read period. A revoked key never works again for longer.
 
 use axum::http::HeaderMap;
 use router_core::ports::SecretStore;
-use router_core::secrets::Secret;
+use router_core::secrets::{CacheError, OnFailure, Secret, SecretCache};
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
-
-/// After a failed read, how long before the next try.
-pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// The accepted ingest keys (one, or two during a change), kept only as their SHA-256 so
 /// comparisons take the same time for any presented key length.
@@ -69,98 +69,40 @@ impl IngestKey {
     }
 }
 
-/// The ingest key as requests see it: read from the store at start, re-read periodically.
+/// The ingest key as requests see it, through the secret cache.
+#[derive(Debug)]
 pub struct IngestAuth {
     secret_id: String,
-    store: Arc<dyn SecretStore>,
-    reread: Duration,
-    key: RwLock<Arc<IngestKey>>,
-    next_read: Mutex<Instant>,
-    /// Held by the one request doing a re-read; the others use the keys in hand.
-    reading: tokio::sync::Mutex<()>,
+    keys: SecretCache<Arc<IngestKey>>,
 }
 
-impl std::fmt::Debug for IngestAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IngestAuth")
-            .field("secret_id", &self.secret_id)
-            .field("reread", &self.reread)
-            .finish_non_exhaustive()
-    }
+fn make(secret: Secret) -> Result<(Arc<IngestKey>, Option<Duration>), String> {
+    IngestKey::new(&secret)
+        .map(|k| (Arc::new(k), None))
+        .map_err(|e| e.0)
 }
 
 impl IngestAuth {
-    /// Starts with `key`, read from `secret_id` in `store`; re-read after `reread`.
-    pub fn new(
+    /// Reads the key from `secret_id` in `store` (re-read after `reread`); an unusable
+    /// or unreadable one is the cold start's error.
+    pub async fn start(
         secret_id: String,
         store: Arc<dyn SecretStore>,
-        key: IngestKey,
         reread: Duration,
-    ) -> Self {
-        Self {
-            secret_id,
-            store,
-            reread,
-            key: RwLock::new(Arc::new(key)),
-            next_read: Mutex::new(Instant::now() + reread),
-            reading: tokio::sync::Mutex::new(()),
-        }
+    ) -> Result<Self, CacheError> {
+        let keys = SecretCache::new(store, reread, OnFailure::GraceWhileUnreachable);
+        keys.get(&secret_id, &secret_id, true, make).await?;
+        Ok(Self { secret_id, keys })
     }
 
-    /// Whether the request presents an accepted key (re-reading the secret first when due).
-    pub async fn accepts(&self, headers: &HeaderMap) -> bool {
-        self.reread_if_due().await;
+    /// Whether the request presents an accepted key (re-reading the secret when due);
+    /// `Err` when no key can be had now (the request is answered 503).
+    pub async fn accepts(&self, headers: &HeaderMap) -> Result<bool, CacheError> {
         let key = self
-            .key
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        key.accepts(headers)
-    }
-
-    async fn reread_if_due(&self) {
-        let due = || {
-            Instant::now()
-                >= *self
-                    .next_read
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-        };
-        if !due() {
-            return;
-        }
-        let Ok(_reading) = self.reading.try_lock() else {
-            return;
-        };
-        if !due() {
-            return;
-        }
-        let wait = match self.store.get(&self.secret_id).await {
-            Ok(secret) => match IngestKey::new(&secret) {
-                Ok(key) => {
-                    *self.key.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
-                    self.reread
-                }
-                Err(BadKey(reason)) => {
-                    tracing::warn!(
-                        secret = %self.secret_id,
-                        "the ingest key secret was re-read and is unusable ({reason}); the keys in use stay"
-                    );
-                    RETRY_AFTER_FAILURE.min(self.reread)
-                }
-            },
-            Err(e) => {
-                tracing::warn!(
-                    secret = %self.secret_id,
-                    "cannot re-read the ingest key ({e}); the keys in use stay"
-                );
-                RETRY_AFTER_FAILURE.min(self.reread)
-            }
-        };
-        *self
-            .next_read
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Instant::now() + wait;
+            .keys
+            .get(&self.secret_id, &self.secret_id, false, make)
+            .await?;
+        Ok(key.accepts(headers))
     }
 }
 

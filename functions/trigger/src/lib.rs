@@ -12,12 +12,12 @@ pub mod smoke;
 
 pub use app::router;
 
-use auth::{IngestAuth, IngestKey};
+use auth::IngestAuth;
 use router_core::backends::{Backends, QueuePair};
 use router_core::config::{Config, ConfigError};
 use router_core::ports::{Queue, SecretError, SecretStore};
 use router_core::routes::{LoadErrors, Routes};
-use router_core::secrets::SECRET_REREAD;
+use router_core::secrets::{CacheError, SECRET_REREAD};
 use std::sync::Arc;
 
 /// Everything a request needs, built once per cold start.
@@ -87,15 +87,15 @@ impl State {
                     // The loader refuses any other profile for [ingest]; a hand-built Routes may not.
                     _ => return Err(InitError::IngestProfile(profile.clone())),
                 };
-                let secret = match backends.secrets.get(&id).await {
-                    Ok(s) => s,
-                    Err(source) => return Err(InitError::IngestKey { id, source }),
-                };
-                let key = IngestKey::new(&secret).map_err(|e| InitError::BadIngestKey {
-                    id: id.clone(),
-                    reason: e.0,
-                })?;
-                Some(IngestAuth::new(id, backends.secrets.clone(), key, reread))
+                match IngestAuth::start(id.clone(), backends.secrets.clone(), reread).await {
+                    Ok(auth) => Some(auth),
+                    Err(CacheError::Store(source)) => {
+                        return Err(InitError::IngestKey { id, source });
+                    }
+                    Err(CacheError::Unusable { reason, .. }) => {
+                        return Err(InitError::BadIngestKey { id, reason });
+                    }
+                }
             }
             None => {
                 tracing::warn!(
@@ -109,6 +109,7 @@ impl State {
         {
             return Err(InitError::NoOrderedQueue(r.name.to_string()));
         }
+        let smoke_signer = smoke::signer_cache(backends.secrets.clone(), reread);
         Ok(Self {
             ordered: backends.ordered,
             routes,
@@ -120,7 +121,7 @@ impl State {
             token_cache: Default::default(),
             circuits: None,
             secrets_reread: reread,
-            smoke_signer: Default::default(),
+            smoke_signer,
         })
     }
 

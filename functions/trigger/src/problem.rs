@@ -15,11 +15,17 @@ pub struct Problem {
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
-    /// For 422: each offending field and why.
+    /// For 422: each offending field and why (the first few; `more_errors` counts the rest).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_errors: usize,
     #[serde(skip)]
     pub retry_after_s: Option<u32>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +42,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            more_errors: 0,
             retry_after_s: None,
         }
     }
@@ -73,13 +80,17 @@ impl Problem {
         )
     }
 
-    pub fn invalid(fields: Vec<FieldError>) -> Self {
+    /// The first problems of an event (at most [`router_core::event::MAX_PROBLEMS`]) and
+    /// how many more there were.
+    pub fn invalid(fields: Vec<FieldError>, more: usize) -> Self {
         let detail = fields
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join("; ");
+            .join("; ")
+            + &router_core::event::more_text(more);
         let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail);
+        p.more_errors = more;
         p.errors = fields
             .into_iter()
             .map(|f| ProblemField {

@@ -10,58 +10,35 @@
 //! stores nothing and calls nothing.
 
 use crate::State;
-use crate::auth::RETRY_AFTER_FAILURE;
 use crate::problem::Problem;
 use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use router_core::secrets::{OnFailure, SecretCache};
 use router_core::signing::Signer;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub const SMOKE_PATH: &str = "/api/v2/webhooks/smoke";
 /// The largest smoke delivery taken (a rendered body is at most 1 MiB; the smoke route's
 /// is a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
-/// The `[signing]` key as the sink last read it, or why it could not be used; a failure is
-/// kept for [`RETRY_AFTER_FAILURE`] (at most), so requests to the sink never turn into a
-/// secret-store call each.
-#[derive(Default)]
-pub struct SignerCache(tokio::sync::Mutex<Option<(Instant, SignerOrWhyNot)>>);
+/// The `[signing]` key as the sink reads it: through the one secret cache, so a failure is
+/// remembered (requests to the sink never turn into a secret-store call each) and an
+/// unusable key stops being used at once.
+pub type SignerCache = SecretCache<Arc<Signer>>;
 
-type SignerOrWhyNot = Result<Arc<Signer>, String>;
-
-impl std::fmt::Debug for SignerCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SignerCache(***)")
-    }
+/// The sink's cache over `store`, re-read after `reread`.
+pub fn signer_cache(
+    store: Arc<dyn router_core::ports::SecretStore>,
+    reread: std::time::Duration,
+) -> SignerCache {
+    SecretCache::new(store, reread, OnFailure::GraceWhileUnreachable)
 }
 
-impl SignerCache {
-    async fn get(&self, state: &State, secret_id: &str) -> SignerOrWhyNot {
-        let mut cached = self.0.lock().await;
-        if let Some((read, result)) = &*cached {
-            let keep = match result {
-                Ok(_) => state.secrets_reread,
-                Err(_) => RETRY_AFTER_FAILURE.min(state.secrets_reread),
-            };
-            if read.elapsed() < keep {
-                return result.clone();
-            }
-        }
-        let result = match state.secrets.get(secret_id).await {
-            Ok(secret) => Signer::new(&secret).map(Arc::new),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = &result {
-            tracing::warn!(secret = %secret_id, "smoke sink: cannot use the signing key: {e}");
-        }
-        *cached = Some((Instant::now(), result.clone()));
-        result
-    }
-}
+/// The most of a caller's `webhook-id` (or a body's event id) a log line carries.
+const MAX_LOGGED_ID: usize = 80;
 
 pub async fn smoke(
     Extract(state): Extract<Arc<State>>,
@@ -71,7 +48,13 @@ pub async fn smoke(
     let Some(signing) = &state.routes.signing else {
         return Problem::not_found().into_response();
     };
-    let Ok(signer) = state.smoke_signer.get(&state, &signing.secret).await else {
+    let signer = state
+        .smoke_signer
+        .get(&signing.secret, &signing.secret, false, |s| {
+            Signer::new(&s).map(|signer| (Arc::new(signer), None))
+        })
+        .await;
+    let Ok(signer) = signer else {
         return Problem::unavailable("the signing key cannot be read").into_response();
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
@@ -88,8 +71,9 @@ pub async fn smoke(
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if !signer.verify(id, timestamp, text, signature, now) {
+        // The caller chose the id (up to the header limit): a bounded prefix is logged.
         tracing::warn!(
-            delivery_id = id,
+            delivery_id = %router_core::text::truncated(id, MAX_LOGGED_ID),
             "smoke sink: a delivery whose signature does not verify"
         );
         return Problem::unauthorized().into_response();
@@ -102,7 +86,11 @@ pub async fn smoke(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    tracing::info!(delivery_id = id, event_id, "smoke delivery received");
+    tracing::info!(
+        delivery_id = %router_core::text::truncated(id, MAX_LOGGED_ID),
+        event_id = %router_core::text::truncated(&event_id, MAX_LOGGED_ID),
+        "smoke delivery received"
+    );
     (
         StatusCode::OK,
         axum::Json(serde_json::json!({"status": "received", "delivery_id": id})),

@@ -181,7 +181,7 @@ async fn status_with_key(app: &axum::Router, key: &str) -> StatusCode {
 }
 
 #[tokio::test]
-async fn the_ingest_key_rotates_without_a_401_window_and_survives_a_bad_edit() {
+async fn the_ingest_key_rotates_without_a_401_window_and_a_revoked_or_broken_key_stops() {
     let routes = std::sync::Arc::new(
         router_core::routes::Routes::parse(common::ROUTES, std::path::Path::new("routes.toml"))
             .unwrap(),
@@ -219,20 +219,51 @@ async fn the_ingest_key_rotates_without_a_401_window_and_survives_a_bad_edit() {
         status_with_key(&app, "k-old").await,
         StatusCode::UNAUTHORIZED
     );
-    // A blank or malformed edit does not lock the flows out: the keys in use stay.
-    for bad in ["  ", r#"{"next": "k-x"}"#, "{oops"] {
-        secrets.set("router/ingest-key", bad);
+    // The change ends with "next": null: the old key is refused from the next read on.
+    secrets.set("router/ingest-key", r#"{"current": "k-new", "next": null}"#);
+    assert_eq!(status_with_key(&app, "k-new").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        status_with_key(&app, "k-old").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // An edit that cannot be used, or a deleted secret, stops every key from the next read
+    // on (as a cold start on it would not start): 503, never the old keys forever.
+    for bad in [
+        "  ",
+        r#"{"next": "k-x"}"#,
+        "{oops",
+        r#"{"current": "k-new", "next": ""}"#,
+        r#"{"Current": "k-new"}"#,
+        "<deleted>",
+    ] {
+        if bad == "<deleted>" {
+            secrets.remove("router/ingest-key");
+        } else {
+            secrets.set("router/ingest-key", bad);
+        }
+        for key in ["k-new", "k-old", ""] {
+            assert_eq!(
+                status_with_key(&app, key).await,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{bad}: {key}"
+            );
+        }
+        // Fixed: the keys work again at the next read.
+        secrets.set("router/ingest-key", "k-new");
         assert_eq!(
             status_with_key(&app, "k-new").await,
             StatusCode::ACCEPTED,
             "{bad}"
         );
-        assert_eq!(
-            status_with_key(&app, "").await,
-            StatusCode::UNAUTHORIZED,
-            "{bad}"
-        );
     }
+    // A store that cannot be reached: with a re-read period of 0 there is no grace.
+    secrets.fail_with(Some(router_core::ports::SecretError::Unavailable(
+        "down".into(),
+    )));
+    assert_eq!(
+        status_with_key(&app, "k-new").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }
 
 #[tokio::test]
@@ -632,12 +663,55 @@ async fn an_event_a_session_answering_route_cannot_answer_is_422() {
     assert_problem(&reply, 422);
     assert_eq!(reply.body["errors"][0]["field"], "session_id");
     assert!(h.queue.sent().is_empty(), "nothing queued");
-    let reply = send(
-        &h.app,
-        json_request(r#"{"event_type": "custom", "user_id": "u", "session_id": "s"}"#),
-    )
-    .await;
+    // Ids Cognigy would refuse are refused here, before the backend is called or anything
+    // queued: 256 characters go, 257 do not.
+    for (field, other) in [("session_id", "user_id"), ("user_id", "session_id")] {
+        let body = serde_json::json!({"event_type": "custom", field: "s".repeat(257), other: "u"});
+        let reply = send(&h.app, json_request(&body.to_string())).await;
+        assert_problem(&reply, 422);
+        assert_eq!(reply.body["errors"][0]["field"], field, "{}", reply.body);
+        assert!(
+            reply.body["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("256 characters"),
+            "{}",
+            reply.body
+        );
+    }
+    assert!(h.queue.sent().is_empty(), "nothing queued");
+    let body =
+        serde_json::json!({"event_type": "custom", "user_id": "u", "session_id": "s".repeat(256)});
+    let reply = send(&h.app, json_request(&body.to_string())).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_body_of_many_problems_gets_a_bounded_answer() {
+    let h = harness().await;
+    // A body full of unknown form fields: the first 20 named, the rest counted.
+    let mut body = String::from("event_type=intent");
+    while body.len() < 3900 {
+        body.push_str(&format!("&unknown{}=x", body.len()));
+    }
+    let fields = body.matches('&').count();
+    let req = post("application/x-www-form-urlencoded")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let reply = send(&h.app, req).await;
+    assert_problem(&reply, 422);
+    let answer_bytes = reply.body.to_string().len();
+    let errors = reply.body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), router_core::event::MAX_PROBLEMS);
+    assert_eq!(
+        reply.body["more_errors"].as_u64().unwrap() as usize,
+        fields - router_core::event::MAX_PROBLEMS
+    );
+    assert!(
+        answer_bytes < 10 * 1024,
+        "the answer is {answer_bytes} bytes for a {} byte body",
+        body.len()
+    );
 }
 
 fn ordered_routes() -> String {

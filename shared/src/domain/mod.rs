@@ -136,10 +136,16 @@ impl TriggerEvent {
     /// What orders a session's deliveries: `session_id`, else `user_id` (empty counts as
     /// absent).
     pub fn session_key(&self) -> Option<&str> {
-        [&self.session_id, &self.user_id]
+        self.session().map(|(_, v)| v)
+    }
+
+    /// The session key with the field it came from: a `user_id` of "x" and a `session_id`
+    /// of "x" are different sessions.
+    pub fn session(&self) -> Option<(&'static str, &str)> {
+        [("session_id", &self.session_id), ("user_id", &self.user_id)]
             .into_iter()
-            .filter_map(|v| v.as_deref())
-            .find(|v| !v.is_empty())
+            .filter_map(|(field, v)| v.as_deref().map(|v| (field, v)))
+            .find(|(_, v)| !v.is_empty())
     }
 }
 
@@ -285,6 +291,24 @@ impl DeliveryJob {
                 answer,
             }),
         }
+    }
+
+    /// For a reply job whose answer could not be delivered into the session: the job that
+    /// sends the route's `on_failure` instead, as the parent's own failure would have (its
+    /// delivery id the one the parent's failure would have had, so it goes at most once).
+    /// `None` for a job that is not a reply with an answer (an `on_failure` that fails is
+    /// only dead-lettered: nothing loops).
+    pub fn failed_reply(&self, answer: Answer, now: time::OffsetDateTime) -> Option<Self> {
+        let reply = self.reply.as_ref()?;
+        if !matches!(reply.answer, Answer::Response { .. }) {
+            return None;
+        }
+        let parent = Self {
+            delivery_id: reply.parent.clone(),
+            reply: None,
+            ..self.clone()
+        };
+        Some(parent.reply_job(answer, now))
     }
 
     /// The queue message body: JSON with every character SQS refuses (U+FFFE, U+FFFF, ...)

@@ -2,7 +2,8 @@
 //!
 //! Two failure classes, as the HTTP API reports them: the body is not parseable at all
 //! ([`BodyError::Malformed`], 400) or it parses but breaks the schema
-//! ([`BodyError::Invalid`], 422, every offending field named).
+//! ([`BodyError::Invalid`], 422: the first [`MAX_PROBLEMS`] offending fields named, and
+//! how many more there were; the work per field past them is a count).
 
 use crate::domain::{EventId, EventType, TriggerEvent};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -26,11 +27,62 @@ impl fmt::Display for FieldError {
 pub enum BodyError {
     #[error("malformed body: {0}")]
     Malformed(String),
-    #[error("invalid event: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<FieldError>),
+    /// The first [`MAX_PROBLEMS`] problems, and how many more there were.
+    #[error("invalid event: {}{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), more_text(*.1))]
+    Invalid(Vec<FieldError>, usize),
 }
 
-const KNOWN_FIELDS: &str = "id, event_type, name, score, user_id, session_id, data";
+/// The most problems a 422 names (a body of a thousand unknown fields is answered with
+/// these and a count, not a thousand reasons).
+pub const MAX_PROBLEMS: usize = 20;
+
+/// "; and N more problems", or nothing.
+pub fn more_text(more: usize) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!(
+            "; and {more} more problem{}",
+            if more == 1 { "" } else { "s" }
+        )
+    }
+}
+
+const UNKNOWN_FIELD: &str = "unknown field; the event's fields are id, event_type, name, score, user_id, session_id, data (put anything else under `data`)";
+
+/// Problems as they are found: the first [`MAX_PROBLEMS`] kept, the rest counted.
+#[derive(Debug, Default)]
+struct Problems {
+    kept: Vec<FieldError>,
+    more: usize,
+}
+
+impl Problems {
+    fn push(&mut self, e: FieldError) {
+        if self.kept.len() < MAX_PROBLEMS {
+            self.kept.push(e);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// Counts one more without building it, once the list is full.
+    fn push_with(&mut self, make: impl FnOnce() -> FieldError) {
+        if self.kept.len() < MAX_PROBLEMS {
+            self.kept.push(make());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.more == 0
+    }
+
+    fn none_for(&self, field: &str) -> bool {
+        self.kept.iter().all(|e| e.field != field)
+    }
+}
 
 /// Parses a JSON body. Duplicate top-level keys are a schema violation, not "last one wins".
 pub fn from_json(body: &[u8], idempotency_key: Option<&str>) -> Result<TriggerEvent, BodyError> {
@@ -67,7 +119,7 @@ impl Raw {
         matches!(self, Raw::Json(Value::Null))
     }
 
-    fn string(self, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    fn string(self, field: &str, errors: &mut Problems) -> Option<String> {
         match self {
             Raw::Json(Value::String(s)) | Raw::Form(s) => Some(s),
             Raw::Json(other) => {
@@ -103,7 +155,7 @@ fn build(
     fields: Vec<(String, Raw)>,
     idempotency_key: Option<&str>,
 ) -> Result<TriggerEvent, BodyError> {
-    let mut errors = Vec::new();
+    let mut errors = Problems::default();
     let mut seen: Vec<&'static str> = Vec::new();
     let (mut id, mut event_type, mut name, mut score) = (None, None, None, None);
     let (mut user_id, mut session_id, mut data) = (None, None, None);
@@ -118,15 +170,12 @@ fn build(
             "session_id" => "session_id",
             "data" => "data",
             _ => {
-                errors.push(err(
-                    &crate::text::truncated(&key, 64),
-                    format!("unknown field; the event's fields are {KNOWN_FIELDS} (put anything else under `data`)"),
-                ));
+                errors.push_with(|| err(&crate::text::truncated(&key, 64), UNKNOWN_FIELD));
                 continue;
             }
         };
         if seen.contains(&slot) {
-            errors.push(err(slot, "appears more than once"));
+            errors.push_with(|| err(slot, "appears more than once"));
             continue;
         }
         seen.push(slot);
@@ -166,16 +215,14 @@ fn build(
         }
     }
 
-    if !seen.contains(&"event_type")
-        || (event_type.is_none() && errors.iter().all(|e| e.field != "event_type"))
-    {
+    if !seen.contains(&"event_type") || (event_type.is_none() && errors.none_for("event_type")) {
         errors.push(err(
             "event_type",
             format!("is required (one of {})", EventType::ALL.join(", ")),
         ));
     }
     if id.is_none()
-        && errors.iter().all(|e| e.field != "id")
+        && errors.none_for("id")
         && let Some(key) = idempotency_key
     {
         match EventId::parse(key) {
@@ -193,11 +240,11 @@ fn build(
             session_id,
             data,
         }),
-        _ => Err(BodyError::Invalid(errors)),
+        _ => Err(BodyError::Invalid(errors.kept, errors.more)),
     }
 }
 
-fn parse_score(raw: Raw, errors: &mut Vec<FieldError>) -> Option<f64> {
+fn parse_score(raw: Raw, errors: &mut Problems) -> Option<f64> {
     let value = match raw {
         Raw::Json(Value::Number(n)) => n.as_f64(),
         Raw::Form(s) => s.trim().parse::<f64>().ok(),
@@ -218,7 +265,7 @@ fn parse_score(raw: Raw, errors: &mut Vec<FieldError>) -> Option<f64> {
     }
 }
 
-fn parse_data(raw: Raw, errors: &mut Vec<FieldError>) -> Option<Map<String, Value>> {
+fn parse_data(raw: Raw, errors: &mut Problems) -> Option<Map<String, Value>> {
     let value = match raw {
         Raw::Json(v) => v,
         Raw::Form(s) => match serde_json::from_str::<Value>(&s) {
@@ -233,7 +280,20 @@ fn parse_data(raw: Raw, errors: &mut Vec<FieldError>) -> Option<Map<String, Valu
         },
     };
     match value {
-        Value::Object(map) => Some(map),
+        v @ Value::Object(_) => {
+            let max = crate::wire::queue::MAX_DATA_DEPTH;
+            if crate::wire::queue::json_depth(&v, max) > max {
+                errors.push(err(
+                    "data",
+                    format!("nests deeper than {max} levels (objects and arrays in each other)"),
+                ));
+                return None;
+            }
+            match v {
+                Value::Object(map) => Some(map),
+                _ => None,
+            }
+        }
         other => {
             errors.push(err(
                 "data",

@@ -4,7 +4,7 @@ use super::*;
 
 fn invalid(r: Result<TriggerEvent, BodyError>) -> Vec<FieldError> {
     match r {
-        Err(BodyError::Invalid(e)) => e,
+        Err(BodyError::Invalid(e, _)) => e,
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
@@ -135,6 +135,77 @@ fn bad_form_bodies_are_reported() {
     ));
     assert!(matches!(
         from_form(b"score=inf&event_type=intent", None),
-        Err(BodyError::Invalid(_))
+        Err(BodyError::Invalid(..))
     ));
+}
+
+#[test]
+fn a_body_of_many_problems_is_answered_with_the_first_ones_and_a_count() {
+    // 50,000 unknown fields and a duplicate: the first MAX_PROBLEMS named, the rest counted.
+    let mut body = String::from("event_type=intent&name=a&name=b");
+    for i in 0..50_000 {
+        body.push_str(&format!("&f{i}=x"));
+    }
+    match from_form(body.as_bytes(), None) {
+        Err(BodyError::Invalid(kept, more)) => {
+            assert_eq!(kept.len(), MAX_PROBLEMS);
+            assert_eq!(kept[0].field, "name");
+            assert_eq!(more, 50_001 - MAX_PROBLEMS);
+            let text = BodyError::Invalid(kept, more).to_string();
+            assert!(
+                text.ends_with(&format!("and {more} more problems")),
+                "{text}"
+            );
+            assert!(text.len() < 4096, "{} bytes", text.len());
+        }
+        other => panic!("{other:?}"),
+    }
+    // At the cap exactly nothing is counted as more.
+    let mut body = String::from(r#"{"event_type": "intent""#);
+    for i in 0..MAX_PROBLEMS {
+        body.push_str(&format!(r#", "u{i}": 1"#));
+    }
+    body.push('}');
+    match from_json(body.as_bytes(), None) {
+        Err(BodyError::Invalid(kept, 0)) => assert_eq!(kept.len(), MAX_PROBLEMS),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn data_may_nest_64_levels_and_no_deeper_in_json_and_in_a_form() {
+    let nested = |levels: usize| "[".repeat(levels - 1) + &"]".repeat(levels - 1);
+    let json = |levels: usize| {
+        format!(
+            r#"{{"event_type": "intent", "data": {{"d": {}}}}}"#,
+            nested(levels)
+        )
+    };
+    assert!(from_json(json(64).as_bytes(), None).is_ok());
+    let e = invalid(from_json(json(65).as_bytes(), None));
+    assert_eq!(fields(&e), ["data"]);
+    assert!(e[0].reason.contains("deeper than 64"), "{e:?}");
+    // Within serde_json's own limit (128) it is a 422 naming `data`; past it, a 400.
+    assert_eq!(
+        fields(&invalid(from_json(json(126).as_bytes(), None))),
+        ["data"]
+    );
+    assert!(matches!(
+        from_json(json(200).as_bytes(), None),
+        Err(BodyError::Malformed(_))
+    ));
+    let form = |levels: usize| {
+        let data = format!(r#"{{"d": {}}}"#, nested(levels));
+        let encoded: String = data.bytes().map(|b| format!("%{b:02X}")).collect();
+        format!("event_type=intent&data={encoded}")
+    };
+    assert!(from_form(form(64).as_bytes(), None).is_ok());
+    assert_eq!(
+        fields(&invalid(from_form(form(65).as_bytes(), None))),
+        ["data"]
+    );
+    assert_eq!(
+        fields(&invalid(from_form(form(127).as_bytes(), None))),
+        ["data"]
+    );
 }

@@ -279,25 +279,30 @@ impl Routes {
         if needing.is_empty() {
             return out;
         }
+        let routes = format!(
+            "route{} {} answer{} into the Cognigy session",
+            if needing.len() == 1 { "" } else { "s" },
+            needing.join(", "),
+            if needing.len() == 1 { "s" } else { "" },
+        );
         for (field, value) in [
             ("user_id", &event.user_id),
             ("session_id", &event.session_id),
         ] {
-            if value.as_deref().is_none_or(str::is_empty) && !out.iter().any(|e| e.field == field) {
-                out.push(FieldError {
-                    field: field.to_owned(),
-                    reason: format!(
-                        "is required: route{} {} answer{} into the Cognigy session",
-                        if needing.len() == 1 { "" } else { "s" },
-                        needing
-                            .iter()
-                            .map(|n| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if needing.len() == 1 { "s" } else { "" },
-                    ),
-                });
+            if out.iter().any(|e| e.field == field) {
+                continue;
             }
+            let reason = match crate::wire::cognigy::check_id(value.as_deref()) {
+                Ok(_) => continue,
+                Err(_) if value.as_deref().is_none_or(str::is_empty) => {
+                    format!("is required: {routes}")
+                }
+                Err(why) => format!("{why}: {routes}"),
+            };
+            out.push(FieldError {
+                field: field.to_owned(),
+                reason,
+            });
         }
         out
     }

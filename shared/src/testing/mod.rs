@@ -218,6 +218,8 @@ impl Queue for FakeQueue {
 pub struct MemorySecrets {
     pub values: Mutex<BTreeMap<String, VecDeque<String>>>,
     pub reads: Mutex<Vec<String>>,
+    /// When set, every `get` fails with it (an unreachable store).
+    pub failure: Mutex<Option<SecretError>>,
 }
 
 impl MemorySecrets {
@@ -241,6 +243,16 @@ impl MemorySecrets {
         );
     }
 
+    /// Deletes `id`.
+    pub fn remove(&self, id: &str) {
+        lock(&self.values).remove(id);
+    }
+
+    /// Every later `get` fails with `error` (`None`: answers again).
+    pub fn fail_with(&self, error: Option<SecretError>) {
+        *lock(&self.failure) = error;
+    }
+
     /// How many `get` calls there were.
     pub fn reads(&self) -> usize {
         lock(&self.reads).len()
@@ -256,6 +268,9 @@ impl MemorySecrets {
 impl SecretStore for MemorySecrets {
     async fn get(&self, id: &str) -> Result<Secret, SecretError> {
         lock(&self.reads).push(id.to_owned());
+        if let Some(e) = lock(&self.failure).clone() {
+            return Err(e);
+        }
         let mut values = lock(&self.values);
         let queue = values
             .get_mut(id)

@@ -17,6 +17,18 @@ pub const MAX_TEXT_CHARS: usize = 10_000;
 /// Cognigy's limit on a REST JSON body (60 kB; bytes).
 pub const MAX_BODY_BYTES: usize = 60_000;
 
+/// The key under `data` that marks every body the router sends into a session, so a flow
+/// can tell an injected answer from what the user typed and never fire the trigger again
+/// for it (docs/cognigy.md, "Telling the router's answers from user input").
+pub const MARK: &str = "webhookRouter";
+
+/// What the mark says: that the router sent it, for which route and delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Injected<'a> {
+    pub route: &'a str,
+    pub delivery_id: &'a str,
+}
+
 /// The endpoint URL with its token: the token percent-encoded as one path segment.
 pub fn endpoint_url(base: &Url, mode: Mode, token: &str) -> Result<Url, String> {
     let token = token.trim();
@@ -44,24 +56,34 @@ pub fn shown_url(base: &Url, mode: Mode) -> String {
     format!("{}/{}/***", shown.trim_end_matches('/'), mode.as_str())
 }
 
+/// Whether an event's `user_id` or `session_id` can address a Cognigy session: present,
+/// not empty, at most [`MAX_ID_CHARS`] characters. The trigger checks it on every event a
+/// route answering into a session fires for (a 422 before anything is sent), the deliver
+/// side again on what it sends.
+pub fn check_id(value: Option<&str>) -> Result<&str, String> {
+    match value {
+        None | Some("") => Err("is missing: the answer would have nowhere to go".to_owned()),
+        Some(v) if v.chars().count() > MAX_ID_CHARS => Err(format!(
+            "is longer than Cognigy's {MAX_ID_CHARS} characters"
+        )),
+        Some(v) => Ok(v),
+    }
+}
+
 /// The request body: `userId` and `sessionId` from the event, `text` and `data` from the
-/// rendered template (a JSON object with at most those keys, at least one of them).
+/// rendered template (a JSON object with at most those keys, at least one of them), and
+/// the router's mark under `data.webhookRouter` (over anything the template put there).
 /// A violation of Cognigy's limits is an error naming it (a `render` failure).
 pub fn body(
     user_id: Option<&str>,
     session_id: Option<&str>,
     rendered: &str,
+    mark: Injected<'_>,
 ) -> Result<String, String> {
     let id = |name: &str, v: Option<&str>| -> Result<String, String> {
-        match v {
-            None | Some("") => Err(format!(
-                "the event has no {name}: the answer would have nowhere to go"
-            )),
-            Some(v) if v.chars().count() > MAX_ID_CHARS => Err(format!(
-                "the event's {name} is longer than Cognigy's {MAX_ID_CHARS} characters"
-            )),
-            Some(v) => Ok(v.to_owned()),
-        }
+        check_id(v)
+            .map(str::to_owned)
+            .map_err(|why| format!("the event's {name} {why}"))
     };
     let user_id = id("user_id", user_id)?;
     let session_id = id("session_id", session_id)?;
@@ -96,13 +118,16 @@ pub fn body(
         }
         Some(_) => return Err("`text` must be a string".to_owned()),
     }
-    match data {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(d)) => {
-            out.insert("data".into(), Value::Object(d));
-        }
+    let mut data = match data {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(d)) => d,
         Some(_) => return Err("`data` must be an object".to_owned()),
-    }
+    };
+    data.insert(
+        MARK.into(),
+        serde_json::json!({"injected": true, "route": mark.route, "delivery_id": mark.delivery_id}),
+    );
+    out.insert("data".into(), Value::Object(data));
     let body = Value::Object(out).to_string();
     if body.len() > MAX_BODY_BYTES {
         return Err(format!(
@@ -152,6 +177,11 @@ pub fn check_body(raw: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    const M: Injected<'static> = Injected {
+        route: "order-status",
+        delivery_id: "dlv_1",
+    };
+
     #[test]
     fn the_url_carries_the_token_as_one_segment_and_is_shown_masked() {
         let base = Url::parse("https://endpoint-trial.cognigy.ai").unwrap();
@@ -182,15 +212,27 @@ mod tests {
             Some("u1"),
             Some("s1"),
             r#"{"text": "hi", "data": {"k": 1}}"#,
+            M,
         )
         .unwrap();
         let v: Value = serde_json::from_str(&b).unwrap();
+        let mark =
+            serde_json::json!({"injected": true, "route": "order-status", "delivery_id": "dlv_1"});
         assert_eq!(
             v,
-            serde_json::json!({"userId": "u1", "sessionId": "s1", "text": "hi", "data": {"k": 1}})
+            serde_json::json!({"userId": "u1", "sessionId": "s1", "text": "hi", "data": {"k": 1, "webhookRouter": mark}})
         );
-        let b = body(Some("u1"), Some("s1"), r#"{"data": {}}"#).unwrap();
+        let b = body(Some("u1"), Some("s1"), r#"{"data": {}}"#, M).unwrap();
         assert!(!b.contains("text"));
+        // Marked even without data, and a template cannot forge or drop the mark.
+        let v: Value =
+            serde_json::from_str(&body(Some("u"), Some("s"), r#"{"text": "x"}"#, M).unwrap())
+                .unwrap();
+        assert_eq!(v["data"]["webhookRouter"], mark);
+        let forged = r#"{"text": "x", "data": {"webhookRouter": {"injected": false}}}"#;
+        let v: Value =
+            serde_json::from_str(&body(Some("u"), Some("s"), forged, M).unwrap()).unwrap();
+        assert_eq!(v["data"]["webhookRouter"], mark);
     }
 
     #[test]
@@ -211,10 +253,10 @@ mod tests {
             (Some("u"), Some("s"), big_text.as_str()),
             (Some("u"), Some("s"), big_data.as_str()),
         ] {
-            assert!(body(u, s, r).is_err(), "{u:?} {s:?} {r:.60}");
+            assert!(body(u, s, r, M).is_err(), "{u:?} {s:?} {r:.60}");
         }
         let ok_text = format!(r#"{{"text": "{}"}}"#, "t".repeat(MAX_TEXT_CHARS));
-        let made = body(Some("u"), Some("s"), &ok_text).unwrap();
+        let made = body(Some("u"), Some("s"), &ok_text, M).unwrap();
         assert!(
             check_body(&made).is_ok(),
             "what the router makes, Cognigy takes"

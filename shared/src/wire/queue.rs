@@ -29,6 +29,36 @@ pub const DEAD_LETTER_HEADROOM: usize = 2048;
 /// The largest job message (body and attributes) the trigger queues.
 pub const MAX_JOB_BYTES: usize = MAX_MESSAGE_BYTES - DEAD_LETTER_HEADROOM;
 
+/// How deep an event's `data` (and a target's answer kept for a reply) may nest, `data`
+/// itself being level 1. A queue message wraps it in a few more levels (the job, the event,
+/// a reply's answer), and the deliver side parses messages with serde_json's limit of 128:
+/// at 64 every message the trigger or the deliver side writes parses again, so what the
+/// trigger accepts can always be delivered and redriven.
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// How deeply `v` nests (a scalar is 0, `{}` or `[]` 1, `{"a": []}` 2), counted without
+/// recursion and stopping once past `limit` (a deep value costs no more than `limit` levels
+/// of work per branch).
+pub fn json_depth(v: &serde_json::Value, limit: usize) -> usize {
+    use serde_json::Value;
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, above)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        let level = above + 1;
+        deepest = deepest.max(level);
+        if deepest > limit {
+            return deepest;
+        }
+        stack.extend(children.map(|c| (c, level)));
+    }
+    deepest
+}
+
 /// The queue message for one job.
 pub fn job_message(job: &DeliveryJob) -> OutgoingMessage {
     let mut attributes = BTreeMap::new();
@@ -56,12 +86,16 @@ pub fn ordered_job_message(job: &DeliveryJob, dedup: &str) -> OutgoingMessage {
 }
 
 /// The message group of a job: its route (up to 64 characters) and a hash of the route and
-/// the event's session key (`session_id`, else `user_id`), within SQS's 128 characters.
+/// the event's session key with the field it came from (`session_id`, else `user_id`: an
+/// event with only `user_id` "x" never waits behind one with `session_id` "x"), within
+/// SQS's 128 characters.
 pub fn message_group(job: &DeliveryJob) -> String {
     use sha2::{Digest, Sha256};
-    let key = job.event.session_key().unwrap_or_default();
+    let (field, key) = job.event.session().unwrap_or(("", ""));
     let mut h = Sha256::new();
     h.update(job.route.as_str().as_bytes());
+    h.update([0u8]);
+    h.update(field.as_bytes());
     h.update([0u8]);
     h.update(key.as_bytes());
     format!(
@@ -128,6 +162,95 @@ mod tests {
             sent_at_ms: 5_000,
             group: None,
         }
+    }
+
+    fn nested(levels: usize) -> serde_json::Value {
+        let mut v = serde_json::json!({"leaf": 1});
+        for i in 1..levels {
+            v = if i % 2 == 0 {
+                serde_json::json!({ "k": v })
+            } else {
+                serde_json::json!([v])
+            };
+        }
+        v
+    }
+
+    #[test]
+    fn a_session_id_and_a_user_id_of_the_same_value_are_different_groups() {
+        use crate::domain::{EventId, EventType, RouteName, TriggerEvent};
+        let job = |session: Option<&str>, user: Option<&str>| {
+            let event = TriggerEvent {
+                id: EventId::parse("evt_1").unwrap(),
+                event_type: EventType::Intent,
+                name: None,
+                score: 1.0,
+                user_id: user.map(str::to_owned),
+                session_id: session.map(str::to_owned),
+                data: None,
+            };
+            DeliveryJob::new(
+                &event,
+                &RouteName::parse("timeline").unwrap(),
+                time::OffsetDateTime::now_utc(),
+            )
+        };
+        let by_session = message_group(&job(Some("victim"), None));
+        assert_ne!(by_session, message_group(&job(None, Some("victim"))));
+        // The session id decides when both are there; an empty one counts as absent.
+        assert_eq!(
+            by_session,
+            message_group(&job(Some("victim"), Some("other")))
+        );
+        assert_eq!(
+            message_group(&job(Some(""), Some("victim"))),
+            message_group(&job(None, Some("victim")))
+        );
+        assert!(by_session.starts_with("timeline:") && by_session.len() <= 128);
+    }
+
+    #[test]
+    fn depth_counts_levels_of_objects_and_arrays() {
+        assert_eq!(json_depth(&serde_json::json!(1), 64), 0);
+        assert_eq!(json_depth(&serde_json::json!({}), 64), 1);
+        assert_eq!(json_depth(&serde_json::json!({"a": [1, {"b": []}]}), 64), 4);
+        for n in [1, 63, 64, 65, 127] {
+            assert_eq!(json_depth(&nested(n), 200), n, "{n}");
+        }
+        assert_eq!(json_depth(&nested(500), 64), 65, "stops past the limit");
+    }
+
+    #[test]
+    fn a_job_with_data_at_the_limit_parses_again_and_so_does_its_reply() {
+        use crate::domain::{Answer, EventId, EventType, RouteName, TriggerEvent};
+        let data = serde_json::json!({ "d": nested(MAX_DATA_DEPTH - 1) });
+        let event = TriggerEvent {
+            id: EventId::parse("evt_deep").unwrap(),
+            event_type: EventType::Intent,
+            name: None,
+            score: 1.0,
+            user_id: Some("u".into()),
+            session_id: Some("s".into()),
+            data: data.as_object().cloned(),
+        };
+        assert_eq!(json_depth(&data, 100), MAX_DATA_DEPTH);
+        let job = DeliveryJob::new(
+            &event,
+            &RouteName::parse("crm").unwrap(),
+            time::OffsetDateTime::now_utc(),
+        );
+        let body = job_message(&job).body;
+        let back = DeliveryJob::parse(&body).expect("the job parses again");
+        assert_eq!(back.event.data, event.data);
+        let reply = job.reply_job(
+            Answer::Response {
+                status: 200,
+                json: Some(nested(MAX_DATA_DEPTH)),
+                text: None,
+            },
+            time::OffsetDateTime::now_utc(),
+        );
+        DeliveryJob::parse(&job_message(&reply).body).expect("its reply parses again");
     }
 
     #[test]

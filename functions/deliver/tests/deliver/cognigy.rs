@@ -44,13 +44,17 @@ async fn a_cognigy_route_notifies_the_events_session_with_ids_from_the_event() {
          triggers = [{{ event_type = \"intent\" }}]\n",
         profile(&cognigy)
     ));
-    assert!(!h.run_one(message(&job("evt_n", "notify-user"), 1)).await);
+    let j = job("evt_n", "notify-user");
+    assert!(!h.run_one(message(&j, 1)).await);
     let got = cognigy.accepted();
     assert_eq!(got.len(), 1, "{:?}", cognigy.requests());
     assert_eq!(got[0].mode, "notify");
+    // The router's mark rides along, so the flow can tell it from user input.
+    let mark =
+        serde_json::json!({"injected": true, "route": "notify-user", "delivery_id": j.delivery_id});
     assert_eq!(
         got[0].body,
-        serde_json::json!({"userId": "usr_1", "sessionId": "sess_1", "text": "Your ticket is open.", "data": {"t": "agent please"}})
+        serde_json::json!({"userId": "usr_1", "sessionId": "sess_1", "text": "Your ticket is open.", "data": {"t": "agent please", "webhookRouter": mark}})
     );
 }
 
@@ -155,9 +159,10 @@ async fn a_backends_answer_is_queued_as_a_reply_job_and_injected() {
     let got = cognigy.accepted();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].mode, "inject");
+    let mark = serde_json::json!({"injected": true, "route": "order-status", "delivery_id": reply.delivery_id});
     assert_eq!(
         got[0].body,
-        serde_json::json!({"userId": "usr_1", "sessionId": "sess_1", "text": "Shipped today", "data": {"status": 200}})
+        serde_json::json!({"userId": "usr_1", "sessionId": "sess_1", "text": "Shipped today", "data": {"status": 200, "webhookRouter": mark}})
     );
     assert_eq!(
         cognigy.requests()[0].header("webhook-id"),
@@ -215,4 +220,84 @@ async fn a_reply_the_endpoint_refuses_is_dead_lettered_without_showing_the_token
     let dead = h.dead_letter();
     assert_eq!(dead.attributes["failure"], "http_status");
     assert!(!format!("{dead:?}").contains(TOKEN));
+    // `on_failure` is tried instead; refused the same way, it is only dead-lettered.
+    let queued = h.queue.sent();
+    assert_eq!(queued.len(), 2, "the reply, then its on_failure");
+    assert!(!h.run_one(received(&queued[1], 1)).await);
+    assert_eq!(h.dlq.sent().len(), 2);
+    assert_eq!(
+        h.queue.sent().len(),
+        2,
+        "an on_failure that fails goes nowhere else"
+    );
+}
+
+/// A nested answer `levels` deep under `summary`.
+fn deep_answer(levels: usize) -> String {
+    format!(
+        r#"{{"summary": {}"x"{}}}"#,
+        "[".repeat(levels - 1),
+        "]".repeat(levels - 1)
+    )
+}
+
+#[tokio::test]
+async fn a_reply_that_fails_for_good_sends_on_failure_into_the_session_instead() {
+    let long = format!(r#"{{"summary": "{}"}}"#, "x".repeat(10_001));
+    let huge = format!(
+        r#"{{"summary": "ok", "pad": "{}"}}"#,
+        "x".repeat(300 * 1024)
+    );
+    let cases: [(&str, Reply); 5] = [
+        ("an answer over 256 KiB", Reply::json(&huge)),
+        ("text over Cognigy's 10,000 characters", Reply::json(&long)),
+        (
+            "an answer that is not JSON",
+            Reply::status(200).body("plain words"),
+        ),
+        (
+            "an answer without the field the template reads",
+            Reply::json(r#"{"other": 1}"#),
+        ),
+        (
+            "an answer nesting deeper than 64 levels",
+            Reply::json(&deep_answer(126)),
+        ),
+    ];
+    for (case, answer) in cases {
+        let cognigy = FakeCognigy::start(TOKEN).await;
+        let backend = Target::scripted(vec![answer]).await;
+        let h = harness(&reply_routes(&cognigy, &backend));
+        let parent = job("evt_x", "order-status");
+        assert!(!h.run_one(message(&parent, 1)).await, "{case}");
+        let queued = h.queue.sent();
+        assert_eq!(queued.len(), 1, "{case}: the reply job");
+        // The reply fails for good: dead-lettered, and on_failure queued in its place.
+        assert!(!h.run_one(received(&queued[0], 1)).await, "{case}");
+        let dead = h.dead_letter();
+        assert_eq!(dead.attributes["failure"], "render", "{case}");
+        let queued = h.queue.sent();
+        assert_eq!(queued.len(), 2, "{case}: on_failure queued");
+        let failure = DeliveryJob::parse(&queued[1].body).unwrap();
+        assert_eq!(
+            failure.delivery_id,
+            parent
+                .reply_job(
+                    Answer::Failure {
+                        failure: String::new(),
+                        attempts: 0,
+                        last_status: None,
+                        last_error: String::new()
+                    },
+                    time::OffsetDateTime::now_utc()
+                )
+                .delivery_id,
+            "{case}: the id the parent's own failure would have had"
+        );
+        assert!(!h.run_one(received(&queued[1], 1)).await, "{case}");
+        let got = cognigy.accepted();
+        assert_eq!(got.len(), 1, "{case}");
+        assert_eq!(got[0].body["text"], "Sorry, no answer (render).", "{case}");
+        assert_eq!(h.queue.sent().len(), 2, "{case}: nothing more");
+    }
 }

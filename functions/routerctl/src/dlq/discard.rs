@@ -1,6 +1,6 @@
 //! `routerctl dlq discard`.
 
-use super::{DeadLetterRow, Filter, QueuePair, drain, print_table, release};
+use super::{DeadLetterRow, Filter, QueuePair, page, print_table, release};
 use crate::error::{CliError, CliResult};
 use router_core::ports::MAX_BATCH;
 
@@ -24,16 +24,36 @@ impl Pick {
 /// `dlq discard`: deletes the picked dead letters after a confirmation.
 pub(super) async fn discard(pairs: &[(bool, QueuePair)], pick: &Pick, yes: bool) -> CliResult {
     let now = time::OffsetDateTime::now_utc();
-    let mut held = Vec::new();
+    // Per queue: the receipts of the picked dead letters (held until deleted or released).
+    let mut held: Vec<(&dyn router_core::ports::Queue, Vec<String>)> = Vec::new();
     let mut rows = Vec::new();
+    let all_found = |rows: &[DeadLetterRow]| {
+        !pick.ids.is_empty()
+            && pick
+                .ids
+                .iter()
+                .all(|id| rows.iter().any(|r| &r.delivery_id == id))
+    };
     for (_, pair) in pairs {
         let dlq = pair.dead_letters.as_ref();
-        let got = drain(dlq).await?;
-        let (picked, kept): (Vec<_>, Vec<_>) = got
-            .into_iter()
-            .partition(|m| pick.matches(&DeadLetterRow::from_message(m, now)));
+        let (mut picked, mut kept, mut read) = (Vec::new(), Vec::new(), 0);
+        // Page by page, keeping rows and receipts; named ids stop the scan once all found.
+        while !all_found(&rows) {
+            let got = page(dlq, &mut read).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                let row = DeadLetterRow::from_message(&m, now);
+                if pick.matches(&row) {
+                    picked.push(m.receipt_handle);
+                    rows.push(row);
+                } else {
+                    kept.push(m.receipt_handle);
+                }
+            }
+        }
         release(dlq, &kept).await;
-        rows.extend(picked.iter().map(|m| DeadLetterRow::from_message(m, now)));
         held.push((dlq, picked));
     }
     let missing: Vec<&String> = pick
@@ -70,8 +90,7 @@ pub(super) async fn discard(pairs: &[(bool, QueuePair)], pick: &Pick, yes: bool)
         return Ok(());
     }
     let mut failed = 0;
-    for (dlq, picked) in &held {
-        let receipts: Vec<String> = picked.iter().map(|m| m.receipt_handle.clone()).collect();
+    for (dlq, receipts) in &held {
         for chunk in receipts.chunks(MAX_BATCH) {
             failed += dlq
                 .delete_batch(chunk)

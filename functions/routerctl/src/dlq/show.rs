@@ -1,10 +1,11 @@
 //! `routerctl dlq show ID`.
 
-use super::{DeadLetterRow, QueuePair, age, drain, release};
+use super::{DeadLetterRow, QueuePair, age, page, release};
 use crate::cli::Global;
 use crate::error::{CliError, CliResult};
 use router_core::domain::DeliveryJob;
 use router_core::routes::Routes;
+use router_core::text::escaped;
 
 /// `dlq show ID`: the dead letter, why it failed, and the payload as it would render now.
 pub(super) async fn show(
@@ -15,14 +16,25 @@ pub(super) async fn show(
 ) -> CliResult {
     let now = time::OffsetDateTime::now_utc();
     let mut found = None;
+    // Page by page, keeping only receipts, until it is found.
     for (_, pair) in pairs {
         let dlq = pair.dead_letters.as_ref();
-        let got = drain(dlq).await?;
-        release(dlq, &got).await;
-        if found.is_none() {
-            found = got
-                .into_iter()
-                .find(|m| DeadLetterRow::from_message(m, now).delivery_id == id);
+        let (mut held, mut read) = (Vec::new(), 0);
+        while found.is_none() {
+            let got = page(dlq, &mut read).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                held.push(m.receipt_handle.clone());
+                if found.is_none() && DeadLetterRow::from_message(&m, now).delivery_id == id {
+                    found = Some(m);
+                }
+            }
+        }
+        release(dlq, &held).await;
+        if found.is_some() {
+            break;
         }
     }
     let Some(m) = found else {
@@ -31,9 +43,10 @@ pub(super) async fn show(
         )));
     };
     let row = DeadLetterRow::from_message(&m, now);
-    println!("delivery id  {}", row.delivery_id);
-    println!("route        {}", row.route);
-    println!("failure      {}", row.failure);
+    let safe = |s: &str| escaped(s, false).into_owned();
+    println!("delivery id  {}", safe(&row.delivery_id));
+    println!("route        {}", safe(&row.route));
+    println!("failure      {}", safe(&row.failure));
     println!(
         "last status  {}",
         row.last_status.map_or("-".into(), |s| s.to_string())
@@ -44,12 +57,15 @@ pub(super) async fn show(
     );
     println!("age          {}", age(row.age_s));
     if let Some(e) = &row.last_error {
-        println!("last error   {e}");
+        println!("last error   {}", safe(e));
     }
     let job = match DeliveryJob::parse(&m.body) {
         Ok(job) => job,
         Err(e) => {
-            println!("\nThe message is not a delivery job ({e}); it cannot be redriven.");
+            println!(
+                "\nThe message is not a delivery job ({}); it cannot be redriven.",
+                safe(&e.to_string())
+            );
             return Ok(());
         }
     };
@@ -58,10 +74,10 @@ pub(super) async fn show(
         "received at  {}",
         router_core::time_fmt::rfc3339(job.received_at)
     );
-    println!(
-        "\nevent:\n{}",
-        serde_json::to_string_pretty(&job.event).unwrap_or_default()
-    );
+    // Pretty JSON escapes C0 controls in its strings; C1 controls, DEL and bidirectional
+    // overrides it leaves raw: they are escaped here (its own newlines stay).
+    let event = serde_json::to_string_pretty(&job.event).unwrap_or_default();
+    println!("\nevent:\n{}", escaped(&event, true));
     println!("\npayload as it would render now:");
     match routes {
         None => println!(
@@ -81,8 +97,8 @@ pub(super) async fn show(
             Some(route) => {
                 let ctx = Routes::context(&job, 1, now, None);
                 match routes.render_payload(route, &ctx) {
-                    Ok(body) => println!("{body}"),
-                    Err(e) => println!("(it does not render: {e})"),
+                    Ok(body) => println!("{}", escaped(&body, true)),
+                    Err(e) => println!("(it does not render: {})", safe(&e.to_string())),
                 }
             }
         },

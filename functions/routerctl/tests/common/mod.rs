@@ -108,9 +108,12 @@ impl Workspace {
 
     /// Starts `serve` on a free port and waits for its ready line.
     pub fn serve(&self, extra: &[&str]) -> Serve {
+        // A visibility timeout short enough that a kill -9's in-flight deliveries come
+        // back soon, long enough that a loaded machine's late heartbeat does not hand a
+        // delivery out twice.
         let mut args = vec!["serve", "--port", "0", "--grace", "5"];
         if !extra.contains(&"--visibility-timeout") {
-            args.extend(["--visibility-timeout", "3"]);
+            args.extend(["--visibility-timeout", "10"]);
         }
         args.extend_from_slice(extra);
         let mut child = self
