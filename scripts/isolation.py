@@ -10,10 +10,15 @@ Two layouts: `routes` (one server per route) and `host` (all 20 routes' paths on
 server, the refusing port beside it), each with the circuit breaker on and off. It prints
 one Markdown table: what was delivered, dead-lettered and lost (by delivery id), how long
 after the last accepted trigger everything was settled, the requests that reached the
-timing-out paths and the refusing port, and how often a healthy route's delivery was made
-to wait by a circuit.
+timing-out paths and the refusing port, how often a healthy route's delivery was made to
+wait by a circuit, and how long the healthy routes' deliveries took from their trigger's
+202 to their first request.
 
-    scripts/isolation.py [--bin target/release/routerctl] [--events 3000] [--layouts routes,host] [--breaker on,off]
+    scripts/isolation.py [--bin target/release/routerctl] [--events 3000] [--layouts routes,host]
+                         [--breaker on,off] [--kills 2] [--visibility-timeout S]
+
+(`--visibility-timeout` is serve's: how long a delivery in flight at a kill -9 stays hidden
+before it is delivered again; serve's default is 60 s.)
 
 Needs only Python 3 (the targets are http.server threads on 127.0.0.1).
 """
@@ -30,13 +35,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from scenario_lib import free_port, health, post, start_serve_in, write_workspace
+from scenario_lib import free_port, health, pct, post, start_serve_in, write_workspace
 
 ROUTES = 20
 SLOW = {0, 1}  # hold every request past the 1 s timeout
 DEAD = {2}  # the port refuses connections
 FAIL_RATE = 0.3
-KILLS = 2
 
 
 def route_name(k):
@@ -44,16 +48,20 @@ def route_name(k):
 
 
 class Recorder:
-    """What the targets saw: requests per route, and the delivery ids answered 2xx."""
+    """What the targets saw: requests per route, each delivery id's first request, and
+    the delivery ids answered 2xx."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.delivered = set()
+        self.first = {}
         self.requests = {}
 
     def saw(self, route, delivery_id, ok):
+        now = time.monotonic()
         with self.lock:
             self.requests[route] = self.requests.get(route, 0) + 1
+            self.first.setdefault(delivery_id, now)
             if ok:
                 self.delivered.add(delivery_id)
 
@@ -85,9 +93,14 @@ def server(recorder, rng, slow_paths, route_of_path):
         def log_message(self, *args):
             pass
 
-    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    s.daemon_threads = True
-    s.request_queue_size = 256
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256
+
+        def handle_error(self, request, client_address):
+            pass  # a client that gave up (the route's timeout) resets the connection
+
+    s = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=s.serve_forever, daemon=True).start()
     return s
 
@@ -137,14 +150,14 @@ class Serve:
     ATTEMPT = re.compile(r"(attempt failed; retrying|giving up; copying|\bdelivered\b).*route=(\S+)")
     WAIT = re.compile(r"waiting; no attempt spent.*route=(\S+)")
 
-    def __init__(self, binary, work):
-        self.binary, self.work = binary, work
+    def __init__(self, binary, work, extra_args):
+        self.binary, self.work, self.extra_args = binary, work, extra_args
         self.lock = threading.Lock()
         self.attempts, self.waits = {}, {}
         self.start()
 
     def start(self):
-        self.proc, self.base = start_serve_in(self.work, self.binary, log="info")
+        self.proc, self.base = start_serve_in(self.work, self.binary, self.extra_args, log="info")
         threading.Thread(target=self.read, args=(self.proc,), daemon=True).start()
 
     def read(self, proc):
@@ -179,15 +192,15 @@ def dead_letter_ids(binary, work):
     return {json.loads(line)["delivery_id"] for line in out.splitlines() if line.strip()}
 
 
-def run(binary, events, layout, breaker_on, seed):
+def run(binary, events, layout, breaker_on, seed, kills, extra_args):
     rng = random.Random(seed)
     recorder = Recorder()
     servers, urls = targets(layout, recorder, rng)
     work = write_workspace(routes_file(urls, breaker_on))
-    serve = Serve(binary, work)
+    serve = Serve(binary, work, extra_args)
 
-    accepted = set()
-    kill_at = {events * k // (KILLS + 1) for k in range(1, KILLS + 1)}
+    accepted = {}  # delivery id -> (route, when its trigger was answered 202)
+    kill_at = {events * k // (kills + 1) for k in range(1, kills + 1)}
     reposted = 0
 
     def one(i):
@@ -197,7 +210,8 @@ def run(binary, events, layout, breaker_on, seed):
             try:
                 status, answer = post(serve.base, body)
                 if status == 202:
-                    return [d["delivery_id"] for d in answer["deliveries"]]
+                    at = time.monotonic()
+                    return [(d["delivery_id"], d["route"], at) for d in answer["deliveries"]]
             except OSError:
                 pass
             reposted += 1
@@ -209,12 +223,14 @@ def run(binary, events, layout, breaker_on, seed):
         for i in range(events):
             if i in kill_at:
                 for f in futures:
-                    accepted.update(f.result())
+                    for d, route, at in f.result():
+                        accepted.setdefault(d, (route, at))
                 futures = []
                 serve.kill9()
             futures.append(pool.submit(one, i))
         for f in futures:
-            accepted.update(f.result())
+            for d, route, at in f.result():
+                accepted.setdefault(d, (route, at))
     last_trigger = time.monotonic()
 
     settled_after = None
@@ -227,17 +243,21 @@ def run(binary, events, layout, breaker_on, seed):
     serve.stop()
     for s in servers:
         s.shutdown()
-    dead = dead_letter_ids(binary, work) & accepted
-    delivered = recorder.delivered & accepted
-    lost = accepted - delivered - dead
+    ids = set(accepted)
+    dead = dead_letter_ids(binary, work) & ids
+    delivered = recorder.delivered & ids
+    lost = ids - delivered - dead
     healthy = {route_name(k) for k in range(ROUTES) if k not in SLOW | DEAD}
+    # How long a healthy route's delivery took to reach its target after its 202.
+    waited = [recorder.first[d] - at for d, (route, at) in accepted.items()
+              if route in healthy and d in recorder.first]
     with serve.lock:
         dead_port_tries = sum(serve.attempts.get(route_name(k), 0) for k in DEAD)
         healthy_waits = sum(v for r, v in serve.waits.items() if r in healthy)
     return {
         "layout": {"routes": "one server per route", "host": "20 routes on one host"}[layout],
         "breaker": "on" if breaker_on else "off",
-        "deliveries": len(accepted),
+        "deliveries": len(ids),
         "delivered": len(delivered),
         "dead": len(dead),
         "lost": len(lost),
@@ -245,6 +265,8 @@ def run(binary, events, layout, breaker_on, seed):
         "slow_requests": sum(recorder.requests.get(route_name(k), 0) for k in SLOW),
         "dead_port_tries": dead_port_tries,
         "healthy_waits": healthy_waits,
+        "healthy_p50": pct(waited, 50),
+        "healthy_p99": pct(waited, 99),
         "reposted": reposted,
         "triggers_s": last_trigger - started,
     }
@@ -257,20 +279,25 @@ def main():
     ap.add_argument("--layouts", default="routes,host")
     ap.add_argument("--breaker", default="on,off")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--kills", type=int, default=2)
+    ap.add_argument("--visibility-timeout", type=int)
     args = ap.parse_args()
+    extra = () if args.visibility_timeout is None else ("--visibility-timeout", str(args.visibility_timeout))
     results = [
-        run(args.bin, args.events, layout, b == "on", args.seed)
+        run(args.bin, args.events, layout, b == "on", args.seed, args.kills, extra)
         for layout in args.layouts.split(",")
         for b in args.breaker.split(",")
     ]
     fmt = lambda v: "not settled in 300 s" if v is None else f"{v:.1f}"
-    print(f"{args.events} events, {results[0]['deliveries']} deliveries, serve killed -9 {KILLS} times, `{' '.join(sys.argv)}`\n")
+    print(f"{args.events} events, {results[0]['deliveries']} deliveries, serve killed -9 {args.kills} times, `{' '.join(sys.argv)}`\n")
     print("| layout | breaker | delivered | dead-lettered | lost | settled s after the last trigger "
-          "| requests to the 2 timing-out paths | attempts at the refusing port | healthy deliveries made to wait |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| requests to the 2 timing-out paths | attempts at the refusing port | healthy deliveries made to wait "
+          "| healthy: 202 to first request p50 / p99 s | triggers took s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['layout']} | {r['breaker']} | {r['delivered']} | {r['dead']} | {r['lost']} "
-              f"| {fmt(r['settled_after_s'])} | {r['slow_requests']} | {r['dead_port_tries']} | {r['healthy_waits']} |")
+              f"| {fmt(r['settled_after_s'])} | {r['slow_requests']} | {r['dead_port_tries']} | {r['healthy_waits']} "
+              f"| {r['healthy_p50']:.2f} / {r['healthy_p99']:.2f} | {r['triggers_s']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,32 @@ async fn anything_not_signed_with_the_key_is_refused() {
 }
 
 #[tokio::test]
+async fn an_unauthenticated_caller_cannot_fill_the_log_with_its_webhook_id() {
+    let (capture, _guard) = LogCapture::json();
+    let app = app(true, &[("outbound/signing-key", OLD)]).await;
+    let long = format!("dlv_{}", "9".repeat(9_000));
+    let reply = send(&app, delivery(Some(NEW), &long, now(), BODY)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let text = capture.text();
+    assert!(text.contains("does not verify"), "{text}");
+    assert!(text.len() < 1_000, "{} bytes logged", text.len());
+    let line = capture
+        .json_lines()
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not verify"))
+        })
+        .unwrap();
+    let logged = line["delivery_id"].as_str().unwrap();
+    assert!(
+        logged.starts_with("dlv_999") && logged.len() <= 83,
+        "{logged}"
+    );
+}
+
+#[tokio::test]
 async fn during_a_key_change_either_key_is_taken() {
     let both = format!(r#"{{"current": "{OLD}", "next": "{NEW}"}}"#);
     let app = app(true, &[("outbound/signing-key", both.as_str())]).await;

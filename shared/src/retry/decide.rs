@@ -84,10 +84,11 @@ pub const MIN_CIRCUIT_WAIT: Duration = Duration::from_secs(1);
 /// was received. A 401/403 here is final: the oauth2 resend happened inside the attempt.
 ///
 /// Two outcomes are waits, not attempts: a deferred message comes back after
-/// [`DEFER_DELAY`]; one refused by an open circuit when a request may go again. A refused
-/// one is dead-lettered (`circuit_open`) only when its route would have given up anyway had
-/// every attempt failed: once the time its schedule spans has passed, or when the wait
-/// would take it past `max_age`.
+/// [`DEFER_DELAY`]; one refused by an open circuit when a request may go again, or when
+/// its schedule would have ended if that is sooner. A refused one is dead-lettered
+/// (`circuit_open`) only when its route would have given up anyway had every attempt
+/// failed: once the time its schedule spans has passed, or when the wait would take it
+/// past `max_age`.
 pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Duration) -> Disposition {
     let wait = |delay, reason| Disposition::Wait {
         delay,
@@ -97,13 +98,14 @@ pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Durati
     match &a.outcome {
         Outcome::Deferred => return wait(DEFER_DELAY, WaitReason::Deadline),
         Outcome::CircuitOpen(refusal) => {
-            let retry_in = refusal.retry_in;
-            // In whole seconds, rounded up (queues count visibility in seconds): it is
-            // back once a request may go, not a moment before.
-            let whole =
-                Duration::from_secs(retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0));
+            let span = policy.span();
+            // Back once a request may go, or once its schedule would have ended (then it is
+            // given up, unless the circuit closed meanwhile), whichever comes first; in
+            // whole seconds, rounded up (queues count visibility in seconds).
+            let until = refusal.retry_in.min(span.saturating_sub(elapsed));
+            let whole = Duration::from_secs(until.as_secs() + u64::from(until.subsec_nanos() > 0));
             let delay = whole.clamp(MIN_CIRCUIT_WAIT, super::MAX_DELAY);
-            if elapsed < policy.span() && elapsed.saturating_add(delay) <= policy.max_age {
+            if elapsed < span && elapsed.saturating_add(delay) <= policy.max_age {
                 return wait(delay, WaitReason::CircuitOpen);
             }
         }

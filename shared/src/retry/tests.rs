@@ -323,6 +323,12 @@ fn a_refusal_waits_for_the_circuit_without_spending_an_attempt() {
             error: "why".into()
         }
     );
+    // Or until its schedule would have ended (35 s), if that is sooner: it is not kept
+    // waiting past the moment its route would have given up.
+    assert!(matches!(
+        decide(&attempted(open(60), None), &p, 2, S(30)),
+        Disposition::Wait { delay, .. } if delay == S(5)
+    ));
     // In whole seconds, rounded up: back once a request may go, not a moment before.
     assert!(matches!(
         decide(&attempted(open(0), None), &p, 1, S(0)),
