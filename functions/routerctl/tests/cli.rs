@@ -258,37 +258,8 @@ fn dlq_list_on_an_empty_queue_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_commands_report_progress_and_respect_the_limit() {
-    let ws = Workspace::new(
-        "[[route]]\nname = 'sink'\ntarget_url = 'https://example.com/'\ntemplate = '{}'\ntriggers = [{ event_type = 'intent' }]\n",
-    );
-    let (_, dead_letters) = router_core::backends::embedded_queues(
-        &ws.path("data"),
-        std::time::Duration::from_secs(30),
-        10,
-    )
-    .unwrap();
-    for chunk in 0..12 {
-        let batch: Vec<_> = (0..10)
-            .map(|i| {
-                let n = chunk * 10 + i;
-                let body = format!(
-                    r#"{{"v":1,"delivery_id":"dlv_{n}","event_id":"e{n}","route":"sink","event":{{"id":"e{n}","event_type":"intent","score":1.0}},"received_at":"2026-11-27T10:00:00Z"}}"#
-                );
-                router_core::ports::OutgoingMessage {
-                    body,
-                    attributes: [("route", "sink"), ("failure", "http_status"), ("last_status", "404"), ("attempts", "1")]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect(),
-                    delay: std::time::Duration::ZERO,
-                    ..Default::default()
-                }
-            })
-            .collect();
-        router_core::ports::Queue::send_batch(dead_letters.as_ref(), &batch)
-            .await
-            .unwrap();
-    }
+    let ws = Workspace::new(&sink_routes("{}"));
+    seed_dead_letters(&ws, 120, |_| None).await;
     let list = ws.run(&["dlq", "list"]);
     assert!(list.status.success());
     assert!(String::from_utf8_lossy(&list.stderr).contains("... 100 dead letters read"));

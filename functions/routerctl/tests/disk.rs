@@ -22,15 +22,6 @@ fn data_bytes(ws: &Workspace) -> u64 {
         .unwrap_or(0)
 }
 
-async fn health(serve: &Serve) -> serde_json::Value {
-    reqwest::get(format!("{}/api/v2/health", serve.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_drains_20000_deliveries_and_gives_the_disk_back() {
     let targets = Targets::start().await;
@@ -81,16 +72,7 @@ async fn serve_drains_20000_deliveries_and_gives_the_disk_back() {
         ROUTES * TRIGGERS,
         serve.log()
     );
-    let distinct = || {
-        let mut ids: Vec<String> = targets
-            .received()
-            .iter()
-            .map(|d| d.webhook_id().to_owned())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids.len()
-    };
+    let distinct = || distinct_deliveries(&targets.received());
     assert!(
         wait_until_within(patience, || distinct() == ROUTES * TRIGGERS).await,
         "{} of {} delivered\n{}",
@@ -105,12 +87,12 @@ async fn serve_drains_20000_deliveries_and_gives_the_disk_back() {
     // While serve runs: the drained queue's pages are given back and the idle WAL emptied.
     // The queue drains (a retry of a held request that timed out included).
     let deadline = std::time::Instant::now() + patience;
-    let mut h = health(&serve).await;
+    let mut h = serve.health().await;
     while (h["queue"]["visible"] != 0 || h["queue"]["in_flight"] != 0)
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        h = health(&serve).await;
+        h = serve.health().await;
     }
     assert_eq!(h["queue"]["visible"], 0, "{h}");
     assert_eq!(h["queue"]["in_flight"], 0, "{h}");
@@ -134,14 +116,14 @@ async fn dead_letters_expire_after_the_retention_serve_was_given() {
     let dead = wait_until(|| dlq_rows(&ws).len() == 1).await;
     assert!(dead, "the 400 dead-lettered the delivery\n{}", serve.log());
     // Seen well within the retention (a retention a loaded machine meets: 30 s), then gone.
-    assert_eq!(health(&serve).await["queue"]["dead_letter"], 1);
+    assert_eq!(serve.health().await["queue"]["dead_letter"], 1);
     let expired = wait_until(|| dlq_rows(&ws).is_empty()).await;
     assert!(
         expired,
         "the dead letter expired after 30 s\n{}",
         serve.log()
     );
-    assert_eq!(health(&serve).await["queue"]["dead_letter"], 0);
+    assert_eq!(serve.health().await["queue"]["dead_letter"], 0);
 }
 
 #[test]

@@ -145,37 +145,13 @@ async fn dlq_commands_work_without_a_routes_file() {
 /// `count` dead letters of `pad_kb` KiB each, written straight into the embedded DLQ; the
 /// last one's event carries `text`.
 async fn seeded(count: usize, pad_kb: usize, text: &str) -> Workspace {
-    let ws = Workspace::new(
-        "[[route]]\nname = 'sink'\ntarget_url = 'https://example.com/'\ntemplate = '{\"t\": {{ event.data.text | tojson }}}'\ntriggers = [{ event_type = 'intent' }]\n",
-    );
-    let (_, dead_letters) = router_core::backends::embedded_queues(
-        &ws.path("data"),
-        std::time::Duration::from_secs(30),
-        10,
-    )
-    .unwrap();
+    let ws = Workspace::new(&sink_routes("{\"t\": {{ event.data.text | tojson }}}"));
     let pad = "p".repeat(pad_kb * 1024);
-    for chunk in 0..count.div_ceil(10) {
-        let batch: Vec<_> = (chunk * 10..((chunk + 1) * 10).min(count))
-            .map(|n| {
-                let t = if n + 1 == count { text } else { "plain" };
-                let data = serde_json::json!({"text": t, "pad": pad});
-                let body = format!(
-                    r#"{{"v":1,"delivery_id":"dlv_{n}","event_id":"e{n}","route":"sink","event":{{"id":"e{n}","event_type":"intent","score":1.0,"data":{data}}},"received_at":"2026-11-27T10:00:00Z"}}"#
-                );
-                router_core::ports::OutgoingMessage {
-                    body,
-                    attributes: [("route", "sink"), ("failure", "http_status"), ("last_status", "404"), ("attempts", "1")]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect(),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        let sent = router_core::ports::Queue::send(dead_letters.as_ref(), &batch).await;
-        assert!(sent.iter().all(Result::is_ok), "{sent:?}");
-    }
+    seed_dead_letters(&ws, count, |n| {
+        let t = if n + 1 == count { text } else { "plain" };
+        Some(serde_json::json!({"text": t, "pad": pad}))
+    })
+    .await;
     ws
 }
 

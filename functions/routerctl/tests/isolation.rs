@@ -10,15 +10,6 @@ use common::*;
 use router_tests::targets::{Gate, Targets};
 use std::time::Duration;
 
-async fn health(serve: &Serve) -> serde_json::Value {
-    reqwest::get(format!("{}/api/v2/health", serve.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The log lines of `serve` naming `needle`.
 fn lines_with(serve: &Serve, needle: &str) -> Vec<String> {
     serve
@@ -90,7 +81,7 @@ async fn a_slow_path_and_a_dead_port_do_not_hold_up_a_healthy_path_of_the_same_h
     );
     // The slow endpoint and the dead host opened their own circuits, not the host's:
     // refused deliveries spent no attempt, and were given up when their schedule had run.
-    let h = health(&serve).await;
+    let h = serve.health().await;
     let circuits = h["circuits"].as_array().cloned().unwrap_or_default();
     let by = |scope: &str, route: &str| {
         circuits
@@ -147,15 +138,8 @@ async fn an_ordered_route_to_a_30_percent_flaky_target_loses_nothing_and_never_o
         }
     }
     let delivered = || {
-        let mut ids: Vec<String> = targets
-            .received_at("timeline")
-            .iter()
-            .filter(|d| !flaky(d))
-            .map(|d| d.webhook_id().to_owned())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids.len()
+        let got = targets.received_at("timeline");
+        distinct_deliveries(got.iter().filter(|d| !flaky(d)))
     };
     assert!(
         wait_until(|| delivered() == SESSIONS * EVENTS).await,

@@ -144,8 +144,7 @@ impl<T: Clone> SecretCache<T> {
     ) -> Result<T, CacheError> {
         if !fresh {
             match self.look(key, Instant::now()) {
-                Look::Fresh(v) => return Ok(v),
-                Look::Failed(_, Some(v)) => return Ok(v),
+                Look::Fresh(v) | Look::Failed(_, Some(v)) => return Ok(v),
                 Look::Failed(err, None) => return Err(err),
                 Look::Due(in_hand) => {
                     // Another use is reading it: use the value in hand meanwhile.
@@ -158,8 +157,13 @@ impl<T: Clone> SecretCache<T> {
             }
         }
         let _reading = self.reading.lock().await;
-        if !fresh && let Look::Fresh(v) = self.look(key, Instant::now()) {
-            return Ok(v); // read by the use we waited for
+        if !fresh {
+            // The use we waited for may have read it, or failed to: its answer is ours.
+            match self.look(key, Instant::now()) {
+                Look::Fresh(v) | Look::Failed(_, Some(v)) => return Ok(v),
+                Look::Failed(err, None) => return Err(err),
+                Look::Due(_) => {}
+            }
         }
         let read = self.store.get(id).await;
         let now = Instant::now();
@@ -257,6 +261,8 @@ mod tests {
     impl SecretStore for MemorySecrets {
         async fn get(&self, id: &str) -> Result<Secret, SecretError> {
             *self.reads.lock().unwrap() += 1;
+            // A read takes a moment, as a real store's does: other uses run meanwhile.
+            tokio::time::sleep(Duration::from_millis(2)).await;
             if let Some(e) = self.failure.lock().unwrap().clone() {
                 return Err(e);
             }
@@ -361,6 +367,22 @@ mod tests {
         c.forget("k");
         assert!(c.get("k", "k", false, upper).await.is_err());
         assert_eq!(store.reads_of("k"), 2);
+    }
+
+    #[tokio::test]
+    async fn uses_waiting_for_one_failing_read_do_not_each_read_again() {
+        let store = Arc::new(MemorySecrets::with(&[("k", "typo")]));
+        let c = Arc::new(cache(&store, Duration::from_secs(300), OnFailure::Drop));
+        let uses: Vec<_> = (0..20)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.get("k", "k", false, upper).await })
+            })
+            .collect();
+        for u in uses {
+            assert!(u.await.unwrap().is_err());
+        }
+        assert_eq!(store.reads_of("k"), 1);
     }
 
     #[tokio::test]

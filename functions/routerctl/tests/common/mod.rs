@@ -198,6 +198,16 @@ impl Serve {
     pub fn log(&self) -> String {
         self.output.lock().unwrap().clone()
     }
+
+    /// `GET /api/v2/health`.
+    pub async fn health(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/api/v2/health", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for Serve {
@@ -257,6 +267,53 @@ pub fn signature_is_valid(d: &Delivery) -> bool {
     mac.update(format!("{id}.{ts}.{}", d.body).as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     sig.split(' ').any(|s| s == format!("v1,{expected}"))
+}
+
+/// A routes file with one route, `sink`, rendering `template` (for dead letters seeded
+/// straight into the embedded DLQ: nothing is ever delivered).
+pub fn sink_routes(template: &str) -> String {
+    format!(
+        "[[route]]\nname = 'sink'\ntarget_url = 'https://example.com/'\ntemplate = '{template}'\ntriggers = [{{ event_type = 'intent' }}]\n"
+    )
+}
+
+/// Writes `count` dead letters of route `sink` straight into `ws`'s embedded DLQ, as the
+/// deliver side leaves them (a 404): delivery ids `dlv_0`, `dlv_1`, ..., each event's
+/// `data` what `data(n)` says (`None`: no data).
+pub async fn seed_dead_letters(
+    ws: &Workspace,
+    count: usize,
+    data: impl Fn(usize) -> Option<serde_json::Value>,
+) {
+    let (_, dead_letters) =
+        router_core::backends::embedded_queues(&ws.path("data"), Duration::from_secs(30), 10)
+            .unwrap();
+    let messages: Vec<_> = (0..count)
+        .map(|n| {
+            let data = data(n).map_or_else(String::new, |d| format!(r#","data":{d}"#));
+            let body = format!(
+                r#"{{"v":1,"delivery_id":"dlv_{n}","event_id":"e{n}","route":"sink","event":{{"id":"e{n}","event_type":"intent","score":1.0{data}}},"received_at":"2026-11-27T10:00:00Z"}}"#
+            );
+            router_core::ports::OutgoingMessage {
+                body,
+                attributes: [("route", "sink"), ("failure", "http_status"), ("last_status", "404"), ("attempts", "1")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let sent = router_core::ports::Queue::send(dead_letters.as_ref(), &messages).await;
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+}
+
+/// How many distinct deliveries (by `webhook-id`) these requests are.
+pub fn distinct_deliveries<'a>(requests: impl IntoIterator<Item = &'a Delivery>) -> usize {
+    let mut ids: Vec<&str> = requests.into_iter().map(Delivery::webhook_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
 }
 
 /// `dlq list --json` rows.
