@@ -40,6 +40,8 @@ echo "==> template.yaml: cfn-lint, sam validate --lint, invariants"
 SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" validate --lint --template template.yaml --region us-east-1 >/dev/null
 "$VENV/bin/python" -m unittest discover -s infra/tests
 
+echo "==> Markdown: every repository path named exists"
+python3 scripts/doc_paths.py
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
