@@ -40,19 +40,39 @@ pub struct Backends {
     pub ordered: Option<QueuePair>,
 }
 
+/// Which queue pair: the standard one, or the ordered routes' FIFO pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pair {
+    Standard,
+    /// Messages with a group: an ordered route's (the standard pair when there is no FIFO
+    /// pair).
+    Ordered,
+}
+
+impl Pair {
+    /// The pair a received message came from: the FIFO one when it has a group.
+    pub fn of(m: &crate::ports::ReceivedMessage) -> Self {
+        if m.group.is_some() {
+            Pair::Ordered
+        } else {
+            Pair::Standard
+        }
+    }
+}
+
 impl Backends {
-    /// The dead-letter queue for a message: the FIFO one for a grouped (ordered) message.
-    pub fn dead_letters_for(&self, grouped: bool) -> &Arc<dyn Queue> {
-        match (&self.ordered, grouped) {
-            (Some(o), true) => &o.dead_letters,
+    /// The dead-letter queue of `pair`.
+    pub fn dead_letters_for(&self, pair: Pair) -> &Arc<dyn Queue> {
+        match (&self.ordered, pair) {
+            (Some(o), Pair::Ordered) => &o.dead_letters,
             _ => &self.dead_letters,
         }
     }
 
-    /// The queue a received message came from: the FIFO one for a grouped message.
-    pub fn queue_for(&self, grouped: bool) -> &Arc<dyn Queue> {
-        match (&self.ordered, grouped) {
-            (Some(o), true) => &o.queue,
+    /// The delivery queue of `pair`.
+    pub fn queue_for(&self, pair: Pair) -> &Arc<dyn Queue> {
+        match (&self.ordered, pair) {
+            (Some(o), Pair::Ordered) => &o.queue,
             _ => &self.queue,
         }
     }

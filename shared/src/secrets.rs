@@ -2,7 +2,7 @@
 
 mod cache;
 
-pub use cache::{CacheError, OnFailure, SecretCache};
+pub use cache::{CacheError, OnFailure, Read, SecretCache};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

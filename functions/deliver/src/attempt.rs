@@ -7,13 +7,14 @@
 //! reply, the answer.
 
 use crate::deliverer::Deliverer;
-use crate::http::{self, Keep, Sent};
+use crate::http::{self, Keep, Private, Sent};
 use crate::prepare::Ready;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use router_core::breaker::{Admission, Destination, Transition, circuit_names};
-use router_core::retry::{Attempted, Outcome, Refusal, Verdict, classify};
+use router_core::retry::{Attempted, Outcome, Refusal, Resend, Verdict, classify};
 use router_core::routes::Route;
+use router_core::secrets::Read;
 use router_core::time_fmt::format_duration;
 use router_core::wire::headers::DeliveryHeaders;
 use std::time::Duration;
@@ -153,7 +154,12 @@ impl Deliverer {
         }
         // The router's own address is the operator's, not an event's: never blocked.
         let own = self.router_origin.as_deref() == Some(host.as_str());
-        let sent = self.send_authenticated(auth, request, own).await;
+        let private = if self.allow_private || own {
+            Private::Allowed
+        } else {
+            Private::Refused
+        };
+        let sent = self.send_authenticated(auth, request, private).await;
         let signal = sent.attempted.outcome.signal();
         for t in self
             .breakers
@@ -204,26 +210,31 @@ impl Deliverer {
     /// Sends with the profile's auth header. On an oauth2 route a 401/403 re-reads the
     /// token and resends at once, once; that resend is part of the same attempt. A 401/403
     /// that stands drops the profile's cached secret, so the next message reads it again.
-    /// `own`: the request goes to the router itself (past the private-target guard).
+    /// `to`: whether the request may reach a private address (the router's own, or private
+    /// targets allowed).
     async fn send_authenticated(
         &self,
         auth: Option<&str>,
         request: http::Request<'_>,
-        own: bool,
+        to: Private,
     ) -> Sent {
-        let oauth2 = auth.is_some_and(|p| self.credentials.is_oauth2(p));
+        let resend = if auth.is_some_and(|p| self.credentials.is_oauth2(p)) {
+            Resend::Possible
+        } else {
+            Resend::Spent
+        };
         // Only an oauth2 route may resend, so only there is a copy of the request kept.
-        let resend = oauth2.then(|| request.clone());
-        let mut sent = self.send_with_auth(auth, request, false, own).await;
+        let again = (resend == Resend::Possible).then(|| request.clone());
+        let mut sent = self.send_with_auth(auth, request, Read::Cached, to).await;
         if let (Verdict::RefreshTokenAndResend, Some(again)) =
-            (classify(&sent.attempted.outcome, oauth2, false), resend)
+            (classify(&sent.attempted.outcome, resend), again)
         {
             tracing::info!(
                 auth = auth.unwrap_or_default(),
                 status = sent.attempted.status,
                 "the target refused the token; re-reading it and resending"
             );
-            sent = self.send_with_auth(auth, again, true, own).await;
+            sent = self.send_with_auth(auth, again, Read::Fresh, to).await;
         }
         if let (Some(401 | 403), Some(profile)) = (sent.attempted.status, auth) {
             self.credentials.forget(profile);
@@ -231,16 +242,16 @@ impl Deliverer {
         sent
     }
 
-    /// One request with the profile's header (`fresh`: re-read its secret first).
+    /// One request with the profile's header (its secret read as `read` says), to `to`.
     async fn send_with_auth(
         &self,
         auth: Option<&str>,
         mut req: http::Request<'_>,
-        fresh: bool,
-        own: bool,
+        read: Read,
+        to: Private,
     ) -> Sent {
         if let Some(profile) = auth {
-            match self.credentials.header(profile, fresh).await {
+            match self.credentials.header(profile, read).await {
                 Ok((name, value)) => {
                     req.headers.insert(name, value);
                 }
@@ -250,7 +261,7 @@ impl Deliverer {
                 }
             }
         }
-        http::send(&self.client, self.allow_private || own, req).await
+        http::send(&self.client, to, req).await
     }
 }
 

@@ -12,7 +12,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use router_core::ports::SecretStore;
 use router_core::routes::AuthProfile;
 use router_core::secrets::{
-    CacheError, OnFailure, SECRET_REREAD, Secret, SecretCache, StoredToken,
+    CacheError, OnFailure, Read, SECRET_REREAD, Secret, SecretCache, StoredToken,
 };
 use router_core::signing::Signer;
 use std::collections::BTreeMap;
@@ -93,10 +93,10 @@ fn token_header(p: &AuthProfile, raw: &Secret) -> Result<(Header, Option<Duratio
 
 impl Credentials {
     pub fn new(store: Arc<dyn SecretStore>, profiles: BTreeMap<String, AuthProfile>) -> Self {
-        Self::with_reread(store, profiles, SECRET_REREAD)
+        Self::build(store, profiles, SECRET_REREAD)
     }
 
-    fn with_reread(
+    fn build(
         store: Arc<dyn SecretStore>,
         profiles: BTreeMap<String, AuthProfile>,
         reread: Duration,
@@ -112,18 +112,18 @@ impl Credentials {
         }
     }
 
-    /// Reuses static secrets for `reread` instead of [`SECRET_REREAD`].
-    pub fn with_reread_period(self, reread: Duration) -> Self {
-        Self::with_reread(self.store, self.profiles, reread)
+    /// Reads secrets again after `reread` instead of [`SECRET_REREAD`].
+    pub fn with_reread(self, reread: Duration) -> Self {
+        Self::build(self.store, self.profiles, reread)
     }
 
     pub fn is_oauth2(&self, profile: &str) -> bool {
         matches!(self.profiles.get(profile), Some(AuthProfile::OAuth2(_)))
     }
 
-    /// The header a profile adds to a request. `fresh`: read its secret again now (after a
-    /// 401/403).
-    pub async fn header(&self, profile: &str, fresh: bool) -> Result<Header, AuthError> {
+    /// The header a profile adds to a request; [`Read::Fresh`] reads its secret again now
+    /// (after a 401/403).
+    pub async fn header(&self, profile: &str, read: Read) -> Result<Header, AuthError> {
         let p = self
             .profiles
             .get(profile)
@@ -131,12 +131,12 @@ impl Credentials {
         let made = match p {
             AuthProfile::ApiKey { secret } | AuthProfile::Header { secret, .. } => {
                 self.statics
-                    .get(profile, secret, fresh, |s| header(p, &s).map(|h| (h, None)))
+                    .get(profile, secret, read, |s| header(p, &s).map(|h| (h, None)))
                     .await
             }
             AuthProfile::OAuth2(o) => {
                 self.tokens
-                    .get(profile, &o.token_secret, fresh, |s| token_header(p, &s))
+                    .get(profile, &o.token_secret, read, |s| token_header(p, &s))
                     .await
             }
         };
@@ -151,14 +151,17 @@ impl Credentials {
 
     /// A plain secret's value (a Cognigy endpoint's URL token).
     pub async fn secret(&self, id: &str) -> Result<Secret, AuthError> {
-        Ok(self.secrets.get(id, id, false, |s| Ok((s, None))).await?)
+        Ok(self
+            .secrets
+            .get(id, id, Read::Cached, |s| Ok((s, None)))
+            .await?)
     }
 
     /// The signer for the `[signing]` secret.
     pub async fn signer(&self, secret_id: &str) -> Result<Arc<Signer>, AuthError> {
         let made = self
             .signers
-            .get(secret_id, secret_id, false, |s| {
+            .get(secret_id, secret_id, Read::Cached, |s| {
                 Signer::new(&s).map(|signer| (Arc::new(signer), None))
             })
             .await;
@@ -208,26 +211,26 @@ token_secret = "s/token"
         store.set("s/crm", "c-1");
         store.set("s/token", &token("t-1", 3600));
         let c = credentials(store.clone());
-        let (n, v) = c.header("key", false).await.unwrap();
+        let (n, v) = c.header("key", Read::Cached).await.unwrap();
         assert_eq!((n.as_str(), v.to_str().unwrap()), ("x-api-key", "k-1"));
         assert!(v.is_sensitive());
-        let (n, v) = c.header("crm", false).await.unwrap();
+        let (n, v) = c.header("crm", Read::Cached).await.unwrap();
         assert_eq!(
             (n.as_str(), v.to_str().unwrap()),
             ("authorization", "Token c-1")
         );
-        let (n, v) = c.header("cognigy", false).await.unwrap();
+        let (n, v) = c.header("cognigy", Read::Cached).await.unwrap();
         assert_eq!(
             (n.as_str(), v.to_str().unwrap()),
             ("authorization", "Bearer t-1")
         );
         for _ in 0..3 {
-            c.header("key", false).await.unwrap();
-            c.header("cognigy", false).await.unwrap();
+            c.header("key", Read::Cached).await.unwrap();
+            c.header("cognigy", Read::Cached).await.unwrap();
         }
         assert_eq!((store.reads_of("s/key"), store.reads_of("s/token")), (1, 1));
         c.forget("key");
-        c.header("key", false).await.unwrap();
+        c.header("key", Read::Cached).await.unwrap();
         assert_eq!(store.reads_of("s/key"), 2);
         assert!(c.is_oauth2("cognigy") && !c.is_oauth2("crm"));
     }
@@ -237,8 +240,8 @@ token_secret = "s/token"
         let store = Arc::new(MemorySecrets::default());
         store.set("s/token", &token("t-1", 30));
         let c = credentials(store.clone());
-        c.header("cognigy", false).await.unwrap();
-        c.header("cognigy", false).await.unwrap();
+        c.header("cognigy", Read::Cached).await.unwrap();
+        c.header("cognigy", Read::Cached).await.unwrap();
         assert_eq!(
             store.reads_of("s/token"),
             2,
@@ -246,14 +249,14 @@ token_secret = "s/token"
         );
 
         store.set("s/token", &token("t-2", -5));
-        let err = c.header("cognigy", false).await.unwrap_err();
+        let err = c.header("cognigy", Read::Cached).await.unwrap_err();
         assert!(err.to_string().contains("expired at"), "{err}");
         // Remembered: the next delivery does not read it again at once...
-        c.header("cognigy", false).await.unwrap_err();
+        c.header("cognigy", Read::Cached).await.unwrap_err();
         assert_eq!(store.reads_of("s/token"), 3);
         // ... unless the target refused the token (a 401 asks for a fresh read).
         store.set("s/token", "not json");
-        let err = c.header("cognigy", true).await.unwrap_err();
+        let err = c.header("cognigy", Read::Fresh).await.unwrap_err();
         assert!(err.to_string().contains("does not hold a token"), "{err}");
         assert!(
             err.to_string().contains("s/token"),
@@ -277,7 +280,7 @@ token_secret = "s/token"
         let store = Arc::new(MemorySecrets::default());
         let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         store.set("sign", key);
-        let c = credentials(store.clone()).with_reread_period(Duration::ZERO);
+        let c = credentials(store.clone()).with_reread(Duration::ZERO);
         c.signer("sign").await.unwrap();
         // A broken edit: the old key is not used on.
         store.set("sign", r#"{"Current": "whsec_x"}"#);
@@ -291,13 +294,13 @@ token_secret = "s/token"
         let store = Arc::new(MemorySecrets::default());
         store.set("s/token", &token("old", 3600));
         let c = credentials(store.clone());
-        c.header("cognigy", false).await.unwrap();
+        c.header("cognigy", Read::Cached).await.unwrap();
         store.set("s/token", &token("new", 3600));
-        let (_, v) = c.header("cognigy", false).await.unwrap();
+        let (_, v) = c.header("cognigy", Read::Cached).await.unwrap();
         assert_eq!(v.to_str().unwrap(), "Bearer old");
-        let (_, v) = c.header("cognigy", true).await.unwrap();
+        let (_, v) = c.header("cognigy", Read::Fresh).await.unwrap();
         assert_eq!(v.to_str().unwrap(), "Bearer new");
-        let (_, v) = c.header("cognigy", false).await.unwrap();
+        let (_, v) = c.header("cognigy", Read::Cached).await.unwrap();
         assert_eq!(v.to_str().unwrap(), "Bearer new");
     }
 
@@ -307,13 +310,13 @@ token_secret = "s/token"
         store.set("s/key", "line\nbreak-secret");
         store.set("sign", "not-whsec-secret");
         let c = credentials(store.clone());
-        let err = c.header("key", false).await.unwrap_err();
+        let err = c.header("key", Read::Cached).await.unwrap_err();
         assert!(!err.to_string().contains("break-secret"), "{err}");
         let err = c.signer("sign").await.unwrap_err();
         assert!(!err.to_string().contains("not-whsec"), "{err}");
-        c.header("nope", false).await.unwrap_err();
+        c.header("nope", Read::Cached).await.unwrap_err();
         store.set("s/crm", "c-visible");
-        c.header("crm", false).await.unwrap();
+        c.header("crm", Read::Cached).await.unwrap();
         assert!(!format!("{c:?}").contains("c-visible"));
     }
 }

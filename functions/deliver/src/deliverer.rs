@@ -208,10 +208,10 @@ impl Deliverer {
         Ok(self)
     }
 
-    /// Reuses static secrets (auth headers, the signing key, URL tokens) for `ttl` before
-    /// reading them again (default [`router_core::secrets::SECRET_REREAD`]).
-    pub fn with_secret_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.credentials = self.credentials.with_reread_period(ttl);
+    /// Reads secrets (auth headers, the signing key, URL tokens) again after `reread`
+    /// (default [`router_core::secrets::SECRET_REREAD`]).
+    pub fn with_secret_reread(mut self, reread: std::time::Duration) -> Self {
+        self.credentials = self.credentials.with_reread(reread);
         self
     }
 

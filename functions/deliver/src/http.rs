@@ -78,10 +78,18 @@ impl Sent {
     }
 }
 
+/// Whether a request may reach a private address (the name resolver of the client has its
+/// own setting; this one judges IP literals in the URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Private {
+    Refused,
+    Allowed,
+}
+
 /// Sends one request: the guard first (IP literals), then the request with its timeout.
-pub async fn send(client: &Client, allow_private: bool, req: Request<'_>) -> Sent {
+pub async fn send(client: &Client, private: Private, req: Request<'_>) -> Sent {
     let started = Instant::now();
-    if let Err(blocked) = guard::check_url(req.url, allow_private) {
+    if let Err(blocked) = guard::check_url(req.url, private == Private::Allowed) {
         return Sent::failed(
             Outcome::Blocked,
             blocked.to_string(),

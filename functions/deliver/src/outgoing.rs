@@ -10,7 +10,7 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use router_core::domain::DeliveryJob;
 use router_core::render::RenderError;
-use router_core::retry::{Attempted, Outcome, Verdict, classify};
+use router_core::retry::{Attempted, Outcome, Resend, Verdict, classify};
 use router_core::routes::{CognigyTarget, Enrich, Route, Routes, Target};
 use router_core::wire::cognigy;
 use std::time::Duration;
@@ -176,7 +176,7 @@ impl Deliverer {
         let sent = self
             .send(route, enrich.auth.as_deref(), request, enrich.url.prefix())
             .await;
-        if classify(&sent.attempted.outcome, false, true) != Verdict::Delivered {
+        if classify(&sent.attempted.outcome, Resend::Spent) != Verdict::Delivered {
             return Err(sent.attempted.prefixed("enrich lookup: "));
         }
         match sent.body {

@@ -123,7 +123,7 @@ pub async fn queue_follow_ups(queue: &dyn Queue, processed: &mut [Processed]) {
                 );
                 p.disposition = Disposition::Retry {
                     delay: REQUEUE_DELAY,
-                    reason: "reply_not_queued",
+                    reason: router_core::retry::RetryReason::ReplyNotQueued,
                     status: None,
                     error: format!("the reply could not be queued: {e}"),
                 };

@@ -84,7 +84,7 @@ pub(crate) fn log(p: &Processed) {
             attempt = p.attempt,
             status,
             latency_ms,
-            failure = reason,
+            failure = reason.as_str(),
             retry_in_s = delay.as_secs(),
             error = %error,
             "attempt failed; retrying"

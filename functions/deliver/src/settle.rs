@@ -7,7 +7,7 @@
 //! bookkeeping.
 
 use crate::deliverer::Processed;
-use router_core::backends::Backends;
+use router_core::backends::{Backends, Pair};
 use router_core::ports::{Queue, QueueError, ReceivedMessage};
 use router_core::retry::{Disposition, MAX_DELAY};
 use router_core::wire::dead_letter;
@@ -32,22 +32,23 @@ pub struct Settlement {
 /// other to the standard pair.
 pub async fn settle(backends: &Backends, processed: &[Processed], running: Duration) -> Settlement {
     let cap = MAX_DELAY.saturating_sub(running + VISIBILITY_MARGIN);
-    let of = |grouped: bool, kind: Kind| -> Vec<&Processed> {
+    let of = |pair: Pair, kind: Kind| -> Vec<&Processed> {
         processed
             .iter()
-            .filter(|p| p.msg.group.is_some() == grouped && Kind::of(&p.disposition) == Some(kind))
+            .filter(|p| Pair::of(&p.msg) == pair && Kind::of(&p.disposition) == Some(kind))
             .collect()
     };
-    let (retries, ordered_retries) = (of(false, Kind::Retry), of(true, Kind::Retry));
-    let (waits, ordered_waits) = (of(false, Kind::Wait), of(true, Kind::Wait));
-    let (dead, ordered_dead) = (of(false, Kind::Dead), of(true, Kind::Dead));
+    let (std, ord) = (Pair::Standard, Pair::Ordered);
+    let (retries, ordered_retries) = (of(std, Kind::Retry), of(ord, Kind::Retry));
+    let (waits, ordered_waits) = (of(std, Kind::Wait), of(ord, Kind::Wait));
+    let (dead, ordered_dead) = (of(std, Kind::Dead), of(ord, Kind::Dead));
     let ((), (), waiting, ordered_waiting, unsent, ordered_unsent) = tokio::join!(
-        park(backends.queue_for(false).as_ref(), &retries, cap),
-        park(backends.queue_for(true).as_ref(), &ordered_retries, cap),
-        release(backends.queue_for(false).as_ref(), &waits, cap),
-        release(backends.queue_for(true).as_ref(), &ordered_waits, cap),
-        copy_to_dlq(backends.dead_letters_for(false).as_ref(), &dead),
-        copy_to_dlq(backends.dead_letters_for(true).as_ref(), &ordered_dead),
+        park(backends.queue_for(std).as_ref(), &retries, cap),
+        park(backends.queue_for(ord).as_ref(), &ordered_retries, cap),
+        release(backends.queue_for(std).as_ref(), &waits, cap),
+        release(backends.queue_for(ord).as_ref(), &ordered_waits, cap),
+        copy_to_dlq(backends.dead_letters_for(std).as_ref(), &dead),
+        copy_to_dlq(backends.dead_letters_for(ord).as_ref(), &ordered_dead),
     );
     let unsent: HashSet<String> = unsent.into_iter().chain(ordered_unsent).collect();
     let copied: HashSet<String> = waiting.into_iter().chain(ordered_waiting).collect();

@@ -59,7 +59,7 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let deliverer = Arc::new(
         deliverer
             .with_metrics(Arc::new(MetricsAsDebugLog))
-            .with_secret_ttl(secrets_reread)
+            .with_secret_reread(secrets_reread)
             .with_router_base(Some(config.router_base_url.clone().unwrap_or(own)))
             .map_err(|e| CliError::setup(e.to_string()))?,
     );

@@ -13,7 +13,7 @@
 
 use axum::http::HeaderMap;
 use router_core::ports::SecretStore;
-use router_core::secrets::{CacheError, OnFailure, Secret, SecretCache};
+use router_core::secrets::{CacheError, OnFailure, Read, Secret, SecretCache};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +91,7 @@ impl IngestAuth {
         reread: Duration,
     ) -> Result<Self, CacheError> {
         let keys = SecretCache::new(store, reread, OnFailure::GraceWhileUnreachable);
-        keys.get(&secret_id, &secret_id, true, make).await?;
+        keys.get(&secret_id, &secret_id, Read::Fresh, make).await?;
         Ok(Self { secret_id, keys })
     }
 
@@ -100,7 +100,7 @@ impl IngestAuth {
     pub async fn accepts(&self, headers: &HeaderMap) -> Result<bool, CacheError> {
         let key = self
             .keys
-            .get(&self.secret_id, &self.secret_id, false, make)
+            .get(&self.secret_id, &self.secret_id, Read::Cached, make)
             .await?;
         Ok(key.accepts(headers))
     }

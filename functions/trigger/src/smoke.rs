@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use router_core::secrets::{OnFailure, SecretCache};
+use router_core::secrets::{OnFailure, Read, SecretCache};
 use router_core::signing::Signer;
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ pub async fn smoke(
     };
     let signer = state
         .smoke_signer
-        .get(&signing.secret, &signing.secret, false, |s| {
+        .get(&signing.secret, &signing.secret, Read::Cached, |s| {
             Signer::new(&s).map(|signer| (Arc::new(signer), None))
         })
         .await;

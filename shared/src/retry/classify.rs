@@ -83,7 +83,7 @@ pub enum Verdict {
     Delivered,
     /// Worth another attempt (if the schedule and `max_age` allow); `reason` names it in logs.
     Retry {
-        reason: &'static str,
+        reason: RetryReason,
         retry_after: Option<Duration>,
     },
     Permanent(Failure),
@@ -91,36 +91,77 @@ pub enum Verdict {
     RefreshTokenAndResend,
 }
 
-fn retry(reason: &'static str) -> Verdict {
+/// Why a delivery is retried (the log lines' `failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    HttpStatus,
+    Timeout,
+    Connect,
+    /// An auth header's secret or token could not be read or used.
+    Credentials,
+    /// The `[signing]` key could not be read or used.
+    SigningKey,
+    /// The delivery went out, but its reply could not be queued: it is sent again.
+    ReplyNotQueued,
+    /// Only for completeness: [`super::decide`] makes these waits, never retries.
+    CircuitOpen,
+    Deadline,
+}
+
+impl RetryReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::HttpStatus => Failure::HttpStatus.as_str(),
+            RetryReason::Timeout => Failure::Timeout.as_str(),
+            RetryReason::Connect => Failure::Connect.as_str(),
+            RetryReason::Credentials => "credentials",
+            RetryReason::SigningKey => "signing_key",
+            RetryReason::ReplyNotQueued => "reply_not_queued",
+            RetryReason::CircuitOpen => Failure::CircuitOpen.as_str(),
+            RetryReason::Deadline => "deadline",
+        }
+    }
+}
+
+fn retry(reason: RetryReason) -> Verdict {
     Verdict::Retry {
         reason,
         retry_after: None,
     }
 }
 
-/// Classifies an outcome. `token_already_refreshed`: this was the resend after a refresh.
-pub fn classify(outcome: &Outcome, oauth2_route: bool, token_already_refreshed: bool) -> Verdict {
+/// Whether a 401/403 may still make the attempt re-read its token and resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// An oauth2 route's first request: a 401/403 re-reads the token and resends once.
+    Possible,
+    /// Not an oauth2 route, or the resend has been made: a 401/403 is final.
+    Spent,
+}
+
+/// Classifies an outcome.
+pub fn classify(outcome: &Outcome, resend: Resend) -> Verdict {
     match *outcome {
         Outcome::Status { code, .. } if (200..300).contains(&code) => Verdict::Delivered,
         Outcome::Status { code, retry_after }
             if code == 408 || code == 425 || code == 429 || code >= 500 =>
         {
             Verdict::Retry {
-                reason: Failure::HttpStatus.as_str(),
+                reason: RetryReason::HttpStatus,
                 retry_after,
             }
         }
         Outcome::Status {
             code: 401 | 403, ..
-        } if oauth2_route && !token_already_refreshed => Verdict::RefreshTokenAndResend,
+        } if resend == Resend::Possible => Verdict::RefreshTokenAndResend,
         Outcome::Status { .. } => Verdict::Permanent(Failure::HttpStatus),
-        Outcome::Timeout => retry(Failure::Timeout.as_str()),
-        Outcome::Connect | Outcome::Interrupted => retry(Failure::Connect.as_str()),
-        Outcome::Credentials => retry("credentials"),
-        Outcome::SigningKey => retry("signing_key"),
+        Outcome::Timeout => retry(RetryReason::Timeout),
+        Outcome::Connect | Outcome::Interrupted => retry(RetryReason::Connect),
+        Outcome::Credentials => retry(RetryReason::Credentials),
+        Outcome::SigningKey => retry(RetryReason::SigningKey),
         // Waits, not failures: [`super::decide`] puts them back without an attempt.
-        Outcome::CircuitOpen(_) => retry(Failure::CircuitOpen.as_str()),
-        Outcome::Deferred => retry("deadline"),
+        Outcome::CircuitOpen(_) => retry(RetryReason::CircuitOpen),
+        Outcome::Deferred => retry(RetryReason::Deadline),
         Outcome::Render => Verdict::Permanent(Failure::Render),
         Outcome::TooLarge => Verdict::Permanent(Failure::TooLarge),
         Outcome::Blocked => Verdict::Permanent(Failure::BlockedTarget),

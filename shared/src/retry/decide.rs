@@ -1,7 +1,7 @@
 //! The decision for one message, pure: from what its attempt came to, the route's retry
 //! policy, the attempt number and the message's age, to what happens to it.
 
-use super::{NextStep, Outcome, RetryPolicy, Verdict, classify, next_step};
+use super::{NextStep, Outcome, Resend, RetryPolicy, RetryReason, Verdict, classify, next_step};
 use crate::wire::dead_letter::DeadLetter;
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ pub enum Disposition {
     /// Back on the queue, visible again after `delay`.
     Retry {
         delay: Duration,
-        reason: &'static str,
+        reason: RetryReason,
         status: Option<u16>,
         error: String,
     },
@@ -127,7 +127,7 @@ pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Durati
     if matches!(a.outcome, Outcome::CircuitOpen(_)) {
         return dead(super::Failure::CircuitOpen);
     }
-    match classify(&a.outcome, false, true) {
+    match classify(&a.outcome, Resend::Spent) {
         Verdict::Delivered => Disposition::Delivered {
             status: a.status.unwrap_or_default(),
         },

@@ -6,7 +6,7 @@ mod classify;
 mod decide;
 
 pub use crate::wire::dead_letter::Failure;
-pub use classify::{Outcome, Refusal, Verdict, classify};
+pub use classify::{Outcome, Refusal, Resend, RetryReason, Verdict, classify};
 pub use decide::{Attempted, DEFER_DELAY, Disposition, MIN_CIRCUIT_WAIT, WaitReason, decide};
 
 use std::time::{Duration, SystemTime};

@@ -74,7 +74,7 @@ fn outcomes_are_classified_as_the_contract_says() {
     };
     for code in [200, 201, 204, 299] {
         assert_eq!(
-            classify(&status(code), false, false),
+            classify(&status(code), Resend::Spent),
             Verdict::Delivered,
             "{code}"
         );
@@ -82,9 +82,9 @@ fn outcomes_are_classified_as_the_contract_says() {
     for code in [408, 425, 429, 500, 502, 503, 599] {
         assert!(
             matches!(
-                classify(&status(code), false, false),
+                classify(&status(code), Resend::Spent),
                 Verdict::Retry {
-                    reason: "http_status",
+                    reason: RetryReason::HttpStatus,
                     ..
                 }
             ),
@@ -93,35 +93,35 @@ fn outcomes_are_classified_as_the_contract_says() {
     }
     for code in [301, 400, 401, 403, 404, 410, 413, 422] {
         assert_eq!(
-            classify(&status(code), false, false),
+            classify(&status(code), Resend::Spent),
             Verdict::Permanent(Failure::HttpStatus),
             "{code}"
         );
     }
     assert_eq!(
-        classify(&Outcome::Timeout, false, false),
+        classify(&Outcome::Timeout, Resend::Spent),
         Verdict::Retry {
-            reason: "timeout",
+            reason: RetryReason::Timeout,
             retry_after: None
         }
     );
     assert_eq!(
-        classify(&Outcome::Connect, false, false),
+        classify(&Outcome::Connect, Resend::Spent),
         Verdict::Retry {
-            reason: "connect",
+            reason: RetryReason::Connect,
             retry_after: None
         }
     );
     assert_eq!(
-        classify(&Outcome::Render, false, false),
+        classify(&Outcome::Render, Resend::Spent),
         Verdict::Permanent(Failure::Render)
     );
     assert_eq!(
-        classify(&Outcome::TooLarge, false, false),
+        classify(&Outcome::TooLarge, Resend::Spent),
         Verdict::Permanent(Failure::TooLarge)
     );
     assert_eq!(
-        classify(&Outcome::Blocked, false, false),
+        classify(&Outcome::Blocked, Resend::Spent),
         Verdict::Permanent(Failure::BlockedTarget)
     );
     let ra = Outcome::Status {
@@ -129,9 +129,9 @@ fn outcomes_are_classified_as_the_contract_says() {
         retry_after: Some(S(9)),
     };
     assert_eq!(
-        classify(&ra, false, false),
+        classify(&ra, Resend::Spent),
         Verdict::Retry {
-            reason: "http_status",
+            reason: RetryReason::HttpStatus,
             retry_after: Some(S(9))
         }
     );
@@ -144,9 +144,12 @@ fn auth_rejections_on_oauth2_routes_get_one_token_refresh() {
             code,
             retry_after: None,
         };
-        assert_eq!(classify(&o, true, false), Verdict::RefreshTokenAndResend);
         assert_eq!(
-            classify(&o, true, true),
+            classify(&o, Resend::Possible),
+            Verdict::RefreshTokenAndResend
+        );
+        assert_eq!(
+            classify(&o, Resend::Spent),
             Verdict::Permanent(Failure::HttpStatus)
         );
     }
@@ -176,11 +179,11 @@ fn what_ends_a_message_before_its_attempt_is_permanent() {
         (Outcome::Expired, Failure::Expired),
     ] {
         assert!(o.before_attempt());
-        assert_eq!(classify(&o, false, false), Verdict::Permanent(f));
+        assert_eq!(classify(&o, Resend::Spent), Verdict::Permanent(f));
     }
     for o in [Outcome::Credentials, Outcome::SigningKey] {
         assert!(
-            matches!(classify(&o, false, false), Verdict::Retry { .. }),
+            matches!(classify(&o, Resend::Spent), Verdict::Retry { .. }),
             "{o:?}"
         );
     }
@@ -222,7 +225,7 @@ fn the_decision_follows_the_classification_and_the_schedule() {
         decide(&attempted(busy.clone(), Some(503)), &p, 1, S(0)),
         Disposition::Retry {
             delay: S(5),
-            reason: "http_status",
+            reason: RetryReason::HttpStatus,
             status: Some(503),
             error: "why".into()
         }
@@ -256,7 +259,7 @@ fn the_decision_follows_the_classification_and_the_schedule() {
     assert!(matches!(
         decide(&attempted(Outcome::Credentials, None), &p, 1, S(0)),
         Disposition::Retry {
-            reason: "credentials",
+            reason: RetryReason::Credentials,
             ..
         }
     ));
@@ -295,9 +298,9 @@ fn only_outcomes_without_an_answer_say_the_target_is_unwell() {
     }
     // A broken exchange is retried as a connection failure.
     assert!(matches!(
-        classify(&Outcome::Interrupted, false, false),
+        classify(&Outcome::Interrupted, Resend::Spent),
         Verdict::Retry {
-            reason: "connect",
+            reason: RetryReason::Connect,
             ..
         }
     ));

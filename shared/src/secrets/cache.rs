@@ -25,6 +25,15 @@ use std::time::{Duration, Instant};
 /// After a failed read, how long before the next try.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
+/// Whether a use may take the value in hand or wants the secret read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// The value in hand while it is fresh (a remembered failure while it is).
+    Cached,
+    /// Read the secret now (the value was refused somewhere, or this is the first use).
+    Fresh,
+}
+
 /// What a re-read that cannot reach the store does to the value in hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnFailure {
@@ -134,14 +143,15 @@ impl<T: Clone> SecretCache<T> {
     }
 
     /// The value for `key`, made by `make` from secret `id` when it is due (or at once with
-    /// `fresh`, after the value was refused somewhere: the failure memory is bypassed too).
+    /// [`Read::Fresh`], which bypasses the failure memory too).
     pub async fn get(
         &self,
         key: &str,
         id: &str,
-        fresh: bool,
+        read: Read,
         make: impl FnOnce(Secret) -> Result<Made<T>, String>,
     ) -> Result<T, CacheError> {
+        let fresh = read == Read::Fresh;
         if !fresh {
             match self.look(key, Instant::now()) {
                 Look::Fresh(v) | Look::Failed(_, Some(v)) => return Ok(v),
@@ -302,16 +312,16 @@ mod tests {
         let store = Arc::new(MemorySecrets::with(&[("k", "a")]));
         let c = cache(&store, Duration::from_secs(3600), OnFailure::Drop);
         for _ in 0..5 {
-            assert_eq!(c.get("k", "k", false, upper).await.unwrap(), "A");
+            assert_eq!(c.get("k", "k", Read::Cached, upper).await.unwrap(), "A");
         }
         assert_eq!(store.reads_of("k"), 1);
         // `fresh` reads it again now.
         store.set("k", "b");
-        assert_eq!(c.get("k", "k", true, upper).await.unwrap(), "B");
+        assert_eq!(c.get("k", "k", Read::Fresh, upper).await.unwrap(), "B");
         // With a period of 0 every use reads.
         let every = cache(&store, ZERO, OnFailure::Drop);
-        every.get("k", "k", false, upper).await.unwrap();
-        every.get("k", "k", false, upper).await.unwrap();
+        every.get("k", "k", Read::Cached, upper).await.unwrap();
+        every.get("k", "k", Read::Cached, upper).await.unwrap();
         assert_eq!(store.reads_of("k"), 4);
     }
 
@@ -320,17 +330,21 @@ mod tests {
         for bad in ["", "typo", "<deleted>"] {
             let store = Arc::new(MemorySecrets::with(&[("k", "a")]));
             let c = cache(&store, ZERO, OnFailure::GraceWhileUnreachable);
-            assert_eq!(c.get("k", "k", false, upper).await.unwrap(), "A");
+            assert_eq!(c.get("k", "k", Read::Cached, upper).await.unwrap(), "A");
             if bad == "<deleted>" {
                 store.remove("k");
             } else {
                 store.set("k", bad);
             }
-            let err = c.get("k", "k", false, upper).await.unwrap_err();
+            let err = c.get("k", "k", Read::Cached, upper).await.unwrap_err();
             assert!(!err.to_string().contains('a'.to_ascii_uppercase()), "{err}");
             // Fixed: the next read (its retry is due at once with a period of 0) works.
             store.set("k", "c");
-            assert_eq!(c.get("k", "k", false, upper).await.unwrap(), "C", "{bad}");
+            assert_eq!(
+                c.get("k", "k", Read::Cached, upper).await.unwrap(),
+                "C",
+                "{bad}"
+            );
         }
     }
 
@@ -339,21 +353,21 @@ mod tests {
         let store = Arc::new(MemorySecrets::with(&[("k", "a")]));
         let period = Duration::from_millis(300);
         let c = cache(&store, period, OnFailure::GraceWhileUnreachable);
-        c.get("k", "k", false, upper).await.unwrap();
+        c.get("k", "k", Read::Cached, upper).await.unwrap();
         store.fail_with(Some(SecretError::Unavailable("down".into())));
         let started = Instant::now();
         tokio::time::sleep(period).await;
         // Past its period, the store down: still the value in hand...
-        assert_eq!(c.get("k", "k", false, upper).await.unwrap(), "A");
+        assert_eq!(c.get("k", "k", Read::Cached, upper).await.unwrap(), "A");
         // ... but never past two periods after the good read.
         tokio::time::sleep((period * 2).saturating_sub(started.elapsed()) + period / 3).await;
-        assert!(c.get("k", "k", true, upper).await.is_err());
+        assert!(c.get("k", "k", Read::Fresh, upper).await.is_err());
         // Without grace it is dropped at once.
         let store = Arc::new(MemorySecrets::with(&[("k", "a")]));
         let c = cache(&store, ZERO, OnFailure::Drop);
-        c.get("k", "k", false, upper).await.unwrap();
+        c.get("k", "k", Read::Cached, upper).await.unwrap();
         store.fail_with(Some(SecretError::Unavailable("down".into())));
-        assert!(c.get("k", "k", false, upper).await.is_err());
+        assert!(c.get("k", "k", Read::Cached, upper).await.is_err());
     }
 
     #[tokio::test]
@@ -361,11 +375,11 @@ mod tests {
         let store = Arc::new(MemorySecrets::with(&[("k", "typo")]));
         let c = cache(&store, Duration::from_secs(300), OnFailure::Drop);
         for _ in 0..40 {
-            assert!(c.get("k", "k", false, upper).await.is_err());
+            assert!(c.get("k", "k", Read::Cached, upper).await.is_err());
         }
         assert_eq!(store.reads_of("k"), 1, "one read for 40 uses");
         c.forget("k");
-        assert!(c.get("k", "k", false, upper).await.is_err());
+        assert!(c.get("k", "k", Read::Cached, upper).await.is_err());
         assert_eq!(store.reads_of("k"), 2);
     }
 
@@ -376,7 +390,7 @@ mod tests {
         let uses: Vec<_> = (0..20)
             .map(|_| {
                 let c = c.clone();
-                tokio::spawn(async move { c.get("k", "k", false, upper).await })
+                tokio::spawn(async move { c.get("k", "k", Read::Cached, upper).await })
             })
             .collect();
         for u in uses {
@@ -390,8 +404,8 @@ mod tests {
         let store = Arc::new(MemorySecrets::with(&[("k", "a")]));
         let c = cache(&store, Duration::from_secs(300), OnFailure::Drop);
         let once = |s: Secret| Ok((s.expose().to_owned(), Some(ZERO)));
-        c.get("k", "k", false, once).await.unwrap();
-        c.get("k", "k", false, once).await.unwrap();
+        c.get("k", "k", Read::Cached, once).await.unwrap();
+        c.get("k", "k", Read::Cached, once).await.unwrap();
         assert_eq!(store.reads_of("k"), 2, "kept for zero: read every time");
     }
 }

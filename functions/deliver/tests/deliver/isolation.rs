@@ -46,7 +46,7 @@ async fn a_refused_delivery_waits_for_the_circuit_and_spends_no_attempt() {
     let port = closed_port().await;
     let h = Harness::new(&one_route(
         &format!("http://127.0.0.1:{port}/hook"),
-        &format!("{QUICK}\nretry = {{ schedule = [\"5s\", \"5s\"], max_age = \"1h\" }}"),
+        &format!("{QUICK}\nretry = {{ schedule = [\"5s\", \"60s\"], max_age = \"1h\" }}"),
     ));
     for i in 0..3 {
         assert!(
