@@ -21,6 +21,7 @@
 //! [`Breakers`] keeps the circuits of one process (a Lambda container, `routerctl serve`),
 //! at most [`MAX_CIRCUITS`] of them; a healthy target takes no room.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -393,10 +394,6 @@ pub struct Breakers {
     circuits: Mutex<HashMap<String, Entry>>,
     /// How far [`Breakers::now`] is ahead of the system clock (moved only by tests).
     ahead: Mutex<Duration>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Breakers {

@@ -17,6 +17,7 @@ pub mod retry;
 pub mod routes;
 pub mod secrets;
 pub mod signing;
+pub mod sync;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

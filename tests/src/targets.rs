@@ -2,6 +2,7 @@
 //! ([`router_core::testing::http::Target`]): paths answer as scripted (statuses in order,
 //! a delay, a body), and every request is kept as a [`Delivery`].
 
+use router_core::sync::lock;
 pub use router_core::testing::http::Gate;
 use router_core::testing::http::{Recorded, Reply, Target};
 use std::collections::{HashMap, VecDeque};
@@ -121,10 +122,6 @@ pub struct Targets {
     pub base: String,
     server: Target,
     scripts: Arc<Mutex<Scripts>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Targets {

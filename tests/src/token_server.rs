@@ -2,6 +2,7 @@
 //! ([`router_core::testing::http::Target`]): answers scripted responses in order, then
 //! fresh tokens (`tok-1`, `tok-2`, ...), and records every request it saw.
 
+use router_core::sync::lock;
 use router_core::testing::http::{Reply, Target};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -46,10 +47,6 @@ pub struct TokenServer {
 
 /// How long the tokens it issues live.
 const EXPIRES_IN: i64 = 3600;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 impl TokenServer {
     /// Starts the server; it stops when the test's runtime ends.

@@ -56,7 +56,7 @@ pub fn router() -> axum::Router {
 }
 
 fn keep<T>(log: &Mutex<VecDeque<T>>, entry: T) {
-    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+    let mut log = router_core::sync::lock(log);
     if log.len() == KEEP {
         log.pop_front();
     }
@@ -100,7 +100,7 @@ async fn record(
 }
 
 async fn list(State(logs): State<Shared>) -> Json<Vec<Received>> {
-    let log = logs.echo.lock().unwrap_or_else(|p| p.into_inner());
+    let log = router_core::sync::lock(&logs.echo);
     Json(log.iter().rev().cloned().collect())
 }
 
@@ -158,6 +158,6 @@ async fn inject(
 }
 
 async fn injected(State(logs): State<Shared>) -> Json<Vec<Injected>> {
-    let log = logs.cognigy.lock().unwrap_or_else(|p| p.into_inner());
+    let log = router_core::sync::lock(&logs.cognigy);
     Json(log.iter().rev().cloned().collect())
 }

@@ -136,7 +136,7 @@ async fn refresh_one(
             &profile.token_secret,
             &|current: Option<&Secret>| match current.and_then(StoredToken::parse) {
                 Some(latest) if latest.expires_at > expires_at => {
-                    *newer.lock().unwrap_or_else(|p| p.into_inner()) = Some(latest.expires_at);
+                    *router_core::sync::lock(&newer) = Some(latest.expires_at);
                     None
                 }
                 _ => Some(Secret::new(value.clone())),

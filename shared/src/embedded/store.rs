@@ -110,9 +110,7 @@ enum Request {
 
 /// Locks `m`, also after a holder panicked: the store keeps serving rather than failing
 /// every later call.
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(super) use crate::sync::lock;
 
 /// The writer thread: group commits, and the files' upkeep between them.
 fn writer(

@@ -19,7 +19,7 @@
 use super::Secret;
 use crate::ports::{SecretError, SecretStore};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// After a failed read, how long before the next try.
@@ -118,7 +118,7 @@ impl<T: Clone> SecretCache<T> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<T>>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.entries)
     }
 
     fn look(&self, key: &str, now: Instant) -> Look<T> {

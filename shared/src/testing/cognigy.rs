@@ -51,18 +51,16 @@ impl FakeCognigy {
             }
             match check(req, &expected) {
                 Ok(()) => {
-                    log.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(Injected {
-                            mode: req
-                                .path_only()
-                                .trim_start_matches('/')
-                                .split('/')
-                                .next()
-                                .unwrap_or_default()
-                                .to_owned(),
-                            body: req.json(),
-                        });
+                    crate::sync::lock(&log).push(Injected {
+                        mode: req
+                            .path_only()
+                            .trim_start_matches('/')
+                            .split('/')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        body: req.json(),
+                    });
                     Reply::json("{}")
                 }
                 Err((status, why)) => Reply::status(status).body(why),
@@ -89,10 +87,7 @@ impl FakeCognigy {
 
     /// What it accepted, in order.
     pub fn accepted(&self) -> Vec<Injected> {
-        self.accepted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::lock(&self.accepted).clone()
     }
 
     /// Every request, refused ones included.

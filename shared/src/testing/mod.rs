@@ -17,6 +17,7 @@ use crate::ports::{
     SecretStore,
 };
 use crate::secrets::Secret;
+use crate::sync::lock;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -70,10 +71,6 @@ pub struct FakeQueue {
     pub deleted: Mutex<Vec<String>>,
     /// Every message put back uncounted ([`Queue::release_batch`]), with its delay.
     pub released: Mutex<Vec<(String, Duration)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl FakeQueue {
