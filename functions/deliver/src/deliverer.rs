@@ -86,22 +86,6 @@ pub struct Processed {
 /// DLQ copies) and answering Lambda.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
-/// Splits a batch into the messages without a group and the groups, each in its order.
-fn by_group(records: Vec<ReceivedMessage>) -> (Vec<ReceivedMessage>, Vec<Vec<ReceivedMessage>>) {
-    let mut singles = Vec::new();
-    let mut groups: Vec<(String, Vec<ReceivedMessage>)> = Vec::new();
-    for m in records {
-        match m.group.clone() {
-            None => singles.push(m),
-            Some(g) => match groups.iter_mut().find(|(k, _)| *k == g) {
-                Some((_, v)) => v.push(m),
-                None => groups.push((g, vec![m])),
-            },
-        }
-    }
-    (singles, groups.into_iter().map(|(_, v)| v).collect())
-}
-
 /// A message not attempted because an earlier one of its group did not succeed: it waits
 /// (no attempt), visible again at once; the queue hands it out only after the earlier one
 /// (in flight for its retry delay) is settled, so the group stays in order.
@@ -259,7 +243,7 @@ impl Deliverer {
         records: Vec<ReceivedMessage>,
         deadline: Option<Instant>,
     ) -> Vec<Processed> {
-        let (singles, groups) = by_group(records);
+        let (singles, groups) = router_core::ports::by_group(records);
         let singles = join_all(singles.into_iter().map(|m| self.process(m, deadline)));
         let groups = join_all(groups.into_iter().map(|g| self.process_group(g, deadline)));
         let (singles, groups) = tokio::join!(singles, groups);

@@ -39,18 +39,8 @@ impl MessageHandler for deliver::Deliverer {
 /// A receive's messages as units of work: each message alone, except the messages of one
 /// FIFO group, which stay together in their order.
 fn units(messages: Vec<ReceivedMessage>) -> Vec<Vec<ReceivedMessage>> {
-    let mut out: Vec<Vec<ReceivedMessage>> = Vec::new();
-    for m in messages {
-        let same = m
-            .group
-            .as_ref()
-            .and_then(|g| out.iter_mut().find(|u| u[0].group.as_ref() == Some(g)));
-        match same {
-            Some(unit) => unit.push(m),
-            None => out.push(vec![m]),
-        }
-    }
-    out
+    let (singles, groups) = router_core::ports::by_group(messages);
+    singles.into_iter().map(|m| vec![m]).chain(groups).collect()
 }
 
 /// Receives (at most `per_receive` messages a call, 1..=10) and delivers until `stop`, then

@@ -40,6 +40,26 @@ pub struct ReceivedMessage {
     pub group: Option<String>,
 }
 
+/// A batch split as Lambda's FIFO rule wants it: the messages without a group (each its
+/// own unit of work), and each group's messages together, in their order.
+pub fn by_group(
+    messages: Vec<ReceivedMessage>,
+) -> (Vec<ReceivedMessage>, Vec<Vec<ReceivedMessage>>) {
+    let mut singles = Vec::new();
+    let mut groups: Vec<Vec<ReceivedMessage>> = Vec::new();
+    for m in messages {
+        if m.group.is_none() {
+            singles.push(m);
+            continue;
+        }
+        match groups.iter_mut().find(|g| g[0].group == m.group) {
+            Some(g) => g.push(m),
+            None => groups.push(vec![m]),
+        }
+    }
+    (singles, groups)
+}
+
 /// What a receive returns.
 pub type Received = Result<Vec<ReceivedMessage>, QueueError>;
 
@@ -245,3 +265,35 @@ pub trait SecretStore: Send + Sync + Debug {
 
 /// What [`SecretStore::update`] does with a secret's current value (absent: `None`).
 pub type SecretUpdate<'a> = dyn Fn(Option<&Secret>) -> Option<Secret> + Send + Sync + 'a;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: &str, group: Option<&str>) -> ReceivedMessage {
+        ReceivedMessage {
+            message_id: id.into(),
+            group: group.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_splits_into_singles_and_groups_each_in_its_order() {
+        let (singles, groups) = by_group(vec![
+            m("a1", Some("a")),
+            m("s1", None),
+            m("b1", Some("b")),
+            m("a2", Some("a")),
+            m("s2", None),
+            m("a3", Some("a")),
+        ]);
+        let ids =
+            |v: &[ReceivedMessage]| v.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&singles), ["s1", "s2"]);
+        assert_eq!(
+            groups.iter().map(|g| ids(g)).collect::<Vec<_>>(),
+            [vec!["a1", "a2", "a3"], vec!["b1"]]
+        );
+    }
+}
