@@ -290,13 +290,13 @@ impl Deliverer {
             Err(Ended {
                 route,
                 delivery_id,
+                event_id,
                 attempted,
             }) => Processed {
                 disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
                 route: bounded(&route, MAX_LABEL_CHARS),
                 delivery_id,
-                event_id: router_core::domain::DeliveryJob::parse(&msg.body)
-                    .map_or_else(|_| "-".to_owned(), |j| j.event_id.as_str().to_owned()),
+                event_id,
                 attempt,
                 latency: None,
                 msg,

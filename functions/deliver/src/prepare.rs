@@ -35,6 +35,8 @@ pub struct Ended {
     /// The route it names, for logs and metrics (`unknown` when it names none).
     pub route: String,
     pub delivery_id: String,
+    /// The event's id (`-` when the body is not a delivery job).
+    pub event_id: String,
     pub attempted: Attempted,
 }
 
@@ -53,12 +55,14 @@ pub fn prepare<'r>(
         Ended {
             route: attr(ATTR_ROUTE).unwrap_or_else(|| NO_ROUTE.to_owned()),
             delivery_id: attr(ATTR_DELIVERY_ID).unwrap_or_default(),
+            event_id: "-".to_owned(),
             attempted: Attempted::new(Outcome::Malformed, e.to_string()),
         }
     })?;
     let ended = |job: &DeliveryJob, outcome, error: String| Ended {
         route: job.route.as_str().to_owned(),
         delivery_id: job.delivery_id.clone(),
+        event_id: job.event_id.as_str().to_owned(),
         attempted: Attempted::new(outcome, error),
     };
     let Some(route) = routes.get(job.route.as_str()) else {
