@@ -286,39 +286,40 @@ impl Deliverer {
     /// One message through its stages, logged.
     async fn process(&self, msg: ReceivedMessage, deadline: Option<Instant>) -> Processed {
         let attempt = router_core::wire::queue::attempt(&msg);
-        let p = match prepare::prepare(&self.routes, &msg, OffsetDateTime::now_utc()) {
-            Err(Ended {
-                route,
-                delivery_id,
-                event_id,
-                attempted,
-            }) => Processed {
-                disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
-                route: bounded(&route, MAX_LABEL_CHARS),
-                delivery_id,
-                event_id,
-                attempt,
-                latency: None,
-                msg,
-                follow_up: None,
-            },
-            Ok(ready) => {
-                let done = self.attempt_in_time(&ready, deadline).await;
-                let disposition =
-                    decide(&done.attempted, ready.policy, ready.attempt, ready.elapsed);
-                let follow_up = crate::reply::follow_up(&ready, &disposition, done.response);
-                Processed {
-                    disposition,
-                    route: ready.job.route.as_str().to_owned(),
-                    event_id: ready.job.event_id.as_str().to_owned(),
-                    delivery_id: ready.job.delivery_id,
-                    attempt: ready.attempt,
-                    latency: done.latency,
+        let p =
+            match prepare::prepare(&self.routes, &msg, OffsetDateTime::now_utc()).map_err(|e| *e) {
+                Err(Ended {
+                    route,
+                    delivery_id,
+                    event_id,
+                    attempted,
+                }) => Processed {
+                    disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
+                    route: bounded(&route, MAX_LABEL_CHARS),
+                    delivery_id,
+                    event_id,
+                    attempt,
+                    latency: None,
                     msg,
-                    follow_up,
+                    follow_up: None,
+                },
+                Ok(ready) => {
+                    let done = self.attempt_in_time(&ready, deadline).await;
+                    let disposition =
+                        decide(&done.attempted, ready.policy, ready.attempt, ready.elapsed);
+                    let follow_up = crate::reply::follow_up(&ready, &disposition, done.response);
+                    Processed {
+                        disposition,
+                        route: ready.job.route.as_str().to_owned(),
+                        event_id: ready.job.event_id.as_str().to_owned(),
+                        delivery_id: ready.job.delivery_id,
+                        attempt: ready.attempt,
+                        latency: done.latency,
+                        msg,
+                        follow_up,
+                    }
                 }
-            }
-        };
+            };
         crate::report::log(&p);
         p
     }

@@ -47,23 +47,25 @@ pub fn prepare<'r>(
     routes: &'r Routes,
     msg: &ReceivedMessage,
     now: OffsetDateTime,
-) -> Result<Ready<'r>, Ended> {
+) -> Result<Ready<'r>, Box<Ended>> {
     let counted = router_core::wire::queue::attempt(msg);
-    let job = DeliveryJob::parse(&msg.body).map_err(|e| {
+    let job = DeliveryJob::parse(&msg.body).map_err(|e| -> Box<Ended> {
         // Named by its attributes, when it has them.
         let attr = |k: &str| msg.attributes.get(k).map(|v| bounded(v, MAX_LABEL_CHARS));
-        Ended {
+        Box::new(Ended {
             route: attr(ATTR_ROUTE).unwrap_or_else(|| NO_ROUTE.to_owned()),
             delivery_id: attr(ATTR_DELIVERY_ID).unwrap_or_default(),
             event_id: "-".to_owned(),
             attempted: Attempted::new(Outcome::Malformed, e.to_string()),
-        }
+        })
     })?;
-    let ended = |job: &DeliveryJob, outcome, error: String| Ended {
-        route: job.route.as_str().to_owned(),
-        delivery_id: job.delivery_id.clone(),
-        event_id: job.event_id.as_str().to_owned(),
-        attempted: Attempted::new(outcome, error),
+    let ended = |job: &DeliveryJob, outcome, error: String| {
+        Box::new(Ended {
+            route: job.route.as_str().to_owned(),
+            delivery_id: job.delivery_id.clone(),
+            event_id: job.event_id.as_str().to_owned(),
+            attempted: Attempted::new(outcome, error),
+        })
     };
     let Some(route) = routes.get(job.route.as_str()) else {
         let error = format!("route `{}` is not in the routes file", job.route);
