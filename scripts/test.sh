@@ -42,6 +42,9 @@ SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" validate --lint --template template.yaml --r
 
 echo "==> Markdown: every repository path named exists"
 python3 scripts/doc_paths.py
+echo "==> module imports: one way (scripts/module_graph.py prints the graph)"
+python3 scripts/module_graph.py >target/module-graph.txt || { cat target/module-graph.txt; exit 1; }
+tail -n 1 target/module-graph.txt
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

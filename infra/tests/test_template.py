@@ -408,7 +408,7 @@ class TemplateInvariants(unittest.TestCase):
             self.assertEqual(ev["Properties"]["ApiId"], {"Ref": "HttpApi"})
 
     def test_an_unusable_secret_is_counted_from_the_line_the_cache_logs(self):
-        with open(os.path.join(ROOT, "shared", "src", "secrets", "cache.rs")) as f:
+        with open(os.path.join(ROOT, "shared", "src", "secret_cache.rs")) as f:
             cache_src = f.read()
         for name, group in (("TriggerSecretUnusableFilter", "TriggerLogGroup"),
                             ("DeliverSecretUnusableFilter", "DeliverLogGroup")):

@@ -1,6 +1,6 @@
 //! Measures sends/s into the embedded queue from 32 concurrent tasks (one message each).
 //! `cargo run --release -p router-core --example queue_send_rate`
-use router_core::embedded::{EmbeddedStore, QueueSettings};
+use router_core::embedded::{EmbeddedQueue, EmbeddedStore, QueueSettings};
 use router_core::ports::{OutgoingMessage, Queue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 async fn main() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = EmbeddedStore::open(dir.path()).expect("open");
-    let q = Arc::new(store.queue("deliveries", QueueSettings::default()));
+    let q = Arc::new(EmbeddedQueue::open(
+        &store,
+        "deliveries",
+        QueueSettings::default(),
+    ));
     let body = "x".repeat(400);
     let n = 40_000usize;
     let start = Instant::now();

@@ -3,7 +3,7 @@
 
 use crate::aws::{SecretsManagerStore, SqsQueue, sdk_config};
 use crate::config::{Config, ConfigError};
-use crate::embedded::{EmbeddedStore, QueueSettings, Redrive};
+use crate::embedded::{EmbeddedQueue, EmbeddedStore, QueueSettings, Redrive};
 use crate::ports::{Queue, QueueError, SecretStore};
 use std::path::Path;
 use std::sync::Arc;
@@ -123,7 +123,8 @@ pub fn embedded_queue_pairs(
 ) -> Result<(QueuePair, QueuePair), QueueError> {
     let store = EmbeddedStore::open(data_dir)?;
     let pair = |queue: &str, dlq: &str| QueuePair {
-        queue: Arc::new(store.queue(
+        queue: Arc::new(EmbeddedQueue::open(
+            &store,
             queue,
             QueueSettings {
                 visibility_timeout,
@@ -134,7 +135,8 @@ pub fn embedded_queue_pairs(
                 retention: None,
             },
         )),
-        dead_letters: Arc::new(store.queue(
+        dead_letters: Arc::new(EmbeddedQueue::open(
+            &store,
             dlq,
             QueueSettings {
                 retention: dead_letter_retention,

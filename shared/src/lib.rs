@@ -15,6 +15,7 @@ pub mod ports;
 pub mod render;
 pub mod retry;
 pub mod routes;
+pub mod secret_cache;
 pub mod secrets;
 pub mod signing;
 pub mod sync;

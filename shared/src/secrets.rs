@@ -1,9 +1,5 @@
 //! Secret values: a wrapper that never prints, and the token format token-refresh writes.
 
-mod cache;
-
-pub use cache::{CacheError, OnFailure, Read, SecretCache};
-
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;

@@ -128,7 +128,8 @@ pub fn embedded_queue_pair(
 ) -> (EmbeddedQueue, EmbeddedQueue, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = EmbeddedStore::open(dir.path()).expect("open the embedded store");
-    let main = store.queue(
+    let main = EmbeddedQueue::open(
+        &store,
         "deliveries",
         QueueSettings {
             visibility_timeout: visibility,
@@ -139,6 +140,6 @@ pub fn embedded_queue_pair(
             retention: None,
         },
     );
-    let dlq = store.queue("dead-letters", QueueSettings::default());
+    let dlq = EmbeddedQueue::open(&store, "dead-letters", QueueSettings::default());
     (main, dlq, dir)
 }

@@ -1,7 +1,7 @@
 //! The embedded store's durability settings, and its files following the queue's depth
 //! rather than its history: reclaiming after a drain, retention, migration of an older file.
 
-use router_core::embedded::{EmbeddedStore, QueueSettings, WAL_LIMIT_BYTES};
+use router_core::embedded::{EmbeddedQueue, EmbeddedStore, QueueSettings, WAL_LIMIT_BYTES};
 use router_core::ports::{OutgoingMessage, Queue};
 use router_core::testing::eventually;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ async fn commits_are_durable_on_power_loss_and_the_files_bounded() {
 async fn draining_gives_the_disk_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let q = store.queue("deliveries", QueueSettings::default());
+    let q = EmbeddedQueue::open(&store, "deliveries", QueueSettings::default());
     let pad = "x".repeat(1024);
     for chunk in 0..2_000 {
         let batch: Vec<_> = (0..10)
@@ -84,7 +84,8 @@ async fn messages_past_their_queues_retention_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let with_retention = |name, retention| {
-        store.queue(
+        EmbeddedQueue::open(
+            &store,
             name,
             QueueSettings {
                 retention: Some(retention),
@@ -95,7 +96,7 @@ async fn messages_past_their_queues_retention_are_deleted() {
     let short = with_retention("dead-letters", Duration::from_millis(600));
     // Younger than its retention however slow the machine: kept.
     let long = with_retention("other-dead-letters", Duration::from_secs(3600));
-    let kept = store.queue("deliveries", QueueSettings::default());
+    let kept = EmbeddedQueue::open(&store, "deliveries", QueueSettings::default());
     sent(short.send_batch(&[message("old".into())]).await);
     sent(long.send_batch(&[message("young".into())]).await);
     sent(kept.send_batch(&[message("kept".into())]).await);
@@ -138,7 +139,7 @@ async fn a_database_from_before_incremental_vacuum_is_migrated_with_its_messages
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.settings().await.unwrap().auto_vacuum, 2);
-    let q = store.queue("deliveries", QueueSettings::default());
+    let q = EmbeddedQueue::open(&store, "deliveries", QueueSettings::default());
     let got = q.receive(10, Duration::ZERO, None).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "from the old file");

@@ -1,6 +1,6 @@
 //! What the embedded queue acknowledged survives a kill -9 of the process.
 
-use router_core::embedded::{EmbeddedStore, QueueSettings};
+use router_core::embedded::{EmbeddedQueue, EmbeddedStore, QueueSettings};
 use router_core::ports::Queue;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -33,7 +33,7 @@ async fn every_acknowledged_message_survives_sigkill_and_restart() {
     }
 
     let store = EmbeddedStore::open(dir.path()).expect("reopen after the crash");
-    let q = store.queue("deliveries", QueueSettings::default());
+    let q = EmbeddedQueue::open(&store, "deliveries", QueueSettings::default());
     let mut stored = BTreeSet::new();
     loop {
         let got = q.receive(10, Duration::ZERO, None).await.unwrap();

@@ -1,5 +1,5 @@
 //! Outbound credentials: a route's auth header, the signing key and Cognigy URL tokens,
-//! made from secrets through the one secret cache ([`router_core::secrets::SecretCache`]):
+//! made from secrets through the one secret cache ([`router_core::secret_cache::SecretCache`]):
 //! static secrets are reused for [`SECRET_REREAD`] (so a rotation takes effect within
 //! minutes), an oauth2 token's header until [`TOKEN_MARGIN`] before its `expires_at` (and
 //! read again at once after a 401/403). A secret that cannot be used is remembered for
@@ -11,9 +11,8 @@
 use reqwest::header::{HeaderName, HeaderValue};
 use router_core::ports::SecretStore;
 use router_core::routes::AuthProfile;
-use router_core::secrets::{
-    CacheError, OnFailure, Read, SECRET_REREAD, Secret, SecretCache, StoredToken,
-};
+use router_core::secret_cache::{CacheError, OnFailure, Read, SecretCache};
+use router_core::secrets::{SECRET_REREAD, Secret, StoredToken};
 use router_core::signing::Signer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,7 +58,7 @@ impl std::fmt::Debug for Credentials {
 /// The header `profile` adds, with the secret's value in it (marked sensitive).
 fn header(p: &AuthProfile, secret: &Secret) -> Result<Header, String> {
     let bad = || "its value cannot be sent in an HTTP header".to_owned();
-    let shape = router_core::wire::headers::AuthHeader::of(p, secret.expose());
+    let shape = p.header(secret.expose());
     let name = HeaderName::from_bytes(shape.name.as_bytes()).map_err(|_| bad())?;
     let value = format!("{}{}", shape.prefix, shape.secret);
     let mut value = HeaderValue::from_str(value.trim_end()).map_err(|_| bad())?;

@@ -5,17 +5,18 @@
 //! render, sign, send) -> [`decide`] (the pure retry decision) -> logged; then the batch
 //! is [`settle`](crate::settle)d (visibility changes, DLQ copies) and its metrics written.
 
-use crate::attempt::Attempt;
 use crate::auth::Credentials;
 use crate::guard::{GuardedResolver, Lookup, SystemLookup};
 use crate::http;
 use crate::metrics::{MetricsSink, StdoutSink};
 use crate::prepare::{self, Ended, MAX_LABEL_CHARS, Ready};
+use crate::sender::Sender;
 use crate::settle::settle;
+use crate::stage::{Attempt, Processed};
 use futures_util::future::join_all;
 use router_core::backends::Backends;
 use router_core::breaker::Breakers;
-use router_core::ports::{OutgoingMessage, ReceivedMessage};
+use router_core::ports::ReceivedMessage;
 use router_core::retry::{Attempted, Disposition, Outcome, RetryPolicy, WaitReason, decide};
 use router_core::routes::{Route, Routes};
 use router_core::text::bounded;
@@ -31,21 +32,13 @@ use tokio::sync::Semaphore;
 pub struct BuildError(#[from] reqwest::Error);
 
 /// Everything a batch needs, built once per cold start and shared by every invocation.
+#[derive(Debug)]
 pub struct Deliverer {
-    pub(crate) routes: Arc<Routes>,
-    pub(crate) backends: Backends,
-    pub(crate) client: reqwest::Client,
-    pub(crate) credentials: Credentials,
-    pub(crate) allow_private: bool,
-    pub(crate) metrics: Arc<dyn MetricsSink>,
-    /// The circuits of this process (a warm Lambda container, a `serve`), by origin.
-    pub(crate) breakers: Arc<Breakers>,
+    /// The routes, the HTTP client, credentials, breakers: what every request needs.
+    sender: Sender,
+    backends: Backends,
     /// Routes with `max_in_flight`: their free slots in this process.
     slots: HashMap<String, Arc<Semaphore>>,
-    /// The router's own base URL, for routes whose `target_url` is a path on it.
-    pub(crate) router_base: Option<url::Url>,
-    /// Its origin as the circuit breakers name origins: requests there skip the guard.
-    pub(crate) router_origin: Option<String>,
 }
 
 /// A route targets a path on the router itself and no base URL says where that is.
@@ -54,33 +47,6 @@ pub struct Deliverer {
     "route `{0}` targets a path on this router, but its address is unknown: set ROUTER_BASE_URL"
 )]
 pub struct NoRouterBase(pub String);
-
-impl std::fmt::Debug for Deliverer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deliverer")
-            .field("routes", &self.routes.routes().len())
-            .field("allow_private", &self.allow_private)
-            .field("credentials", &self.credentials)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One message after its decision: the message, its labels, what happens to it.
-#[derive(Debug)]
-pub struct Processed {
-    pub msg: ReceivedMessage,
-    pub route: String,
-    pub delivery_id: String,
-    /// The trigger event's id (`-` when the message is not a delivery job): every log
-    /// line of a delivery names it, which joins it to the trigger's audit line.
-    pub event_id: String,
-    pub attempt: u32,
-    /// The delivery request's latency, when one was made.
-    pub latency: Option<Duration>,
-    pub disposition: Disposition,
-    /// A reply job to queue before this message is settled (the route's `reply`).
-    pub follow_up: Option<OutgoingMessage>,
-}
 
 /// Kept free before an invocation's deadline: settling the batch (visibility changes,
 /// DLQ copies) and answering Lambda.
@@ -155,22 +121,24 @@ impl Deliverer {
             })
             .collect();
         Ok(Self {
-            routes,
+            sender: Sender {
+                routes,
+                client,
+                credentials,
+                allow_private,
+                metrics: Arc::new(StdoutSink),
+                breakers: Arc::new(Breakers::default()),
+                router_base: None,
+                router_origin: None,
+            },
             backends,
-            client,
-            credentials,
-            allow_private,
-            metrics: Arc::new(StdoutSink),
-            breakers: Arc::new(Breakers::default()),
             slots,
-            router_base: None,
-            router_origin: None,
         })
     }
 
     /// Sends the per-batch metric lines to `sink` instead of stdout.
     pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
-        self.metrics = sink;
+        self.sender.metrics = sink;
         self
     }
 
@@ -180,6 +148,7 @@ impl Deliverer {
     pub fn with_router_base(mut self, base: Option<url::Url>) -> Result<Self, NoRouterBase> {
         if base.is_none()
             && let Some(r) = self
+                .sender
                 .routes
                 .routes()
                 .iter()
@@ -187,25 +156,25 @@ impl Deliverer {
         {
             return Err(NoRouterBase(r.name.to_string()));
         }
-        self.router_origin = base.as_ref().map(|b| b.origin().ascii_serialization());
-        self.router_base = base;
+        self.sender.router_origin = base.as_ref().map(|b| b.origin().ascii_serialization());
+        self.sender.router_base = base;
         Ok(self)
     }
 
     /// Reads secrets (auth headers, the signing key, URL tokens) again after `reread`
     /// (default [`router_core::secrets::SECRET_REREAD`]).
     pub fn with_secret_reread(mut self, reread: std::time::Duration) -> Self {
-        self.credentials = self.credentials.with_reread(reread);
+        self.sender.credentials = self.sender.credentials.with_reread(reread);
         self
     }
 
     pub fn allow_private_targets(&self) -> bool {
-        self.allow_private
+        self.sender.allow_private
     }
 
     /// The circuits of this process (for a health endpoint).
     pub fn breakers(&self) -> Arc<Breakers> {
-        self.breakers.clone()
+        self.sender.breakers.clone()
     }
 
     /// Delivers a batch; returns the message ids to report as failed (retries, and
@@ -233,7 +202,7 @@ impl Deliverer {
         };
         crate::reply::queue_follow_ups(queue, &mut processed).await;
         let settlement = settle(&self.backends, &processed, started.elapsed()).await;
-        self.emit_metrics(&processed, &settlement);
+        crate::report::emit_metrics(self.sender.metrics.as_ref(), &processed, &settlement);
         settlement.failed
     }
 
@@ -286,40 +255,41 @@ impl Deliverer {
     /// One message through its stages, logged.
     async fn process(&self, msg: ReceivedMessage, deadline: Option<Instant>) -> Processed {
         let attempt = router_core::wire::queue::attempt(&msg);
-        let p =
-            match prepare::prepare(&self.routes, &msg, OffsetDateTime::now_utc()).map_err(|e| *e) {
-                Err(Ended {
-                    route,
-                    delivery_id,
-                    event_id,
-                    attempted,
-                }) => Processed {
-                    disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
-                    route: bounded(&route, MAX_LABEL_CHARS),
-                    delivery_id,
-                    event_id,
-                    attempt,
-                    latency: None,
+        let p = match prepare::prepare(&self.sender.routes, &msg, OffsetDateTime::now_utc())
+            .map_err(|e| *e)
+        {
+            Err(Ended {
+                route,
+                delivery_id,
+                event_id,
+                attempted,
+            }) => Processed {
+                disposition: decide(&attempted, &NO_RETRIES, attempt, Duration::ZERO),
+                route: bounded(&route, MAX_LABEL_CHARS),
+                delivery_id,
+                event_id,
+                attempt,
+                latency: None,
+                msg,
+                follow_up: None,
+            },
+            Ok(ready) => {
+                let done = self.attempt_in_time(&ready, deadline).await;
+                let disposition =
+                    decide(&done.attempted, ready.policy, ready.attempt, ready.elapsed);
+                let follow_up = crate::reply::follow_up(&ready, &disposition, done.response);
+                Processed {
+                    disposition,
+                    route: ready.job.route.as_str().to_owned(),
+                    event_id: ready.job.event_id.as_str().to_owned(),
+                    delivery_id: ready.job.delivery_id,
+                    attempt: ready.attempt,
+                    latency: done.latency,
                     msg,
-                    follow_up: None,
-                },
-                Ok(ready) => {
-                    let done = self.attempt_in_time(&ready, deadline).await;
-                    let disposition =
-                        decide(&done.attempted, ready.policy, ready.attempt, ready.elapsed);
-                    let follow_up = crate::reply::follow_up(&ready, &disposition, done.response);
-                    Processed {
-                        disposition,
-                        route: ready.job.route.as_str().to_owned(),
-                        event_id: ready.job.event_id.as_str().to_owned(),
-                        delivery_id: ready.job.delivery_id,
-                        attempt: ready.attempt,
-                        latency: done.latency,
-                        msg,
-                        follow_up,
-                    }
+                    follow_up,
                 }
-            };
+            }
+        };
         crate::report::log(&p);
         p
     }
@@ -347,14 +317,14 @@ impl Deliverer {
         if latest_start.is_some_and(|at| Instant::now() > at) {
             return Attempt::ended(deferred());
         }
-        self.attempt(ready).await
+        crate::attempt::attempt(&self.sender, ready).await
     }
 
     /// The longest one attempt on `route` can take: the enrich lookup and the delivery,
     /// each possibly sent twice on an oauth2 profile (the resend after a 401/403).
     fn longest_attempt(&self, route: &Route) -> Duration {
         let times = |auth: Option<&str>| {
-            if auth.is_some_and(|p| self.credentials.is_oauth2(p)) {
+            if auth.is_some_and(|p| self.sender.credentials.is_oauth2(p)) {
                 2
             } else {
                 1

@@ -32,6 +32,8 @@ pub mod outgoing;
 pub mod prepare;
 pub mod reply;
 pub mod report;
+pub mod sender;
 pub mod settle;
+pub mod stage;
 
 pub use deliverer::{BuildError, Deliverer};

@@ -8,9 +8,8 @@
 //! reads), the route's `on_failure` goes into the session instead, as when the parent
 //! fails. An `on_failure` that fails is only dead-lettered.
 
-use crate::attempt::Captured;
-use crate::deliverer::Processed;
 use crate::prepare::Ready;
+use crate::stage::{Captured, Processed};
 use router_core::domain::{Answer, DeliveryJob};
 use router_core::ports::{OutgoingMessage, Queue};
 use router_core::retry::Disposition;

@@ -6,7 +6,7 @@
 //! take, so nothing is lost). Each message travels with its disposition: no index
 //! bookkeeping.
 
-use crate::deliverer::Processed;
+use crate::stage::Processed;
 use router_core::backends::{Backends, Pair};
 use router_core::ports::{Queue, QueueError, ReceivedMessage};
 use router_core::retry::{Disposition, MAX_DELAY};

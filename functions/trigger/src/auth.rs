@@ -5,7 +5,7 @@
 //! The ingest secret holds one key, or during a change `{"current": "...", "next": "..."}`
 //! (both accepted; `"next": null` is none). It is read at start-up (a blank or malformed
 //! one stops the start) and re-read every [`router_core::secrets::SECRET_REREAD`] through
-//! the one secret cache ([`router_core::secrets::SecretCache`]): the same rule warm as cold.
+//! the one secret cache ([`router_core::secret_cache::SecretCache`]): the same rule warm as cold.
 //! A re-read that finds the value unusable (blank, malformed, a typo) or the secret deleted
 //! stops every key at once: requests get a 503 (`ingest_key_unusable`) until it is fixed,
 //! and the cache logs `secret unusable`. A re-read that cannot reach the store keeps the
@@ -13,7 +13,8 @@
 
 use axum::http::HeaderMap;
 use router_core::ports::SecretStore;
-use router_core::secrets::{CacheError, OnFailure, Read, Secret, SecretCache};
+use router_core::secret_cache::{CacheError, OnFailure, Read, SecretCache};
+use router_core::secrets::Secret;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;

@@ -17,7 +17,8 @@ use router_core::backends::{Backends, QueuePair};
 use router_core::config::{Config, ConfigError};
 use router_core::ports::{Queue, SecretError, SecretStore};
 use router_core::routes::{LoadErrors, Routes};
-use router_core::secrets::{CacheError, SECRET_REREAD};
+use router_core::secret_cache::CacheError;
+use router_core::secrets::SECRET_REREAD;
 use std::sync::Arc;
 
 /// Everything a request needs, built once per cold start.

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use router_core::secrets::{OnFailure, Read, SecretCache};
+use router_core::secret_cache::{OnFailure, Read, SecretCache};
 use router_core::signing::Signer;
 use std::sync::Arc;
 

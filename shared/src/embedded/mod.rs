@@ -1,5 +1,6 @@
 //! Local adapters: a durable SQLite queue with SQS semantics and a secrets file.
 
+mod db;
 mod ops;
 mod queue;
 mod secrets_file;

@@ -1,8 +1,8 @@
 //! The embedded queue's operations as SQL. Every one but [`depth`] runs on the writer's
-//! connection inside the transaction of its group commit ([`super::store`]).
+//! connection inside the transaction of its group commit ([`super::store`]), each an
+//! [`Operation`] with its own answer.
 
-use super::queue::Redrive;
-use super::store::ms;
+use super::db::{DEDUP_WINDOW, ms};
 use crate::ports::{QueueDepth, QueueError, ReceivedMessage};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::OnceLock;
@@ -41,9 +41,6 @@ fn receipt_row(handle: &str) -> Option<i64> {
     handle.split_once(':')?.0.parse().ok()
 }
 
-/// How long a FIFO message's deduplication id is remembered (as SQS does).
-pub(super) const DEDUP_WINDOW: Duration = Duration::from_secs(300);
-
 /// One row to insert: message id, body, attributes JSON, delay, group, deduplication id.
 pub(super) type Row = (
     String,
@@ -53,77 +50,112 @@ pub(super) type Row = (
     Option<String>,
     Option<String>,
 );
-pub(super) type Rows = Vec<Row>;
 
-/// What a queue asks the writer to do.
-#[derive(Debug)]
-pub(super) enum Op {
-    Send {
-        queue: String,
-        rows: Rows,
-    },
-    Receive {
-        queue: String,
-        max: usize,
-        visibility: Duration,
-        redrive: Option<Redrive>,
-    },
-    Delete {
-        queue: String,
-        handles: Vec<String>,
-    },
-    ChangeVisibility {
-        queue: String,
-        entries: Vec<(String, Duration)>,
-        /// The receive these entries end does not count (its handle is spent).
-        uncount: bool,
-    },
+/// A queue's redrive policy, as SQS keeps it on the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    pub dead_letter_queue: String,
+    pub max_receive_count: u32,
 }
 
-/// What an op did.
-#[derive(Debug)]
-pub(super) enum Done {
-    Sent,
-    Received(Vec<ReceivedMessage>),
-    /// One result per entry, in order.
-    Each(Vec<Result<(), QueueError>>),
-}
+/// What the writer runs inside a group commit's transaction, with the answer it gives.
+pub(super) trait Operation: Send + std::fmt::Debug + 'static {
+    type Output: Send + std::fmt::Debug + 'static;
 
-impl Op {
+    fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Self::Output>;
+
     /// The queue on which, once committed, it may have made a message receivable (its
     /// waiting receives are woken), if any.
-    pub(super) fn wakes(&self) -> Option<&str> {
-        match self {
-            Op::Send { queue, .. } => Some(queue),
-            Op::ChangeVisibility { queue, entries, .. }
-                if entries.iter().any(|(_, t)| t.is_zero()) =>
-            {
-                Some(queue)
-            }
-            Op::ChangeVisibility { .. } | Op::Receive { .. } | Op::Delete { .. } => None,
-        }
-    }
-
-    pub(super) fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Done> {
-        match self {
-            Op::Send { queue, rows } => send(conn, queue, rows, now).map(|()| Done::Sent),
-            Op::Receive {
-                queue,
-                max,
-                visibility,
-                redrive,
-            } => receive(conn, queue, *max, *visibility, redrive.as_ref(), now).map(Done::Received),
-            Op::Delete { queue, handles } => delete(conn, queue, handles).map(Done::Each),
-            Op::ChangeVisibility {
-                queue,
-                entries,
-                uncount,
-            } => change_visibility(conn, queue, entries, *uncount, now).map(Done::Each),
-        }
+    fn wakes(&self) -> Option<&str> {
+        None
     }
 }
 
-fn send(conn: &Connection, queue: &str, rows: &Rows, now: i64) -> rusqlite::Result<()> {
+/// Messages into a queue.
+#[derive(Debug)]
+pub(super) struct Insert {
+    pub queue: String,
+    pub rows: Vec<Row>,
+}
+
+/// Up to `max` visible messages out of a queue, invisible for `visibility`; one past its
+/// redrive's receive count moves to the dead-letter queue instead.
+#[derive(Debug)]
+pub(super) struct Receive {
+    pub queue: String,
+    pub max: usize,
+    pub visibility: Duration,
+    pub redrive: Option<Redrive>,
+}
+
+/// Messages deleted by receipt handle; one result a handle.
+#[derive(Debug)]
+pub(super) struct Delete {
+    pub queue: String,
+    pub handles: Vec<String>,
+}
+
+/// Visibility changes by receipt handle; one result an entry.
+#[derive(Debug)]
+pub(super) struct ChangeVisibility {
+    pub queue: String,
+    pub entries: Vec<(String, Duration)>,
+    /// The receive these entries end does not count (its handle is spent).
+    pub uncount: bool,
+}
+
+impl Operation for Insert {
+    type Output = ();
+
+    fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
+        send(conn, &self.queue, &self.rows, now)
+    }
+
+    fn wakes(&self) -> Option<&str> {
+        Some(&self.queue)
+    }
+}
+
+impl Operation for Receive {
+    type Output = Vec<ReceivedMessage>;
+
+    fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Vec<ReceivedMessage>> {
+        receive(
+            conn,
+            &self.queue,
+            self.max,
+            self.visibility,
+            self.redrive.as_ref(),
+            now,
+        )
+    }
+}
+
+impl Operation for Delete {
+    type Output = Vec<Result<(), QueueError>>;
+
+    fn apply(&self, conn: &Connection, _now: i64) -> rusqlite::Result<Self::Output> {
+        delete(conn, &self.queue, &self.handles)
+    }
+}
+
+impl Operation for ChangeVisibility {
+    type Output = Vec<Result<(), QueueError>>;
+
+    fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Self::Output> {
+        change_visibility(conn, &self.queue, &self.entries, self.uncount, now)
+    }
+
+    /// A message made visible at once can be received at once.
+    fn wakes(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .any(|(_, t)| t.is_zero())
+            .then_some(self.queue.as_str())
+    }
+}
+
+fn send(conn: &Connection, queue: &str, rows: &[Row], now: i64) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at, grp)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

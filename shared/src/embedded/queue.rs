@@ -5,7 +5,9 @@
 //! max receive count, as an SQS redrive policy does. Several processes may open the same
 //! file (`routerctl dlq` beside `routerctl serve`).
 
-use super::ops::{Done, Op, Rows};
+pub use super::ops::Redrive;
+
+use super::ops::{self, ChangeVisibility, Delete, Insert, Receive};
 use super::store::EmbeddedStore;
 use crate::ports::{
     EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, ReceivedMessage,
@@ -31,12 +33,6 @@ pub struct QueueSettings {
     pub retention: Option<Duration>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redrive {
-    pub dead_letter_queue: String,
-    pub max_receive_count: u32,
-}
-
 impl Default for QueueSettings {
     fn default() -> Self {
         Self {
@@ -50,16 +46,29 @@ impl Default for QueueSettings {
 /// One named queue of an [`EmbeddedStore`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedQueue {
-    pub(super) store: Arc<EmbeddedStore>,
+    store: Arc<EmbeddedStore>,
     /// Woken by the writer when a commit may have made a message of this queue receivable.
-    pub(super) waker: Arc<Notify>,
+    waker: Arc<Notify>,
     /// Receive operations this handle (and its clones) ran on the store.
-    pub(super) polls: Arc<AtomicU64>,
-    pub(super) name: String,
-    pub(super) settings: QueueSettings,
+    polls: Arc<AtomicU64>,
+    name: String,
+    settings: QueueSettings,
 }
 
 impl EmbeddedQueue {
+    /// The queue `name` in `store`. A queue with a retention has its messages deleted that
+    /// long after they were sent to it (dead letters: after they reached it) by the store's
+    /// writer.
+    pub fn open(store: &Arc<EmbeddedStore>, name: &str, settings: QueueSettings) -> Self {
+        Self {
+            waker: store.register(name, settings.retention),
+            store: Arc::clone(store),
+            polls: Arc::default(),
+            name: name.to_owned(),
+            settings,
+        }
+    }
+
     /// Visibility changes; `uncount`: the receive they end is not counted.
     async fn change_visibility(
         &self,
@@ -67,15 +76,12 @@ impl EmbeddedQueue {
         uncount: bool,
     ) -> Vec<Result<(), QueueError>> {
         let n = entries.len();
-        let op = Op::ChangeVisibility {
+        let op = ChangeVisibility {
             queue: self.name.clone(),
             entries,
             uncount,
         };
-        match self.store.run(op).await {
-            Ok(done) => each(done, n),
-            Err(e) => vec![Err(e); n],
-        }
+        self.store.run(op).await.unwrap_or_else(|e| vec![Err(e); n])
     }
 
     pub fn name(&self) -> &str {
@@ -89,14 +95,6 @@ impl EmbeddedQueue {
     }
 }
 
-/// The answer a `Done` should be, else an internal error.
-fn each(done: Done, n: usize) -> Vec<Result<(), QueueError>> {
-    match done {
-        Done::Each(results) => results,
-        _ => vec![Err(QueueError::Unavailable("internal: wrong answer".to_owned())); n],
-    }
-}
-
 #[async_trait]
 impl Queue for EmbeddedQueue {
     async fn send_batch(
@@ -105,12 +103,12 @@ impl Queue for EmbeddedQueue {
     ) -> Result<Vec<EntryFailure>, QueueError> {
         // Exactly what SQS refuses (size, characters, attributes), so local runs meet it.
         limits::check_send(messages)?;
-        let rows: Rows = messages
+        let rows = messages
             .iter()
             .map(|m| {
                 let attrs = serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
                 (
-                    super::ops::message_id(),
+                    ops::message_id(),
                     m.body.clone(),
                     attrs,
                     m.delay,
@@ -120,7 +118,7 @@ impl Queue for EmbeddedQueue {
             })
             .collect();
         self.store
-            .run(Op::Send {
+            .run(Insert {
                 queue: self.name.clone(),
                 rows,
             })
@@ -135,19 +133,15 @@ impl Queue for EmbeddedQueue {
         loop {
             let notified = self.waker.notified();
             self.polls.fetch_add(1, Ordering::Relaxed);
-            let got = match self
+            let got = self
                 .store
-                .run(Op::Receive {
+                .run(Receive {
                     queue: self.name.clone(),
                     max,
                     visibility,
                     redrive: self.settings.redrive.clone(),
                 })
-                .await?
-            {
-                Done::Received(got) => got,
-                _ => Vec::new(),
-            };
+                .await?;
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
@@ -159,14 +153,11 @@ impl Queue for EmbeddedQueue {
 
     async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<(), QueueError>> {
         let n = receipt_handles.len();
-        let op = Op::Delete {
+        let op = Delete {
             queue: self.name.clone(),
             handles: receipt_handles.to_vec(),
         };
-        match self.store.run(op).await {
-            Ok(done) => each(done, n),
-            Err(e) => vec![Err(e); n],
-        }
+        self.store.run(op).await.unwrap_or_else(|e| vec![Err(e); n])
     }
 
     async fn change_visibility_batch(
@@ -215,8 +206,8 @@ mod tests {
     async fn a_waiting_receive_is_woken_by_its_own_queue_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let a = store.queue("a", QueueSettings::default());
-        let b = store.queue("b", QueueSettings::default());
+        let a = EmbeddedQueue::open(&store, "a", QueueSettings::default());
+        let b = EmbeddedQueue::open(&store, "b", QueueSettings::default());
         let waiting = tokio::spawn({
             let a = a.clone();
             async move { a.receive(1, Duration::from_millis(500), None).await }

@@ -1,19 +1,25 @@
-//! The SQLite database behind the embedded queues: the schema, and the one writer thread
-//! every operation goes through. The writer commits every operation waiting at that
-//! moment in one transaction (group commit) with `synchronous=FULL`: a send answered `Ok`
-//! is on disk (the WAL fsynced), so it survives a power loss, not only a crash of the
-//! process. Between commits the writer keeps the files bounded: a WAL over
-//! [`WAL_LIMIT_BYTES`] is checkpointed to completion (the next commit starts it over, and
-//! the file is cut back to that size), an idle WAL is truncated, freed pages are given back
-//! to the file system (incremental vacuum), expired deduplication ids and dead letters past
-//! their queue's retention are deleted. A second thread copies WAL pages into the database
-//! in the background, so the writer's own checkpoints are short. Several processes may open
-//! the same file (`routerctl dlq` beside `routerctl serve`).
+//! The SQLite database behind the embedded queues and the one writer thread every
+//! operation goes through. The writer commits every operation waiting at that moment in
+//! one transaction (group commit) with `synchronous=FULL`: a send answered `Ok` is on disk
+//! (the WAL fsynced), so it survives a power loss, not only a crash of the process. Between
+//! commits the writer keeps the files bounded: a WAL over [`WAL_LIMIT_BYTES`] is
+//! checkpointed to completion (the next commit starts it over, and the file is cut back to
+//! that size), an idle WAL is truncated, freed pages are given back to the file system
+//! (incremental vacuum), expired deduplication ids and dead letters past their queue's
+//! retention are deleted. A second thread copies WAL pages into the database in the
+//! background, so the writer's own checkpoints are short. Several processes may open the
+//! same file (`routerctl dlq` beside `routerctl serve`).
+//!
+//! Each request carries its own typed answer ([`Operation::Output`]): a receive is answered
+//! with messages, a delete with one result per handle, the settings with the settings.
 
-use super::ops::{Done, Op};
-use super::queue::{EmbeddedQueue, QueueSettings};
+pub use super::db::{StoreSettings, WAL_LIMIT_BYTES};
+
+use super::db::{self, SMALL_CACHE_KIB, TICK, WRITER_CACHE_KIB, unavailable};
+use super::ops::{self, Operation};
 use super::upkeep::{Upkeep, checkpoints};
 use crate::ports::{QueueDepth, QueueError};
+use crate::sync::lock;
 use crate::time_fmt::now_ms;
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -24,70 +30,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS messages (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue         TEXT    NOT NULL,
-    message_id    TEXT    NOT NULL,
-    body          TEXT    NOT NULL,
-    attributes    TEXT    NOT NULL,
-    sent_at       INTEGER NOT NULL,
-    visible_at    INTEGER NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt       TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
-CREATE TABLE IF NOT EXISTS dedup (
-    queue TEXT    NOT NULL,
-    id    TEXT    NOT NULL,
-    at    INTEGER NOT NULL,
-    PRIMARY KEY (queue, id)
-);
-CREATE INDEX IF NOT EXISTS dedup_at ON dedup (at);
-";
-
-/// Added after the first release: a data dir from before it gets the column on open.
-const GROUPS: &str = "
-ALTER TABLE messages ADD COLUMN grp TEXT;
-";
-const GROUP_INDEX: &str = "CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, grp, seq) WHERE grp IS NOT NULL;";
-
 /// Most operations one group commit takes.
 const GROUP_COMMIT_MAX: usize = 1024;
-
-/// How often the writer looks after the files (between two commits, or when idle).
-pub(super) const TICK: Duration = Duration::from_millis(250);
-
-/// The WAL's size limit: a WAL larger than this is checkpointed to completion by the
-/// writer, and cut back to this size when it starts over. An idle WAL is emptied.
-pub const WAL_LIMIT_BYTES: u64 = 64 << 20;
-
-/// The writer's page cache, in KiB: the pages a queue works on are the ends of its
-/// indexes (new messages at one, the next to receive at the other), so a small cache holds
-/// them however deep the queue is.
-const WRITER_CACHE_KIB: u32 = 512;
-/// The page cache of the other connections (depth, checkpoints), in KiB.
-const SMALL_CACHE_KIB: u32 = 128;
-
-pub(super) const BUSY_WAIT: Duration = Duration::from_secs(10);
-
-/// The durability and space settings the writer's connection runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// `PRAGMA synchronous`: 2 is FULL (every commit fsyncs the WAL).
-    pub synchronous: i64,
-    pub journal_mode: String,
-    /// `PRAGMA auto_vacuum`: 2 is INCREMENTAL (freed pages can be given back).
-    pub auto_vacuum: i64,
-    /// `PRAGMA journal_size_limit` in bytes.
-    pub journal_size_limit: i64,
-}
 
 /// One SQLite database holding any number of queues.
 #[derive(Debug)]
 pub struct EmbeddedStore {
     path: PathBuf,
-    writer: Sender<Request>,
+    writer: Sender<Box<dyn Request>>,
     /// Per queue: woken when a commit may have made one of its messages receivable, so a
     /// waiting receive polls only its own queue again.
     wakers: Wakers,
@@ -102,15 +52,55 @@ pub struct EmbeddedStore {
 /// Each queue's wake-up, by queue name.
 type Wakers = Arc<Mutex<BTreeMap<String, Arc<Notify>>>>;
 
-#[derive(Debug)]
-enum Request {
-    Op(Op, oneshot::Sender<Result<Done, QueueError>>),
-    Settings(oneshot::Sender<Result<StoreSettings, QueueError>>),
+/// A request in the writer's queue, whatever its operation: run inside a group commit's
+/// transaction, answered once that transaction is committed (or has failed).
+trait Request: Send + std::fmt::Debug {
+    /// Runs the operation; its output is kept for [`Request::answer`].
+    fn run(&mut self, conn: &Connection, now: i64) -> rusqlite::Result<()>;
+    /// The queue on which, once committed, it may have made a message receivable.
+    fn wakes(&self) -> Option<&str>;
+    /// Sends the kept output, or `failed` when its transaction did not commit.
+    fn answer(self: Box<Self>, failed: Option<QueueError>);
 }
 
-/// Locks `m`, also after a holder panicked: the store keeps serving rather than failing
-/// every later call.
-pub(super) use crate::sync::lock;
+/// An operation and where its own answer goes.
+#[derive(Debug)]
+struct Pending<O: Operation> {
+    op: O,
+    /// What the last run produced (a run in a transaction rolled back is run again).
+    output: Result<O::Output, QueueError>,
+    reply: oneshot::Sender<Result<O::Output, QueueError>>,
+}
+
+impl<O: Operation> Request for Pending<O> {
+    fn run(&mut self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
+        self.output = Ok(self.op.apply(conn, now)?);
+        Ok(())
+    }
+
+    fn wakes(&self) -> Option<&str> {
+        self.op.wakes()
+    }
+
+    fn answer(self: Box<Self>, failed: Option<QueueError>) {
+        let _ = self.reply.send(match failed {
+            Some(e) => Err(e),
+            None => self.output,
+        });
+    }
+}
+
+/// Reads the writer connection's settings (through the writer, so it is that connection).
+#[derive(Debug)]
+struct ReadSettings;
+
+impl Operation for ReadSettings {
+    type Output = StoreSettings;
+
+    fn apply(&self, conn: &Connection, _now: i64) -> rusqlite::Result<StoreSettings> {
+        db::settings(conn)
+    }
+}
 
 /// The writer thread: group commits, and the files' upkeep between them.
 fn writer(
@@ -119,7 +109,7 @@ fn writer(
     wakers: Wakers,
     retention: Arc<Mutex<BTreeMap<String, Duration>>>,
     restart: Arc<AtomicBool>,
-    requests: Receiver<Request>,
+    requests: Receiver<Box<dyn Request>>,
 ) {
     let mut upkeep = Upkeep::new(&path, retention);
     loop {
@@ -161,149 +151,54 @@ fn writer(
 /// `wake` with the queue of each committed operation that may have made a message
 /// receivable. If an operation fails, the transaction is rolled back and each operation
 /// runs in a transaction of its own, so one failure is only its own.
-fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>, wake: &dyn Fn(&str)) {
+fn commit_group(
+    conn: &mut Connection,
+    path: &Path,
+    mut group: Vec<Box<dyn Request>>,
+    wake: &dyn Fn(&str),
+) {
     let now = now_ms();
-    let together = (|| -> rusqlite::Result<Vec<Answer>> {
+    let together = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let answers = group
-            .iter()
-            .map(|r| r.run(&tx, now))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        tx.commit()?;
-        Ok(answers)
+        for r in group.iter_mut() {
+            r.run(&tx, now)?;
+        }
+        tx.commit()
     })();
     match together {
-        Ok(answers) => {
+        Ok(()) => {
             // Each queue once, however many of the group's operations were on it.
             let mut woken: Vec<&str> = Vec::new();
-            for queue in group.iter().filter_map(Request::wakes) {
+            for queue in group.iter().filter_map(|r| r.wakes()) {
                 if !woken.contains(&queue) {
                     woken.push(queue);
                     wake(queue);
                 }
             }
-            for (request, answer) in group.into_iter().zip(answers) {
-                request.answer(Ok(answer));
+            for request in group {
+                request.answer(None);
             }
         }
         Err(_) if group.len() > 1 => {
-            for request in group {
+            for mut request in group {
                 let alone = (|| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let answer = request.run(&tx, now)?;
-                    tx.commit()?;
-                    Ok(answer)
+                    request.run(&tx, now)?;
+                    tx.commit()
                 })();
-                if let (Ok(_), Some(queue)) = (&alone, request.wakes()) {
+                if let (Ok(()), Some(queue)) = (&alone, request.wakes()) {
                     wake(queue);
                 }
-                request.answer(alone.map_err(|e| unavailable(path, e)));
+                request.answer(alone.err().map(|e| unavailable(path, e)));
             }
         }
         Err(e) => {
             let e = unavailable(path, e);
             for request in group {
-                request.answer(Err(e.clone()));
+                request.answer(Some(e.clone()));
             }
         }
     }
-}
-
-#[derive(Debug)]
-enum Answer {
-    Done(Done),
-    Settings(StoreSettings),
-}
-
-impl Request {
-    fn run(&self, conn: &Connection, now: i64) -> rusqlite::Result<Answer> {
-        match self {
-            Request::Op(op, _) => op.apply(conn, now).map(Answer::Done),
-            Request::Settings(_) => settings(conn).map(Answer::Settings),
-        }
-    }
-
-    /// The queue this request may have made a message receivable on.
-    fn wakes(&self) -> Option<&str> {
-        match self {
-            Request::Op(op, _) => op.wakes(),
-            Request::Settings(_) => None,
-        }
-    }
-
-    fn answer(self, answer: Result<Answer, QueueError>) {
-        match (self, answer) {
-            (Request::Op(_, reply), Ok(Answer::Done(d))) => {
-                let _ = reply.send(Ok(d));
-            }
-            (Request::Op(_, reply), Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            (Request::Settings(reply), Ok(Answer::Settings(s))) => {
-                let _ = reply.send(Ok(s));
-            }
-            (Request::Settings(reply), Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            // `run` answers an op with `Done` and settings with `Settings`.
-            (Request::Op(_, reply), Ok(Answer::Settings(_))) => {
-                let _ = reply.send(Err(QueueError::Unavailable(
-                    "internal: wrong answer".into(),
-                )));
-            }
-            (Request::Settings(reply), Ok(Answer::Done(_))) => {
-                let _ = reply.send(Err(QueueError::Unavailable(
-                    "internal: wrong answer".into(),
-                )));
-            }
-        }
-    }
-}
-
-fn settings(conn: &Connection) -> rusqlite::Result<StoreSettings> {
-    let get =
-        |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, i64>(0));
-    Ok(StoreSettings {
-        synchronous: get("synchronous")?,
-        journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
-        auto_vacuum: get("auto_vacuum")?,
-        journal_size_limit: get("journal_size_limit")?,
-    })
-}
-
-/// Opens a connection with the store's settings: WAL, FULL, the WAL size limit, no
-/// automatic checkpoints (the writer and the background thread do them).
-fn connect(path: &Path, cache_kib: u32) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_WAIT)?;
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;
-         PRAGMA journal_size_limit={WAL_LIMIT_BYTES}; PRAGMA cache_size=-{cache_kib};"
-    ))?;
-    Ok(conn)
-}
-
-/// Creates the schema, or brings an older one up to date: the `grp` column, and
-/// incremental auto-vacuum (a database made before it is rewritten once with VACUUM).
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
-    if auto_vacuum != 2 {
-        // Takes effect on a file already written (even only its header, as switching to
-        // WAL does) only through a VACUUM; cheap for a new file.
-        conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")?;
-    }
-    conn.execute_batch(SCHEMA)?;
-    let has_groups: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_groups {
-        conn.execute_batch(GROUPS)?;
-    }
-    conn.execute_batch(GROUP_INDEX)?;
-    // Receipt handles name their row since; the index on them only cost writes.
-    conn.execute_batch("DROP INDEX IF EXISTS messages_receipt;")
 }
 
 impl EmbeddedStore {
@@ -313,11 +208,12 @@ impl EmbeddedStore {
             QueueError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = dir.join("queue.db");
-        let conn = connect(&path, WRITER_CACHE_KIB)
-            .and_then(|c| migrate(&c).map(|()| c))
+        let conn = db::connect(&path, WRITER_CACHE_KIB)
+            .and_then(|c| db::migrate(&c).map(|()| c))
             .map_err(|e| unavailable(&path, e))?;
-        let reader = connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
-        let checkpoint_conn = connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
+        let reader = db::connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
+        let checkpoint_conn =
+            db::connect(&path, SMALL_CACHE_KIB).map_err(|e| unavailable(&path, e))?;
         let wakers: Wakers = Arc::default();
         let retention = Arc::new(Mutex::new(BTreeMap::new()));
         let (writer_tx, requests) = std::sync::mpsc::channel();
@@ -353,30 +249,19 @@ impl EmbeddedStore {
         &self.path
     }
 
-    /// A handle on the queue `name` in this store. A queue with a retention has its
-    /// messages deleted that long after they were sent to it (dead letters: after they
-    /// reached it) by this store's writer.
-    pub fn queue(self: &Arc<Self>, name: &str, settings: QueueSettings) -> EmbeddedQueue {
-        if let Some(keep) = settings.retention {
+    /// Makes `name` known to the writer: its messages expire after `retention` (dead
+    /// letters: that long after they reached it), and the returned wake-up is notified
+    /// whenever a commit may have made one of its messages receivable.
+    pub(super) fn register(&self, name: &str, retention: Option<Duration>) -> Arc<Notify> {
+        if let Some(keep) = retention {
             lock(&self.retention).insert(name.to_owned(), keep);
         }
-        let waker = Arc::clone(lock(&self.wakers).entry(name.to_owned()).or_default());
-        EmbeddedQueue {
-            store: Arc::clone(self),
-            waker,
-            polls: Arc::default(),
-            name: name.to_owned(),
-            settings,
-        }
+        Arc::clone(lock(&self.wakers).entry(name.to_owned()).or_default())
     }
 
     /// The settings the writer's connection runs with.
     pub async fn settings(&self) -> Result<StoreSettings, QueueError> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(Request::Settings(reply))
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.run(ReadSettings).await
     }
 
     /// Bytes on disk: the database, its WAL and its shared-memory index.
@@ -392,19 +277,22 @@ impl EmbeddedStore {
             .sum()
     }
 
-    /// Runs one operation in the writer's next group commit.
-    pub(super) async fn run(&self, op: Op) -> Result<Done, QueueError> {
+    /// Runs one operation in the writer's next group commit; answers with its output.
+    pub(super) async fn run<O: Operation>(&self, op: O) -> Result<O::Output, QueueError> {
         let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(Request::Op(op, reply))
-            .map_err(|_| stopped())?;
+        let pending = Pending {
+            op,
+            output: Err(QueueError::Unavailable("not run".to_owned())),
+            reply,
+        };
+        self.writer.send(Box::new(pending)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
     pub(super) async fn depth(self: &Arc<Self>, queue: &str) -> Result<QueueDepth, QueueError> {
         let (store, queue) = (Arc::clone(self), queue.to_owned());
         tokio::task::spawn_blocking(move || {
-            super::ops::depth(&lock(&store.reader), &queue, now_ms())
+            ops::depth(&lock(&store.reader), &queue, now_ms())
                 .map_err(|e| unavailable(&store.path, e))
         })
         .await
@@ -414,13 +302,4 @@ impl EmbeddedStore {
 
 fn stopped() -> QueueError {
     QueueError::Unavailable("the queue writer stopped".to_owned())
-}
-
-fn unavailable(path: &Path, e: rusqlite::Error) -> QueueError {
-    QueueError::Unavailable(format!("embedded queue {}: {e}", path.display()))
-}
-
-/// Milliseconds of a duration, as the schema stores times.
-pub(super) fn ms(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
 }

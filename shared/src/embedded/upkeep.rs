@@ -2,8 +2,8 @@
 //! truncation when idle, incremental vacuum, expired deduplication ids, retention) and
 //! the background thread that copies the WAL into the database.
 
-use super::ops::DEDUP_WINDOW;
-use super::store::{BUSY_WAIT, TICK, WAL_LIMIT_BYTES, lock, ms};
+use super::db::{BUSY_WAIT, DEDUP_WINDOW, TICK, WAL_LIMIT_BYTES, ms};
+use crate::sync::lock;
 use crate::time_fmt::now_ms;
 use rusqlite::{Connection, params};
 use std::collections::BTreeMap;

@@ -281,8 +281,8 @@ fn parse_data(raw: Raw, errors: &mut Problems) -> Option<Map<String, Value>> {
     };
     match value {
         v @ Value::Object(_) => {
-            let max = crate::wire::queue::MAX_DATA_DEPTH;
-            if crate::wire::queue::json_depth(&v, max) > max {
+            let max = crate::ports::limits::MAX_DATA_DEPTH;
+            if crate::ports::limits::json_depth(&v, max) > max {
                 errors.push(err(
                     "data",
                     format!("nests deeper than {max} levels (objects and arrays in each other)"),

@@ -1,8 +1,8 @@
 //! The decision for one message, pure: from what its attempt came to, the route's retry
 //! policy, the attempt number and the message's age, to what happens to it.
 
+use super::DeadLetter;
 use super::{NextStep, Outcome, Resend, RetryPolicy, RetryReason, Verdict, classify, next_step};
-use crate::wire::dead_letter::DeadLetter;
 use std::time::Duration;
 
 /// What one message's attempt came to (or what ended it before the attempt).

@@ -4,10 +4,11 @@
 
 mod classify;
 mod decide;
+mod failure;
 
-pub use crate::wire::dead_letter::Failure;
 pub use classify::{Outcome, Refusal, Resend, RetryReason, Verdict, classify};
 pub use decide::{Attempted, DEFER_DELAY, Disposition, MIN_CIRCUIT_WAIT, WaitReason, decide};
+pub use failure::{DeadLetter, Failure};
 
 use std::time::{Duration, SystemTime};
 

@@ -198,7 +198,7 @@ fn attempted(outcome: Outcome, status: Option<u16>) -> Attempted {
 }
 
 fn dead(failure: Failure, attempts: u32, status: Option<u16>) -> Disposition {
-    Disposition::DeadLetter(crate::wire::dead_letter::DeadLetter {
+    Disposition::DeadLetter(super::DeadLetter {
         failure,
         attempts,
         last_status: status,
@@ -364,7 +364,7 @@ fn a_refused_delivery_is_given_up_only_when_its_schedule_would_have_been() {
     let dead = decide(&attempted(open(10), None), &p, 2, S(35));
     assert_eq!(
         dead,
-        Disposition::DeadLetter(crate::wire::dead_letter::DeadLetter {
+        Disposition::DeadLetter(super::DeadLetter {
             failure: Failure::CircuitOpen,
             attempts: 1,
             last_status: None,

@@ -30,31 +30,7 @@ impl CognigyEndpoint {
     }
 }
 
-/// What a request into the session does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The text and data go into the flow as if the user had sent them (the flow runs).
-    Inject,
-    /// The text and data are shown to the user (the flow does not run).
-    Notify,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Inject => "inject",
-            Self::Notify => "notify",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "inject" => Some(Self::Inject),
-            "notify" => Some(Self::Notify),
-            _ => None,
-        }
-    }
-}
+pub use crate::wire::cognigy::Mode;
 
 /// A Cognigy endpoint and what to do there.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use crate::domain::{Answer, DeliveryJob, EventType, RouteName, TriggerEvent};
 use crate::event::FieldError;
 use crate::render::{RenderError, Renderer, UrlShape};
 use crate::retry::RetryPolicy;
+use crate::wire::headers::AuthHeader;
 use minijinja::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -73,6 +74,20 @@ pub enum AuthProfile {
 }
 
 impl AuthProfile {
+    /// The header this profile adds, with `secret` as its secret part.
+    pub fn header<'a>(&'a self, secret: &'a str) -> AuthHeader<'a> {
+        let (name, prefix) = match self {
+            Self::ApiKey { .. } => ("x-api-key", ""),
+            Self::Header { header, prefix, .. } => (header.as_str(), prefix.as_str()),
+            Self::OAuth2(_) => ("authorization", "Bearer "),
+        };
+        AuthHeader {
+            name,
+            prefix,
+            secret,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ApiKey { .. } => "api_key",

@@ -6,7 +6,6 @@
 //! The URL token is a secret: it is only ever shown as `***`.
 
 use crate::render::url::encode_component;
-use crate::routes::cognigy::Mode;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -27,6 +26,32 @@ pub const MARK: &str = "webhookRouter";
 pub struct Injected<'a> {
     pub route: &'a str,
     pub delivery_id: &'a str,
+}
+
+/// What a request into the session does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The text and data go into the flow as if the user had sent them (the flow runs).
+    Inject,
+    /// The text and data are shown to the user (the flow does not run).
+    Notify,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inject => "inject",
+            Self::Notify => "notify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inject" => Some(Self::Inject),
+            "notify" => Some(Self::Notify),
+            _ => None,
+        }
+    }
 }
 
 /// The endpoint URL with its token: the token percent-encoded as one path segment.

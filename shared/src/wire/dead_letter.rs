@@ -2,11 +2,12 @@
 //! `failure`, `attempts`, `last_status` (when HTTP) and `last_error`. Written by deliver,
 //! read by `routerctl dlq`.
 
+pub use crate::retry::{DeadLetter, Failure};
+
 use crate::ports::{OutgoingMessage, ReceivedMessage, limits::MAX_ATTRIBUTES};
 use crate::text::one_line;
 use crate::wire::queue::{ATTR_DELIVERY_ID, ATTR_ROUTE};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 pub const ATTR_FAILURE: &str = "failure";
@@ -17,75 +18,6 @@ pub const ATTR_LAST_ERROR: &str = "last_error";
 pub const MAX_ERROR_CHARS: usize = 256;
 /// What `routerctl dlq` shows for a message the queue itself moved (no `failure`).
 pub const REDRIVEN_BY_QUEUE: &str = "redriven_by_queue";
-
-/// Why a delivery was dead-lettered (the `failure` attribute).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Failure {
-    HttpStatus,
-    Timeout,
-    Connect,
-    Render,
-    TooLarge,
-    BlockedTarget,
-    Expired,
-    AttemptsExhausted,
-    UnknownRoute,
-    Malformed,
-    /// Refused by an open circuit until its route would have given up anyway.
-    CircuitOpen,
-}
-
-impl Failure {
-    pub const ALL: [Failure; 11] = [
-        Self::HttpStatus,
-        Self::Timeout,
-        Self::Connect,
-        Self::Render,
-        Self::TooLarge,
-        Self::BlockedTarget,
-        Self::Expired,
-        Self::AttemptsExhausted,
-        Self::UnknownRoute,
-        Self::Malformed,
-        Self::CircuitOpen,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HttpStatus => "http_status",
-            Self::Timeout => "timeout",
-            Self::Connect => "connect",
-            Self::Render => "render",
-            Self::TooLarge => "too_large",
-            Self::BlockedTarget => "blocked_target",
-            Self::Expired => "expired",
-            Self::AttemptsExhausted => "attempts_exhausted",
-            Self::UnknownRoute => "unknown_route",
-            Self::Malformed => "malformed",
-            Self::CircuitOpen => "circuit_open",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a message goes to the DLQ.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub failure: Failure,
-    /// Attempts made (a message ended before its attempt on this receive counts one less).
-    pub attempts: u32,
-    pub last_status: Option<u16>,
-    pub last_error: String,
-}
 
 /// The DLQ copy of a received message: the same body, the attributes of [`attributes`].
 /// From a FIFO queue it goes to the FIFO DLQ in a group of its own (its message id, unique

@@ -1,8 +1,6 @@
 //! The headers of a delivery (CONTRACT section 4), as deliver sends them and as
 //! `routerctl render` shows them (signature and credential masked): one function for both.
 
-use crate::routes::AuthProfile;
-
 /// `user-agent` of every request the router makes.
 pub const USER_AGENT: &str = concat!("cognigy-webhook-router/", env!("CARGO_PKG_VERSION"));
 pub const CONTENT_TYPE_JSON: &str = "application/json";
@@ -19,22 +17,6 @@ pub struct AuthHeader<'a> {
     pub name: &'a str,
     pub prefix: &'a str,
     pub secret: &'a str,
-}
-
-impl<'a> AuthHeader<'a> {
-    /// The header an auth profile adds, with `secret` as its secret part.
-    pub fn of(profile: &'a AuthProfile, secret: &'a str) -> Self {
-        let (name, prefix) = match profile {
-            AuthProfile::ApiKey { .. } => ("x-api-key", ""),
-            AuthProfile::Header { header, prefix, .. } => (header.as_str(), prefix.as_str()),
-            AuthProfile::OAuth2(_) => ("authorization", "Bearer "),
-        };
-        Self {
-            name,
-            prefix,
-            secret,
-        }
-    }
 }
 
 /// Everything that goes into a delivery's headers.

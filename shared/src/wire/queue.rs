@@ -2,6 +2,8 @@
 //! `route` and `delivery_id` attributes. Written by trigger and `routerctl dlq redrive`,
 //! read by deliver and `routerctl dlq`.
 
+pub use crate::ports::limits::{MAX_DATA_DEPTH, json_depth};
+
 use crate::domain::DeliveryJob;
 use crate::ports::{MAX_MESSAGE_BYTES, OutgoingMessage, ReceivedMessage};
 use std::collections::BTreeMap;
@@ -28,36 +30,6 @@ const MAX_ATTEMPTS_BEFORE: u32 = 10_000;
 pub const DEAD_LETTER_HEADROOM: usize = 2048;
 /// The largest job message (body and attributes) the trigger queues.
 pub const MAX_JOB_BYTES: usize = MAX_MESSAGE_BYTES - DEAD_LETTER_HEADROOM;
-
-/// How deep an event's `data` (and a target's answer kept for a reply) may nest, `data`
-/// itself being level 1. A queue message wraps it in a few more levels (the job, the event,
-/// a reply's answer), and the deliver side parses messages with serde_json's limit of 128:
-/// at 64 every message the trigger or the deliver side writes parses again, so what the
-/// trigger accepts can always be delivered and redriven.
-pub const MAX_DATA_DEPTH: usize = 64;
-
-/// How deeply `v` nests (a scalar is 0, `{}` or `[]` 1, `{"a": []}` 2), counted without
-/// recursion and stopping once past `limit` (a deep value costs no more than `limit` levels
-/// of work per branch).
-pub fn json_depth(v: &serde_json::Value, limit: usize) -> usize {
-    use serde_json::Value;
-    let mut deepest = 0;
-    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
-    while let Some((v, above)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(a) => Box::new(a.iter()),
-            Value::Object(o) => Box::new(o.values()),
-            _ => continue,
-        };
-        let level = above + 1;
-        deepest = deepest.max(level);
-        if deepest > limit {
-            return deepest;
-        }
-        stack.extend(children.map(|c| (c, level)));
-    }
-    deepest
-}
 
 /// The queue message for one job.
 pub fn job_message(job: &DeliveryJob) -> OutgoingMessage {

@@ -1,7 +1,7 @@
 //! Test helper: sends numbered messages to an embedded queue, printing `acked N` after each
 //! send returned, until killed. The durability test kills it with SIGKILL mid-stream.
 
-use router_core::embedded::{EmbeddedStore, QueueSettings};
+use router_core::embedded::{EmbeddedQueue, EmbeddedStore, QueueSettings};
 use router_core::ports::{OutgoingMessage, Queue};
 use std::io::Write;
 
@@ -11,7 +11,7 @@ async fn main() {
         .nth(1)
         .expect("usage: queue-writer DATA_DIR");
     let store = EmbeddedStore::open(std::path::Path::new(&dir)).expect("open the store");
-    let q = store.queue("deliveries", QueueSettings::default());
+    let q = EmbeddedQueue::open(&store, "deliveries", QueueSettings::default());
     let mut out = std::io::stdout();
     for n in 0u64.. {
         let m = OutgoingMessage {

@@ -1,7 +1,7 @@
 //! `[cognigy.<name>]` endpoint profiles, a route's `cognigy = { endpoint, mode }` target,
 //! and its `reply = { cognigy, mode, template, on_failure }` (both templates compiled).
 
-use super::route::retry_policy;
+use super::retry::retry_policy;
 use super::{http_url, templates};
 use crate::render::Renderer;
 use crate::routes::cognigy::{CognigyEndpoint, CognigyTarget, Mode, Reply};

@@ -7,6 +7,7 @@
 
 mod auth;
 mod cognigy;
+mod retry;
 mod route;
 mod templates;
 

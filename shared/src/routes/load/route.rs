@@ -1,14 +1,12 @@
 //! One `[[route]]`: name, target URL, auth, timeouts, retry policy, enrich lookup and
 //! triggers (its templates are compiled by [`super::templates`]).
 
-use super::{FileParts, auth, cognigy, http_url, templates};
+use super::{FileParts, auth, cognigy, http_url, retry, templates};
 use crate::domain::{EventType, RouteName};
 use crate::render::Renderer;
-use crate::retry::{MAX_DELAY, RetryPolicy};
 use crate::routes::diagnostics::Diagnostics;
 use crate::routes::section::Section;
 use crate::routes::{AuthProfile, Enrich, Route, Target, Trigger};
-use crate::time_fmt::parse_duration;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::{Table, Value};
@@ -65,8 +63,8 @@ pub(super) fn route(
     let timeout = s.int_in("timeout_seconds", 1..=30, diag).unwrap_or(15);
     let max_kb = s.int_in("max_payload_kb", 1..=1024, diag).unwrap_or(256);
     let retry = match s.table("retry", diag) {
-        Some(t) => retry_policy(&loc, t, diag),
-        None => Some(RetryPolicy::default()),
+        Some(t) => retry::retry_policy(&loc, t, diag),
+        None => Some(crate::retry::RetryPolicy::default()),
     };
     let enrich = s
         .table("enrich", diag)
@@ -192,65 +190,6 @@ fn target_url(s: &Section<'_>, raw: &str, diag: &mut Diagnostics) -> Option<Targ
         };
     }
     http_url(s, "target_url", raw, diag).map(Target::Url)
-}
-
-/// `retry = { schedule, max_age }`; each field defaults to [`RetryPolicy::default`]'s.
-pub(super) fn retry_policy(loc: &str, t: &Table, diag: &mut Diagnostics) -> Option<RetryPolicy> {
-    let s = Section::new(loc, "retry.", t, &["schedule", "max_age"], diag);
-    let mark = diag.mark();
-    let default = RetryPolicy::default();
-    let schedule = match s.array("schedule", diag) {
-        Some(items) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| schedule_step(&s, i, v, diag))
-            .collect(),
-        None => default.schedule,
-    };
-    let max_age = match s.str("max_age", diag).map(parse_duration) {
-        Some(Ok(d)) if d.is_zero() => {
-            s.error(diag, "max_age", "must be longer than 0s");
-            None
-        }
-        Some(Ok(d)) => Some(d),
-        Some(Err(reason)) => {
-            s.error(diag, "max_age", reason);
-            None
-        }
-        None => Some(default.max_age),
-    };
-    diag.none_since(mark).then_some(RetryPolicy {
-        schedule,
-        max_age: max_age?,
-    })
-}
-
-/// `schedule[i]`: a duration no longer than SQS can delay a message.
-fn schedule_step(s: &Section<'_>, i: usize, v: &Value, diag: &mut Diagnostics) -> Option<Duration> {
-    let key = format!("schedule[{i}]");
-    let Some(text) = v.as_str() else {
-        s.error(
-            diag,
-            &key,
-            "must be a duration string like \"30s\", \"5m\" or \"2h\"",
-        );
-        return None;
-    };
-    match parse_duration(text) {
-        Ok(d) if d > MAX_DELAY => {
-            s.error(
-                diag,
-                &key,
-                format!("`{text}` is over 12h, the longest delay SQS can hold a message"),
-            );
-            None
-        }
-        Ok(d) => Some(d),
-        Err(reason) => {
-            s.error(diag, &key, reason);
-            None
-        }
-    }
 }
 
 /// A route's `enrich` table, opened once: `auth` and `timeout_seconds` are read, `url` is

@@ -16,8 +16,8 @@
 //! - One use at a time reads a given secret; the others use the value in hand while it is
 //!   usable, or wait for the read.
 
-use super::Secret;
 use crate::ports::{SecretError, SecretStore};
+use crate::secrets::Secret;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
