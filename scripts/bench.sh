@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks against the Python baseline (../shared/bench-baseline), measured in one run on
+# Benchmarks against the Python baseline (scripts/baseline), measured in one run on
 # this machine: only the ratios of one run mean anything on a noisy machine.
 #
 #   scripts/bench.sh [serve] [render] [trigger] ...   (default: all sections)
@@ -11,7 +11,7 @@
 # Prints a Markdown table per section, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASELINE_DIR=${BASELINE_DIR:-../shared/bench-baseline}
+BASELINE_DIR=${BASELINE_DIR:-scripts/baseline}
 VENV=target/baseline-venv
 SECTIONS=${*:-serve render trigger deliver coldstart}
 

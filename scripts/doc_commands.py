@@ -5,7 +5,7 @@ reader would, so the docs and the CLI cannot drift apart.
     .venv/bin/python scripts/doc_commands.py --routerctl target/debug/routerctl
 
 Needs MOTO_ENDPOINT (a moto_server on 127.0.0.1; `make test` starts one) and the aws CLI in
-.venv (requirements-dev.txt). functions/routerctl/tests/docs.rs runs it in `make test`.
+.venv (requirements-dev.txt). functions/routerctl/tests/routerctl/docs.rs runs it in `make test`.
 
 README.md runs on the embedded queue: `make run` is started from the Makefile's own recipe
 (with the built binary for `cargo run -p routerctl --`, on a free port instead of 3000),
@@ -318,7 +318,7 @@ def operations(routerctl):
                   ORDERED_DEAD_LETTER_QUEUE_URL=outputs["OrderedDeadLetterQueueUrl"], SECRET_PREFIX=f"{stack}/")
     log = os.path.join(work, "functions.log")
     serve = spawn([routerctl, "--routes", "infra/config/routes.toml", "--data-dir", os.path.join(work, "fn-data"),
-                   "serve", "--port", str(port), "--secrets-reread", "1", "--visibility-timeout", "5"],
+                   "serve", "--port", str(port), "--secret-reread", "1", "--visibility-timeout", "5"],
                   work, fn_env, log)
     stop = threading.Event()
     shipper = threading.Thread(target=ship_logs, args=(log, stack, stop), daemon=True)

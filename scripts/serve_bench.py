@@ -26,7 +26,7 @@ import urllib.request
 from scenario_lib import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BASELINE = os.environ.get("BASELINE_DIR", os.path.join(ROOT, "..", "shared", "bench-baseline"))
+BASELINE = os.environ.get("BASELINE_DIR", os.path.join(ROOT, "scripts", "baseline"))
 VENV = os.path.join(ROOT, "target", "baseline-venv")
 ROUTERCTL = os.path.join(ROOT, "target", "release", "routerctl")
 SINK = os.path.join(ROOT, "target", "release", "examples", "deliver_bench")

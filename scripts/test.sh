@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: the template checks (cfn-lint, sam validate, invariants), fmt, clippy
+# Runs every test: the template checks (cfn-lint, sam validate, invariants), the source
+# checks (Markdown paths, one-way module imports, function length), fmt, clippy
 # and the workspace's tests. Installs the Python test tools into .venv (pinned in
 # requirements-dev.txt), starts moto_server on a free 127.0.0.1 port for the SQS and
 # Secrets Manager tests, and stops it on exit, whether the tests pass or fail.
@@ -45,13 +46,19 @@ python3 scripts/doc_paths.py
 echo "==> module imports: one way (scripts/module_graph.py prints the graph)"
 python3 scripts/module_graph.py >target/module-graph.txt || { cat target/module-graph.txt; exit 1; }
 tail -n 1 target/module-graph.txt
+echo "==> functions: none over about 60 lines without a reason (scripts/long_functions.py)"
+python3 scripts/long_functions.py >target/long-functions.txt || { cat target/long-functions.txt; exit 1; }
+tail -n 1 target/long-functions.txt
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 status=0
-cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log || status=$?
+# Four tests at a time on two cores: most of them wait (on a `routerctl serve` child, a
+# target, a timer), not compute; every wait is for an outcome, never a short clock.
+# (RUST_TEST_THREADS: the benches, which run once here as tests, take no --test-threads.)
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log || status=$?
 # One closing line for the whole run (the last cargo line is often an empty doc-test run),
 # and the failing tests by name when there are any.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

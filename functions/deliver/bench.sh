@@ -7,14 +7,14 @@
 # Every figure is the best of REPEAT runs, the baseline's too (the machine is shared and
 # noisy; the best run is the least disturbed one). Needs python3 with venv; the baseline's
 # packages go into $BASELINE_VENV (default target/baseline-venv, as scripts/bench.sh). The baseline is read from
-# ../shared/bench-baseline (read-only).
+# scripts/baseline (a copy of the brief's baseline).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 N_RUST=${1:-50000}
 N_PY=${2:-3000}
 REPEAT=${3:-3}
-BASELINE=${BASELINE_DIR:-../shared/bench-baseline}
+BASELINE=${BASELINE_DIR:-scripts/baseline}
 VENV=${BASELINE_VENV:-target/baseline-venv}
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import httpx, jinja2, fastapi, structlog' 2>/dev/null; then

@@ -2,9 +2,10 @@
 //! embedded queues locally (routerctl picks the secret store).
 
 use crate::aws::{SecretsManagerStore, SqsQueue, sdk_config};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SqsQueueUrls};
 use crate::embedded::{EmbeddedQueue, EmbeddedStore, QueueSettings, Redrive};
 use crate::ports::{Queue, QueueError, SecretStore};
+use crate::routes::Routes;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,25 +80,54 @@ impl Backends {
 }
 
 impl Backends {
-    /// SQS queues from `QUEUE_URL` / `DEAD_LETTER_QUEUE_URL`, Secrets Manager for secrets,
-    /// one SDK configuration for both.
+    /// SQS queues from `QUEUE_URL` / `DEAD_LETTER_QUEUE_URL` (and the FIFO pair's), Secrets
+    /// Manager for secrets, one SDK configuration for both.
     pub async fn aws(config: &Config) -> Result<Self, ConfigError> {
-        let queue_url = config.require_queue_url()?.to_owned();
-        let dlq_url = config.require_dead_letter_queue_url()?.to_owned();
-        let ordered = config
-            .ordered_queue_urls()?
-            .map(|(q, d)| (q.to_owned(), d.to_owned()));
+        let urls = config.sqs_queue_urls()?;
         let sdk = sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let (standard, ordered) = sqs_queue_pairs(&aws_sdk_sqs::Client::new(&sdk), &urls);
         Ok(Self {
-            queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
-            dead_letters: Arc::new(SqsQueue::new(sqs.clone(), dlq_url)),
-            ordered: ordered.map(|(q, d)| QueuePair {
-                queue: Arc::new(SqsQueue::new(sqs.clone(), q)),
-                dead_letters: Arc::new(SqsQueue::new(sqs.clone(), d)),
-            }),
+            queue: standard.queue,
+            dead_letters: standard.dead_letters,
+            ordered,
             secrets: Arc::new(SecretsManagerStore::configured(&sdk, config)),
         })
+    }
+}
+
+/// The SQS queue pairs of `urls` on one client: the standard pair, and the FIFO pair when
+/// its URLs are set.
+pub fn sqs_queue_pairs(
+    client: &aws_sdk_sqs::Client,
+    urls: &SqsQueueUrls,
+) -> (QueuePair, Option<QueuePair>) {
+    let pair = |queue: &str, dead_letters: &str| QueuePair {
+        queue: Arc::new(SqsQueue::new(client.clone(), queue)),
+        dead_letters: Arc::new(SqsQueue::new(client.clone(), dead_letters)),
+    };
+    (
+        pair(&urls.queue, &urls.dead_letters),
+        urls.ordered.as_ref().map(|(q, d)| pair(q, d)),
+    )
+}
+
+/// An ordered route without the FIFO queue pair to carry it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "route `{route}` is ordered (ordering = \"session\"), but there is no FIFO queue: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL"
+)]
+pub struct NoOrderedQueue {
+    pub route: String,
+}
+
+/// Ordered routes need the FIFO pair: the first ordered route of `routes` when there is
+/// none. The one check, for the trigger's cold start and routerctl's set-up.
+pub fn check_ordered(routes: &Routes, ordered: Option<&QueuePair>) -> Result<(), NoOrderedQueue> {
+    match routes.routes().iter().find(|r| r.ordered) {
+        Some(r) if ordered.is_none() => Err(NoOrderedQueue {
+            route: r.name.to_string(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -148,4 +178,64 @@ pub fn embedded_queue_pairs(
         pair(EMBEDDED_QUEUE, EMBEDDED_DEAD_LETTERS),
         pair(EMBEDDED_ORDERED, EMBEDDED_ORDERED_DEAD_LETTERS),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(ordering: &str) -> Routes {
+        let text = format!(
+            "[[route]]\nname = 'plain'\ntemplate = '{{}}'\ntriggers = [{{ event_type = \"intent\" }}]\ntarget_url = \"https://example.com/\"\n\n\
+             [[route]]\nname = 'timeline'\nordering = \"{ordering}\"\ntemplate = '{{}}'\ntriggers = [{{ event_type = \"intent\" }}]\ntarget_url = \"https://example.com/\"\n"
+        );
+        Routes::parse(&text, Path::new("routes.toml")).unwrap()
+    }
+
+    #[test]
+    fn ordered_routes_need_the_fifo_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, fifo) =
+            embedded_queue_pairs(dir.path(), Duration::from_secs(30), 10, None).unwrap();
+        let ordered = routes("session");
+        assert_eq!(
+            check_ordered(&ordered, None),
+            Err(NoOrderedQueue {
+                route: "timeline".into()
+            })
+        );
+        let e = check_ordered(&ordered, None).unwrap_err().to_string();
+        assert!(
+            e.contains("set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL"),
+            "{e}"
+        );
+        assert_eq!(check_ordered(&ordered, Some(&fifo)), Ok(()));
+        assert_eq!(check_ordered(&routes("none"), None), Ok(()));
+    }
+
+    #[test]
+    fn sqs_pairs_follow_the_urls() {
+        let client = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let mut urls = SqsQueueUrls {
+            queue: "http://q".into(),
+            dead_letters: "http://d".into(),
+            ordered: None,
+        };
+        let (standard, ordered) = sqs_queue_pairs(&client, &urls);
+        assert!(format!("{standard:?}").contains("http://q"), "{standard:?}");
+        assert!(format!("{standard:?}").contains("http://d"), "{standard:?}");
+        assert!(ordered.is_none());
+        urls.ordered = Some(("http://o.fifo".into(), "http://od.fifo".into()));
+        let (_, ordered) = sqs_queue_pairs(&client, &urls);
+        let ordered = format!("{:?}", ordered.expect("the FIFO pair"));
+        assert!(
+            ordered.contains("http://o.fifo") && ordered.contains("http://od.fifo"),
+            "{ordered}"
+        );
+    }
 }

@@ -280,6 +280,8 @@ impl Circuit {
 
     /// The circuit after an outcome: `unwell` (true), well (false), or nothing learned
     /// (`None`: a probe's place is given back).
+    // Long: one match over every (state, outcome) pair, the breaker's whole transition
+    // table in one place; rustfmt gives each struct pattern a line per field.
     pub fn record(
         self,
         unwell: Option<bool>,

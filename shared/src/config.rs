@@ -10,6 +10,25 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Where the queues are, from `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`: both set is SQS,
+/// neither is the embedded queue (locally; the Lambda functions need SQS). The one place
+/// that decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueLocation {
+    Sqs(SqsQueueUrls),
+    Embedded,
+}
+
+/// The SQS queues' URLs: the standard pair and, when both of their variables are set, the
+/// ordered routes' FIFO pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsQueueUrls {
+    pub queue: String,
+    pub dead_letters: String,
+    /// `ORDERED_QUEUE_URL` and `ORDERED_DEAD_LETTER_QUEUE_URL`.
+    pub ordered: Option<(String, String)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `ROUTES_FILE`, default `routes.toml`.
@@ -92,6 +111,38 @@ impl Config {
             var: "QUEUE_URL",
             reason: "is required (the delivery queue's URL)".to_owned(),
         })
+    }
+
+    /// SQS or the embedded queue (see [`QueueLocation`]); one URL of a pair without the
+    /// other is an error naming the missing one.
+    pub fn queue_location(&self) -> Result<QueueLocation, ConfigError> {
+        let ordered = self
+            .ordered_queue_urls()?
+            .map(|(q, d)| (q.to_owned(), d.to_owned()));
+        match (&self.queue_url, &self.dead_letter_queue_url) {
+            (Some(queue), Some(dead_letters)) => Ok(QueueLocation::Sqs(SqsQueueUrls {
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                ordered,
+            })),
+            (None, None) => Ok(QueueLocation::Embedded),
+            (Some(_), None) => Err(ConfigError {
+                var: "DEAD_LETTER_QUEUE_URL",
+                reason: "is required with QUEUE_URL (set both to use SQS, or neither for the embedded queue)".to_owned(),
+            }),
+            (None, Some(_)) => Err(ConfigError {
+                var: "QUEUE_URL",
+                reason: "is required with DEAD_LETTER_QUEUE_URL (set both to use SQS, or neither for the embedded queue)".to_owned(),
+            }),
+        }
+    }
+
+    /// The SQS queues, for the Lambda functions (which have no embedded queue).
+    pub fn sqs_queue_urls(&self) -> Result<SqsQueueUrls, ConfigError> {
+        match self.queue_location()? {
+            QueueLocation::Sqs(urls) => Ok(urls),
+            QueueLocation::Embedded => Err(self.require_queue_url().expect_err("no QUEUE_URL")),
+        }
     }
 
     /// The FIFO queue pair of ordered routes: both URLs, or neither.
@@ -206,5 +257,53 @@ mod tests {
         );
         let e = config(&[]).unwrap().require_queue_url().unwrap_err();
         assert!(e.to_string().contains("QUEUE_URL: is required"));
+    }
+
+    #[test]
+    fn both_queue_urls_are_sqs_and_neither_is_the_embedded_queue() {
+        assert_eq!(
+            config(&[]).unwrap().queue_location().unwrap(),
+            QueueLocation::Embedded
+        );
+        let both = [
+            ("QUEUE_URL", "http://q"),
+            ("DEAD_LETTER_QUEUE_URL", "http://d"),
+        ];
+        let want = SqsQueueUrls {
+            queue: "http://q".into(),
+            dead_letters: "http://d".into(),
+            ordered: None,
+        };
+        let c = config(&both).unwrap();
+        assert_eq!(
+            c.queue_location().unwrap(),
+            QueueLocation::Sqs(want.clone())
+        );
+        assert_eq!(c.sqs_queue_urls().unwrap(), want);
+
+        let fifo = config(&[
+            both[0],
+            both[1],
+            ("ORDERED_QUEUE_URL", "http://o.fifo"),
+            ("ORDERED_DEAD_LETTER_QUEUE_URL", "http://od.fifo"),
+        ])
+        .unwrap();
+        assert_eq!(
+            fifo.sqs_queue_urls().unwrap().ordered,
+            Some(("http://o.fifo".into(), "http://od.fifo".into()))
+        );
+
+        // Half a pair names what is missing; the Lambda functions need SQS.
+        let e = config(&both[..1]).unwrap().queue_location().unwrap_err();
+        assert_eq!(e.var, "DEAD_LETTER_QUEUE_URL");
+        let e = config(&both[1..]).unwrap().queue_location().unwrap_err();
+        assert_eq!(e.var, "QUEUE_URL");
+        let e = config(&[both[0], both[1], ("ORDERED_QUEUE_URL", "http://o.fifo")])
+            .unwrap()
+            .queue_location()
+            .unwrap_err();
+        assert_eq!(e.var, "ORDERED_DEAD_LETTER_QUEUE_URL");
+        let e = config(&[]).unwrap().sqs_queue_urls().unwrap_err();
+        assert!(e.to_string().contains("QUEUE_URL: is required"), "{e}");
     }
 }

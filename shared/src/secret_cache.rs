@@ -176,7 +176,6 @@ impl<T: Clone> SecretCache<T> {
             }
         }
         let read = self.store.get(id).await;
-        let now = Instant::now();
         let outcome = match read {
             Ok(secret) => make(secret).map_err(|reason| CacheError::Unusable {
                 id: id.to_owned(),
@@ -184,6 +183,18 @@ impl<T: Clone> SecretCache<T> {
             }),
             Err(e) => Err(CacheError::Store(e)),
         };
+        self.remember(key, id, outcome, Instant::now())
+    }
+
+    /// Keeps what a read of secret `id` for `key` came to: the value until its re-read, or
+    /// the failure (and, while the store is unreachable, the value in hand for a grace).
+    fn remember(
+        &self,
+        key: &str,
+        id: &str,
+        outcome: Result<Made<T>, CacheError>,
+        now: Instant,
+    ) -> Result<T, CacheError> {
         let mut map = self.lock();
         let entry = map.entry(key.to_owned()).or_default();
         match outcome {

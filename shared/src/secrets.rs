@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// How long a value read from the secret store (the ingest key, the signing key, an auth
 /// header's value, a URL token) is used before it is read again: a rotation takes effect
-/// within this long, on every function and in `routerctl serve` (`--secrets-reread`).
+/// within this long, on every function and in `routerctl serve` (`--secret-reread`).
 pub const SECRET_REREAD: Duration = Duration::from_secs(300);
 
 /// A secret value. `Debug` and `Display` print `***`; read it with [`Secret::expose`].

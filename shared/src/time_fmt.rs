@@ -1,4 +1,5 @@
-//! Time formats the contract uses: RFC 3339 timestamps and `5s`/`30m`/`2h`/`1d` durations.
+//! Time formats the contract uses (RFC 3339 timestamps, `5s`/`30m`/`2h`/`1d` durations),
+//! Unix milliseconds, and a Unix time (a Lambda deadline) as an instant.
 
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -30,6 +31,14 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
+}
+
+/// The instant on this process's clock of a Unix-milliseconds time, such as a Lambda
+/// invocation's deadline (the Runtime API gives it that way; the deliver and token-refresh
+/// functions both turn it into an instant here). A time already past is now.
+pub fn instant_at_unix_ms(unix_ms: u64) -> std::time::Instant {
+    let now_ms = u64::try_from(now_ms()).unwrap_or(0);
+    std::time::Instant::now() + Duration::from_millis(unix_ms.saturating_sub(now_ms))
 }
 
 /// A duration as the routes file writes it, the inverse of [`parse_duration`]: the largest
@@ -99,6 +108,22 @@ mod tests {
             assert_eq!(format_duration(Duration::from_secs(secs)), text);
             assert_eq!(parse_duration(text).unwrap(), Duration::from_secs(secs));
         }
+    }
+
+    #[test]
+    fn a_unix_time_becomes_an_instant() {
+        let before = std::time::Instant::now();
+        let now = u64::try_from(now_ms()).unwrap();
+        let at = instant_at_unix_ms(now + 10_000);
+        // Between reading the clock above and inside, at most `spent` went by (on a busy
+        // machine, any amount): the instant is 10 s after the outer reading, less that.
+        let spent = before.elapsed();
+        assert!(at <= std::time::Instant::now() + Duration::from_secs(10));
+        assert!(at + spent + Duration::from_millis(1) >= before + Duration::from_secs(10));
+        assert!(
+            instant_at_unix_ms(0) <= std::time::Instant::now(),
+            "a past time is now"
+        );
     }
 
     #[test]

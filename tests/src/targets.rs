@@ -1,10 +1,10 @@
 //! Delivery targets for end-to-end tests, on the one scripted server
-//! ([`router_core::testing::http::Target`]): paths answer as scripted (statuses in order,
+//! ([`router_core::testing::http::TestServer`]): paths answer as scripted (statuses in order,
 //! a delay, a body), and every request is kept as a [`Delivery`].
 
 use router_core::sync::lock;
 pub use router_core::testing::http::Gate;
-use router_core::testing::http::{Recorded, Reply, Target};
+use router_core::testing::http::{Canned, Recorded, TestServer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,7 +91,7 @@ impl std::fmt::Debug for StatusFn {
 }
 
 impl Scripts {
-    fn reply(&mut self, d: &Delivery) -> Reply {
+    fn reply(&mut self, d: &Delivery) -> Canned {
         let path = d.path.as_str();
         let status = match self.statuses.get_mut(path).and_then(VecDeque::pop_front) {
             Some(s) => s,
@@ -106,7 +106,7 @@ impl Scripts {
             .or_else(|| self.bodies.get("*"))
             .cloned()
             .unwrap_or_default();
-        let reply = Reply::status(status)
+        let reply = Canned::status(status)
             .body(&body)
             .after(self.delays.get(path).copied().unwrap_or_default());
         match self.gates.get(path).or_else(|| self.gates.get("*")) {
@@ -120,7 +120,7 @@ impl Scripts {
 #[derive(Debug, Clone)]
 pub struct Targets {
     pub base: String,
-    server: Target,
+    server: TestServer,
     scripts: Arc<Mutex<Scripts>>,
 }
 
@@ -133,7 +133,7 @@ impl Targets {
     pub async fn start_on(port: u16) -> Self {
         let scripts: Arc<Mutex<Scripts>> = Arc::default();
         let s = scripts.clone();
-        let server = Target::start_on(port, move |r, _| {
+        let server = TestServer::start_on(port, move |r, _| {
             lock(&s).reply(&Delivery::from_recorded(r))
         })
         .await;

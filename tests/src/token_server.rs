@@ -1,9 +1,9 @@
 //! A fake OAuth2 token endpoint on the one scripted server
-//! ([`router_core::testing::http::Target`]): answers scripted responses in order, then
+//! ([`router_core::testing::http::TestServer`]): answers scripted responses in order, then
 //! fresh tokens (`tok-1`, `tok-2`, ...), and records every request it saw.
 
 use router_core::sync::lock;
-use router_core::testing::http::{Reply, Target};
+use router_core::testing::http::{Canned, TestServer};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -41,7 +41,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct TokenServer {
     pub url: String,
-    server: Target,
+    server: TestServer,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -56,17 +56,17 @@ impl TokenServer {
             issued: 0,
         }));
         let state = inner.clone();
-        let server = Target::start(move |_, _| {
+        let server = TestServer::start(move |_, _| {
             let mut inner = lock(&state);
             if let Some(s) = inner.script.pop_front() {
-                let reply = Reply::status(s.status).body(&s.body);
+                let reply = Canned::status(s.status).body(&s.body);
                 return match s.retry_after {
                     Some(ra) => reply.header("retry-after", ra),
                     None => reply,
                 };
             }
             inner.issued += 1;
-            Reply::json(
+            Canned::json(
                 &serde_json::json!({
                     "access_token": format!("tok-{}", inner.issued),
                     "token_type": "Bearer",

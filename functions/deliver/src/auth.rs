@@ -112,7 +112,7 @@ impl Credentials {
     }
 
     /// Reads secrets again after `reread` instead of [`SECRET_REREAD`].
-    pub fn with_reread(self, reread: Duration) -> Self {
+    pub fn with_secret_reread(self, reread: Duration) -> Self {
         Self::build(self.store, self.profiles, reread)
     }
 
@@ -279,7 +279,7 @@ token_secret = "s/token"
         let store = Arc::new(MemorySecrets::default());
         let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         store.set("sign", key);
-        let c = credentials(store.clone()).with_reread(Duration::ZERO);
+        let c = credentials(store.clone()).with_secret_reread(Duration::ZERO);
         c.signer("sign").await.unwrap();
         // A broken edit: the old key is not used on.
         store.set("sign", r#"{"Current": "whsec_x"}"#);

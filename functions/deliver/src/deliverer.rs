@@ -164,7 +164,7 @@ impl Deliverer {
     /// Reads secrets (auth headers, the signing key, URL tokens) again after `reread`
     /// (default [`router_core::secrets::SECRET_REREAD`]).
     pub fn with_secret_reread(mut self, reread: std::time::Duration) -> Self {
-        self.sender.credentials = self.sender.credentials.with_reread(reread);
+        self.sender.credentials = self.sender.credentials.with_secret_reread(reread);
         self
     }
 

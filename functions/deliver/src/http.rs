@@ -118,59 +118,26 @@ pub async fn send(client: &Client, private: Private, req: Request<'_>) -> Sent {
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let success = (200..300).contains(&code);
     let keep = if success { req.keep } else { Keep::Drain };
-    let limit = match keep {
-        Keep::Drain => DRAIN_LIMIT,
-        Keep::Whole => MAX_ENRICH_ANSWER,
-        Keep::Prefix(n) => n,
-    };
-    let mut body = Vec::new();
-    let mut read_error = None;
-    let mut truncated = false;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    match keep {
-                        Keep::Whole => {
-                            read_error = Some(format!(
-                                "the answer is larger than {} KiB",
-                                MAX_ENRICH_ANSWER / 1024
-                            ))
-                        }
-                        Keep::Prefix(n) => {
-                            body.extend_from_slice(&chunk[..n - body.len()]);
-                            truncated = true;
-                        }
-                        Keep::Drain => {}
-                    }
-                    break; // dropping the response closes the connection
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // The status is in; a delivery is judged by it. An enrich answer is not usable.
-                if keep == Keep::Whole {
-                    let (outcome, text) = describe(&e, req.timeout);
-                    return Sent::failed(outcome, text, Some(started.elapsed()));
-                }
-                break;
-            }
+    let (body, truncated) = match read_body(&mut resp, keep).await {
+        BodyRead::Body { body, truncated } => (body, truncated),
+        BodyRead::TooLarge(text) => {
+            return Sent {
+                attempted: Attempted {
+                    outcome: Outcome::TooLarge,
+                    status: Some(code),
+                    error: text,
+                },
+                latency: Some(started.elapsed()),
+                body: None,
+                truncated: false,
+            };
         }
-    }
+        BodyRead::Failed(e) => {
+            let (outcome, text) = describe(&e, req.timeout);
+            return Sent::failed(outcome, text, Some(started.elapsed()));
+        }
+    };
     let latency = started.elapsed();
-    if let Some(text) = read_error {
-        return Sent {
-            attempted: Attempted {
-                outcome: Outcome::TooLarge,
-                status: Some(code),
-                error: text,
-            },
-            latency: Some(latency),
-            body: None,
-            truncated: false,
-        };
-    }
     let reason = resp.status().canonical_reason().unwrap_or("");
     let error = if success {
         String::new()
@@ -187,6 +154,56 @@ pub async fn send(client: &Client, private: Private, req: Request<'_>) -> Sent {
         body: (keep != Keep::Drain).then_some(body),
         truncated,
     }
+}
+
+/// What reading an answer's body gave.
+enum BodyRead {
+    /// The body as `keep` keeps it (empty when drained; `truncated` when a prefix was cut).
+    Body { body: Vec<u8>, truncated: bool },
+    /// A whole answer (an enrich lookup's) over its limit.
+    TooLarge(String),
+    /// The body of a whole answer failed to arrive. (A delivery's status is in already, and
+    /// a delivery is judged by it: its body's failure is not one.)
+    Failed(reqwest::Error),
+}
+
+/// Reads the body of `resp` up to the limit of `keep`; dropping the response past the
+/// limit closes the connection.
+async fn read_body(resp: &mut reqwest::Response, keep: Keep) -> BodyRead {
+    let limit = match keep {
+        Keep::Drain => DRAIN_LIMIT,
+        Keep::Whole => MAX_ENRICH_ANSWER,
+        Keep::Prefix(n) => n,
+    };
+    let mut body = Vec::new();
+    let mut truncated = false;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    match keep {
+                        Keep::Whole => {
+                            return BodyRead::TooLarge(format!(
+                                "the answer is larger than {} KiB",
+                                MAX_ENRICH_ANSWER / 1024
+                            ));
+                        }
+                        Keep::Prefix(n) => {
+                            body.extend_from_slice(&chunk[..n - body.len()]);
+                            truncated = true;
+                        }
+                        Keep::Drain => {}
+                    }
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) if keep == Keep::Whole => return BodyRead::Failed(e),
+            Err(_) => break,
+        }
+    }
+    BodyRead::Body { body, truncated }
 }
 
 /// Classifies a transport error and describes it without its URL.

@@ -35,13 +35,6 @@ fn received_message(m: SqsMessage) -> ReceivedMessage {
     }
 }
 
-/// The invocation's deadline (Unix milliseconds, as the Runtime API gives it) as an
-/// instant on this process's clock.
-pub fn deadline(deadline_ms: u64) -> std::time::Instant {
-    let now_ms = u64::try_from(router_core::time_fmt::now_ms()).unwrap_or(0);
-    std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
-
 /// The batch response naming the messages Lambda must not delete.
 pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
@@ -73,15 +66,6 @@ mod tests {
         let bare = &msgs[1];
         assert_eq!((bare.receive_count, bare.sent_at_ms), (1, 0));
         assert!(bare.attributes.is_empty());
-    }
-
-    #[test]
-    fn the_deadline_becomes_an_instant() {
-        let now_ms = u64::try_from(router_core::time_fmt::now_ms()).unwrap();
-        let d = deadline(now_ms + 10_000);
-        let left = d.saturating_duration_since(std::time::Instant::now());
-        assert!((9_000..=10_000).contains(&left.as_millis()), "{left:?}");
-        assert!(deadline(0) <= std::time::Instant::now());
     }
 
     #[test]

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Error> {
     );
     let deliverer = &deliverer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = lambda::deadline(event.context.deadline);
+        let deadline = router_core::time_fmt::instant_at_unix_ms(event.context.deadline);
         let records = lambda::received_messages(event.payload);
         let failed = deliverer.handle_batch_until(records, Some(deadline)).await;
         Ok::<SqsBatchResponse, Error>(lambda::batch_response(failed))

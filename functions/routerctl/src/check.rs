@@ -2,7 +2,7 @@
 //! each target and token URL answers (any HTTP status counts) and each template renders
 //! with a sample event.
 
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, SetupContext};
 use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
 use router_core::routes::{CognigyTarget, Route, Routes, Target};
 use router_core::secrets::mask_url;
@@ -49,14 +49,9 @@ pub async fn run(path: &Path, probe: bool, event: Option<&Path>) -> CliResult {
 }
 
 pub fn read_event(path: &Path) -> CliResult<TriggerEvent> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CliError::setup(format!("Cannot read {}: {e}", path.display())))?;
-    router_core::event::from_json(&bytes, None).map_err(|e| {
-        CliError::setup(format!(
-            "{} is not a valid trigger event: {e}",
-            path.display()
-        ))
-    })
+    let bytes = std::fs::read(path).or_setup(|| format!("Cannot read {}", path.display()))?;
+    router_core::event::from_json(&bytes, None)
+        .or_setup(|| format!("{} is not a valid trigger event", path.display()))
 }
 
 /// An event that fires `route`: its first non-negated trigger's type and name.
@@ -124,6 +119,37 @@ async fn reachable(http: &reqwest::Client, url: &url::Url) -> Result<u16, String
     }
 }
 
+/// The body `route` would send for `event` (an empty enrich answer standing in for the
+/// lookup; a Cognigy route's as the Endpoint takes it).
+fn render_sample(
+    routes: &Routes,
+    route: &Route,
+    event: &TriggerEvent,
+    now: time::OffsetDateTime,
+) -> Result<String, String> {
+    let job = DeliveryJob::new(event, &route.name, now);
+    let external = route.enrich.as_ref().map(|_| serde_json::json!({}));
+    let ctx = Routes::context(&job, 1, now, external.as_ref());
+    let rendered = routes
+        .render_payload(route, &ctx)
+        .map_err(|e| e.to_string())?;
+    match &route.target {
+        Target::Cognigy(_) => {
+            let mark = cognigy::Injected {
+                route: job.route.as_str(),
+                delivery_id: &job.delivery_id,
+            };
+            cognigy::body(
+                event.user_id.as_deref(),
+                event.session_id.as_deref(),
+                &rendered,
+                mark,
+            )
+        }
+        Target::Url(_) | Target::Router(_) => Ok(rendered),
+    }
+}
+
 async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
     let http = match reqwest::Client::builder()
         .timeout(PROBE_TIMEOUT)
@@ -160,28 +186,7 @@ async fn run_probe(routes: &Routes, sample: Option<&TriggerEvent>) -> usize {
             problems += 1;
         }
         let event = sample.cloned().unwrap_or_else(|| sample_event(route));
-        let job = DeliveryJob::new(&event, name, now);
-        let external = route.enrich.as_ref().map(|_| serde_json::json!({}));
-        let ctx = Routes::context(&job, 1, now, external.as_ref());
-        let rendered = routes
-            .render_payload(route, &ctx)
-            .map_err(|e| e.to_string());
-        let rendered = match &route.target {
-            Target::Cognigy(_) => rendered.and_then(|r| {
-                let mark = cognigy::Injected {
-                    route: job.route.as_str(),
-                    delivery_id: &job.delivery_id,
-                };
-                cognigy::body(
-                    event.user_id.as_deref(),
-                    event.session_id.as_deref(),
-                    &r,
-                    mark,
-                )
-            }),
-            Target::Url(_) | Target::Router(_) => rendered,
-        };
-        match rendered {
+        match render_sample(routes, route, &event, now) {
             Ok(body) => println!("route {name}: template renders ({} bytes)", body.len()),
             Err(e) => {
                 problems += 1;

@@ -75,24 +75,26 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Embedded queue: how long a received message stays hidden before it is retried
-    /// (after a crash, in-flight deliveries come back after this long).
-    #[arg(long, default_value_t = 60)]
-    pub visibility_timeout: u64,
-    /// Seconds between token refresh runs.
-    #[arg(long, default_value_t = 300)]
-    pub token_interval: u64,
-    /// Seconds a value read from the secret store (the ingest key, the signing key, auth
+    /// (after a crash, in-flight deliveries come back after this long). Durations are
+    /// written as in the routes file (`20s`, `5m`, `2h`, `1d`); a plain number is seconds.
+    #[arg(long, default_value = "60s", value_parser = parse_at_least_a_second)]
+    pub visibility_timeout: Duration,
+    /// How long between token refresh runs.
+    #[arg(long, default_value = "5m", value_parser = parse_at_least_a_second)]
+    pub token_interval: Duration,
+    /// How long a value read from the secret store (the ingest key, the signing key, auth
     /// headers, URL tokens) is reused before it is read again: a rotation takes effect
-    /// within this long, without a restart.
-    #[arg(long, default_value_t = 300)]
-    pub secrets_reread: u64,
+    /// within this long, without a restart (`0` reads it for every use; `--secrets-reread`
+    /// is the same option, its earlier name).
+    #[arg(long, alias = "secrets-reread", default_value = "5m", value_parser = parse_serve_duration)]
+    pub secret_reread: Duration,
     /// Embedded queue: dead letters are deleted this long after they reached the
     /// dead-letter queue (`30s`, `12h`, `14d`...; SQS keeps them at most 14 days).
     #[arg(long, default_value = "14d", value_parser = parse_retention)]
     pub dead_letter_retention: Duration,
     /// On SIGTERM or Ctrl-C, how long in-flight deliveries may take to finish.
-    #[arg(long, default_value_t = 30)]
-    pub grace: u64,
+    #[arg(long, default_value = "30s", value_parser = parse_serve_duration)]
+    pub grace: Duration,
     /// Also serve a demo delivery target at /demo/echo (the local examples deliver there).
     #[arg(long)]
     pub demo_echo: bool,
@@ -187,10 +189,109 @@ pub enum TokenCommand {
     Refresh { profile: Option<String> },
 }
 
+/// A duration of serve's: the routes file's syntax (`30s`, `5m`, `2h`, `1d`), or a plain
+/// number of seconds (what these options took before they took units).
+fn parse_serve_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("`{t}` is too large"));
+    }
+    router_core::time_fmt::parse_duration(t)
+}
+
+/// A duration of at least a second (a shorter visibility timeout or refresh interval would
+/// spin): `0` is refused.
+fn parse_at_least_a_second(s: &str) -> Result<Duration, String> {
+    let d = parse_serve_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(d)
+}
+
 fn parse_retention(s: &str) -> Result<Duration, String> {
-    let d = router_core::time_fmt::parse_duration(s)?;
+    let d = parse_serve_duration(s)?;
     if d.is_zero() {
         return Err("a retention of 0 would delete every dead letter at once".to_owned());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["routerctl", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_durations_take_units_and_plain_seconds() {
+        let d = serve(&[]).unwrap();
+        let secs = |d: Duration| d.as_secs();
+        assert_eq!(
+            (
+                secs(d.visibility_timeout),
+                secs(d.token_interval),
+                secs(d.secret_reread),
+                secs(d.grace),
+                secs(d.dead_letter_retention)
+            ),
+            (60, 300, 300, 30, 14 * 86_400),
+            "the defaults are the ones documented"
+        );
+        let a = serve(&[
+            "--visibility-timeout",
+            "2m",
+            "--token-interval",
+            "1h",
+            "--secret-reread",
+            "0",
+            "--grace",
+            "5",
+            "--dead-letter-retention",
+            "90",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                secs(a.visibility_timeout),
+                secs(a.token_interval),
+                secs(a.secret_reread),
+                secs(a.grace),
+                secs(a.dead_letter_retention)
+            ),
+            (120, 3600, 0, 5, 90)
+        );
+    }
+
+    #[test]
+    fn the_secret_reread_keeps_its_old_spelling() {
+        let a = serve(&["--secrets-reread", "7"]).unwrap();
+        assert_eq!(a.secret_reread, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn bad_serve_durations_are_usage_errors_that_say_why() {
+        for (flag, value, why) in [
+            ("--visibility-timeout", "0", "at least 1s"),
+            ("--visibility-timeout", "0s", "at least 1s"),
+            ("--token-interval", "0", "at least 1s"),
+            ("--grace", "5w", "unknown unit"),
+            ("--secret-reread", "1.5m", "unknown unit"),
+            ("--secret-reread", "x5s", "whole number"),
+            ("--dead-letter-retention", "0", "delete every dead letter"),
+            ("--grace", "99999999999999999999", "too large"),
+        ] {
+            let e = serve(&[flag, value]).unwrap_err().to_string();
+            assert!(e.contains(why), "{flag} {value}: {e}");
+        }
+    }
 }

@@ -7,9 +7,9 @@
 //! one. Everything printed that a caller chose is escaped (`router_core::text::escaped`).
 
 use crate::cli::{DlqCommand, Global};
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, SetupContext};
 use crate::setup;
-use router_core::backends::QueuePair;
+use router_core::backends::{Pair, QueuePair};
 use router_core::domain::DeliveryJob;
 use router_core::ports::{MAX_BATCH, OutgoingMessage, Queue, ReceivedMessage};
 use router_core::wire::dead_letter::{self, Failure};
@@ -78,8 +78,8 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
     )
     .await?;
     // The standard pair, and the ordered routes' FIFO pair when there is one.
-    let pairs: Vec<(bool, QueuePair)> = std::iter::once((false, standard))
-        .chain(ordered.map(|o| (true, o)))
+    let pairs: Vec<(Pair, QueuePair)> = std::iter::once((Pair::Standard, standard))
+        .chain(ordered.map(|o| (Pair::Ordered, o)))
         .collect();
     match command {
         DlqCommand::List { json } => list(&pairs, *json).await,
@@ -119,8 +119,8 @@ pub async fn run(global: &Global, command: &DlqCommand) -> CliResult {
                 limit: limit.unwrap_or(usize::MAX),
             };
             let mut moved = Redriven::default();
-            for (ordered, pair) in &pairs {
-                moved.add(redrive(pair, *ordered, &mut filter).await?);
+            for (which, pair) in &pairs {
+                moved.add(redrive(pair, *which, &mut filter).await?);
             }
             moved.report()
         }
@@ -146,7 +146,7 @@ async fn page(dlq: &dyn Queue, read: &mut usize) -> CliResult<Vec<ReceivedMessag
     let got = dlq
         .receive(MAX_BATCH, Duration::from_secs(1), Some(HOLD))
         .await
-        .map_err(|e| CliError::setup(format!("Cannot read the dead-letter queue: {e}")))?;
+        .or_setup(|| "Cannot read the dead-letter queue".into())?;
     let before = *read;
     *read += got.len();
     if *read / PROGRESS_EVERY > before / PROGRESS_EVERY {
@@ -170,7 +170,7 @@ async fn release(dlq: &dyn Queue, receipts: &[String]) {
     }
 }
 
-async fn list(pairs: &[(bool, QueuePair)], json: bool) -> CliResult {
+async fn list(pairs: &[(Pair, QueuePair)], json: bool) -> CliResult {
     let now = time::OffsetDateTime::now_utc();
     let mut count = 0;
     if !json {
@@ -280,10 +280,10 @@ impl Filter {
 /// (a new message starts at receive count 1; `received_at` restarts `max_age`). From the
 /// ordered routes' DLQ it goes back to the FIFO queue in its session's group, with a fresh
 /// deduplication id (a redrive within 5 minutes of the first send is not a duplicate).
-pub fn redriven(m: &ReceivedMessage, ordered: bool) -> Option<OutgoingMessage> {
+pub fn redriven(m: &ReceivedMessage, pair: Pair) -> Option<OutgoingMessage> {
     let mut job = DeliveryJob::parse(&m.body).ok()?;
     job.received_at = time::OffsetDateTime::now_utc();
-    if ordered {
+    if pair == Pair::Ordered {
         let dedup = format!("{}:{}", job.delivery_id, router_core::time_fmt::now_ms());
         return Some(ordered_job_message(&job, &dedup));
     }
@@ -332,7 +332,7 @@ impl Redriven {
 
 /// Redrives the dead letters of one pair that `filter` picks (its `limit` counts down), a
 /// page at a time; stops reading once the limit is reached.
-async fn redrive(pair: &QueuePair, ordered: bool, filter: &mut Filter) -> CliResult<Redriven> {
+async fn redrive(pair: &QueuePair, which: Pair, filter: &mut Filter) -> CliResult<Redriven> {
     let (queue, dlq) = (pair.queue.as_ref(), pair.dead_letters.as_ref());
     let now = time::OffsetDateTime::now_utc();
     let (mut keep, mut read) = (Vec::new(), 0);
@@ -349,7 +349,7 @@ async fn redrive(pair: &QueuePair, ordered: bool, filter: &mut Filter) -> CliRes
                 keep.push(m.receipt_handle);
                 continue;
             }
-            match redriven(&m, ordered) {
+            match redriven(&m, which) {
                 Some(out) => {
                     filter.limit -= 1;
                     sendable.push((m.receipt_handle, out));

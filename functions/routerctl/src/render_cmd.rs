@@ -3,7 +3,7 @@
 
 use crate::check::read_event;
 use crate::cli::{Global, RenderArgs};
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, SetupContext};
 use crate::setup;
 use deliver::outgoing::{self, PlanError, Recipient};
 use router_core::domain::{Answer, DeliveryJob};
@@ -78,10 +78,10 @@ fn external_answer(route: &Route, args: &RenderArgs) -> CliResult<Option<serde_j
         ))),
         (_, Some(path)) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::setup(format!("Cannot read {}: {e}", path.display())))?;
+                .or_setup(|| format!("Cannot read {}", path.display()))?;
             serde_json::from_str::<serde_json::Value>(&text)
                 .map(Some)
-                .map_err(|e| CliError::setup(format!("{} is not JSON: {e}", path.display())))
+                .or_setup(|| format!("{} is not JSON", path.display()))
         }
         (None, None) => Ok(None),
     }
@@ -176,8 +176,8 @@ fn shown_target(routes: &Routes, to: &CognigyTarget) -> String {
 
 /// `--response FILE`: the target's answer, JSON (else taken as text).
 fn response_answer(path: &std::path::Path) -> CliResult<Answer> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::setup(format!("Cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).or_setup(|| format!("Cannot read {}", path.display()))?;
     Ok(Answer::Response {
         status: 200,
         json: serde_json::from_str(&text).ok(),

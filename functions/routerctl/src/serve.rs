@@ -7,10 +7,12 @@
 //! timeout, so nothing acknowledged is lost, even on kill -9.
 
 use crate::cli::{Global, ServeArgs};
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, SetupContext};
 use crate::setup;
 use deliver::Deliverer;
-use router_core::ports::MAX_BATCH;
+use router_core::backends::Backends;
+use router_core::config::{Config, QueueLocation};
+use router_core::ports::{MAX_BATCH, Queue};
 use router_core::routes::Routes;
 use std::io::Write;
 use std::sync::Arc;
@@ -19,107 +21,41 @@ use tokio::sync::watch;
 
 pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     let config = setup::config()?;
+    let location = setup::queue_location(&config)?;
     let routes = setup::load_routes(&global.routes)?;
     let backends = setup::backends(
         &config,
         global,
         &routes,
-        Duration::from_secs(args.visibility_timeout.max(1)),
+        args.visibility_timeout,
         Some(args.dead_letter_retention),
     )
     .await?;
-    let secrets_reread = Duration::from_secs(args.secrets_reread);
-    let state = trigger::State::with_reread(
-        routes.clone(),
-        backends.clone(),
-        config.dlq_degraded_threshold,
-        secrets_reread,
-    )
-    .await
-    .map_err(|e| CliError::setup(format!("Cannot start the trigger API: {e}")))?;
-    let deliverer = Deliverer::new(
-        routes.clone(),
-        backends.clone(),
-        config.allow_private_targets,
-    )
-    .map_err(|e| CliError::setup(format!("Cannot start the deliveries: {e}")))?;
-
-    let addr = format!("{}:{}", args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-        CliError::setup(format!(
-            "Cannot listen on {addr}: {e}. Is another serve running? Try --port."
-        ))
-    })?;
+    let (state, deliverer) = handlers(&config, &routes, &backends, args).await?;
+    let listener = listen(args).await?;
     let local = listener
         .local_addr()
-        .map_err(|e| CliError::setup(e.to_string()))?;
+        .or_setup(|| "Cannot read the address listened on".into())?;
     // Routes whose target_url is a path deliver to this process (ROUTER_BASE_URL wins).
-    let own = own_base(local);
-    // Locally the per-batch metric documents (CloudWatch EMF on Lambda) are debug logs.
-    let deliverer = Arc::new(
-        deliverer
-            .with_metrics(Arc::new(MetricsAsDebugLog))
-            .with_secret_reread(secrets_reread)
-            .with_router_base(Some(config.router_base_url.clone().unwrap_or(own)))
-            .map_err(|e| CliError::setup(e.to_string()))?,
-    );
+    let own = config.router_base_url.clone().unwrap_or(own_base(local));
+    let deliverer = Arc::new(deliverer.with_router_base(Some(own))?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let visibility = Duration::from_secs(args.visibility_timeout.max(1));
-    let mut runners: Vec<Runner> = vec![Box::pin(crate::runner::run(
-        backends.queue.clone(),
-        deliverer.clone(),
-        args.concurrency,
-        MAX_BATCH,
-        visibility,
-        stop_rx.clone(),
-    ))];
-    // Ordered routes' FIFO queue: its own runner (a group's next message is only handed
-    // out once the one before it is settled); SQS FIFO one message a receive (see
-    // `runner::run`).
-    if let Some(ordered) = &backends.ordered {
-        let per_receive = if config.queue_url.is_some() {
-            1
-        } else {
-            MAX_BATCH
-        };
-        runners.push(Box::pin(crate::runner::run(
-            ordered.queue.clone(),
-            deliverer.clone(),
-            args.concurrency,
-            per_receive,
-            visibility,
-            stop_rx.clone(),
-        )));
-    }
-    let deliveries = spawn_deliveries(runners)
-        .map_err(|e| CliError::setup(format!("Cannot start the deliveries: {e}")))?;
-    let token_http = token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?;
+    let deliveries = spawn_deliveries(runners(&location, &backends, &deliverer, args, &stop_rx))
+        .or_setup(|| "Cannot start the deliveries".into())?;
     let refresher = tokio::spawn(refresh_tokens(
         routes.clone(),
         backends.secrets.clone(),
-        token_http,
-        Duration::from_secs(args.token_interval.max(1)),
+        token_refresh::http_client()?,
+        args.token_interval,
         stop_rx.clone(),
     ));
-
     let state = state.with_circuits(deliverer.breakers());
-    let mut app = trigger::router(Arc::new(state));
-    if args.demo_echo {
-        app = app.merge(crate::echo::router());
-    }
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(serve_api(listener, state, args.demo_echo, stop_rx.clone()));
 
     println!(
         "routerctl serve: ready on http://{local} (POST /api/v2/webhooks/trigger, GET /api/v2/health; queue: {}; {} routes)",
-        setup::queue_description(&config, global),
+        setup::queue_description(&location, global),
         routes.routes().len()
     );
     let _ = std::io::stdout().flush();
@@ -127,18 +63,103 @@ pub async fn run(global: &Global, args: &ServeArgs) -> CliResult {
     shutdown_signal().await;
     tracing::info!("shutting down: no new triggers, finishing in-flight deliveries");
     let _ = stop_tx.send(true);
-    let grace = Duration::from_secs(args.grace);
     let all = async {
         let _ = server.await;
         let _ = deliveries.await;
         let _ = refresher.await;
     };
-    if tokio::time::timeout(grace, all).await.is_err() {
+    if tokio::time::timeout(args.grace, all).await.is_err() {
         tracing::warn!(
-            "in-flight deliveries did not finish within {grace:?}; they will be retried after their visibility timeout"
+            "in-flight deliveries did not finish within {:?}; they will be retried after their visibility timeout",
+            args.grace
         );
     }
     Ok(())
+}
+
+/// The trigger API's state and the deliverer, sharing the queues and the secrets' re-read
+/// period. Locally the per-batch metric documents (CloudWatch EMF on Lambda) are debug logs.
+async fn handlers(
+    config: &Config,
+    routes: &Arc<Routes>,
+    backends: &Backends,
+    args: &ServeArgs,
+) -> CliResult<(trigger::State, Deliverer)> {
+    let state = trigger::State::with_secret_reread(
+        routes.clone(),
+        backends.clone(),
+        config.dlq_degraded_threshold,
+        args.secret_reread,
+    )
+    .await
+    .or_setup(|| "Cannot start the trigger API".into())?;
+    let deliverer = Deliverer::new(
+        routes.clone(),
+        backends.clone(),
+        config.allow_private_targets,
+    )
+    .or_setup(|| "Cannot start the deliveries".into())?
+    .with_metrics(Arc::new(MetricsAsDebugLog))
+    .with_secret_reread(args.secret_reread);
+    Ok((state, deliverer))
+}
+
+/// The trigger API (and the demo echo target) until `stop` turns true.
+async fn serve_api(
+    listener: tokio::net::TcpListener,
+    state: trigger::State,
+    demo_echo: bool,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut app = trigger::router(Arc::new(state));
+    if demo_echo {
+        app = app.merge(crate::echo::router());
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+async fn listen(args: &ServeArgs) -> CliResult<tokio::net::TcpListener> {
+    let addr = format!("{}:{}", args.host, args.port);
+    tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        CliError::setup(format!(
+            "Cannot listen on {addr}: {e}. Is another serve running? Try --port."
+        ))
+    })
+}
+
+/// The delivery runners: the standard queue's, and the ordered routes' FIFO queue's (a
+/// group's next message is only handed out once the one before it is settled; SQS FIFO
+/// one message a receive, see `runner::run`).
+fn runners(
+    location: &QueueLocation,
+    backends: &Backends,
+    deliverer: &Arc<Deliverer>,
+    args: &ServeArgs,
+    stop: &watch::Receiver<bool>,
+) -> Vec<Runner> {
+    let runner = |queue: &Arc<dyn Queue>, per_receive: usize| -> Runner {
+        Box::pin(crate::runner::run(
+            queue.clone(),
+            deliverer.clone(),
+            args.concurrency,
+            per_receive,
+            args.visibility_timeout,
+            stop.clone(),
+        ))
+    };
+    let mut runners = vec![runner(&backends.queue, MAX_BATCH)];
+    if let Some(ordered) = &backends.ordered {
+        let per_receive = match location {
+            QueueLocation::Sqs(_) => 1,
+            QueueLocation::Embedded => MAX_BATCH,
+        };
+        runners.push(runner(&ordered.queue, per_receive));
+    }
+    runners
 }
 
 type Runner = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -224,7 +245,7 @@ async fn refresh_tokens(
     loop {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         tokio::select! {
-            _ = token_refresh::refresh(&routes, secrets.as_ref(), &http, deadline, None, false) => {},
+            _ = token_refresh::refresh(&routes, secrets.as_ref(), &http, deadline, None, token_refresh::Renew::IfDue) => {},
             _ = stop.wait_for(|s| *s) => return,
         }
         tokio::select! {

@@ -3,10 +3,12 @@
 //! Secrets Manager without it.
 
 use crate::cli::Global;
-use crate::error::{CliError, CliResult};
-use router_core::aws::{SecretsManagerStore, SqsQueue, sdk_config};
-use router_core::backends::{Backends, QueuePair, embedded_queue_pairs};
-use router_core::config::Config;
+use crate::error::{CliResult, SetupContext};
+use router_core::aws::{SecretsManagerStore, sdk_config};
+use router_core::backends::{
+    Backends, QueuePair, check_ordered, embedded_queue_pairs, sqs_queue_pairs,
+};
+use router_core::config::{Config, QueueLocation};
 use router_core::embedded::FileSecrets;
 use router_core::ports::SecretStore;
 use router_core::routes::Routes;
@@ -31,9 +33,7 @@ pub fn max_receive_count(routes: &Routes) -> u32 {
 }
 
 pub fn load_routes(path: &Path) -> CliResult<Arc<Routes>> {
-    Routes::load(path)
-        .map(Arc::new)
-        .map_err(|e| CliError::setup(e.to_string()))
+    Ok(Arc::new(Routes::load(path)?))
 }
 
 /// The routes file when the commands that can do without one find it: `None` when the
@@ -46,24 +46,28 @@ pub fn load_routes_if_present(path: &Path) -> CliResult<Option<Arc<Routes>>> {
 }
 
 pub fn config() -> CliResult<Config> {
-    Config::from_env().map_err(|e| CliError::setup(e.to_string()))
+    Ok(Config::from_env()?)
+}
+
+/// SQS or the embedded queue (both URLs, or neither; half a pair is an error).
+pub fn queue_location(config: &Config) -> CliResult<QueueLocation> {
+    Ok(config.queue_location()?)
 }
 
 /// Where the queue lives, for the ready line and errors.
-pub fn queue_description(config: &Config, global: &Global) -> String {
-    match &config.queue_url {
-        Some(url) => format!("SQS {url}"),
-        None => format!("embedded {}", global.data_dir.join("queue.db").display()),
+pub fn queue_description(location: &QueueLocation, global: &Global) -> String {
+    match location {
+        QueueLocation::Sqs(urls) => format!("SQS {}", urls.queue),
+        QueueLocation::Embedded => {
+            format!("embedded {}", global.data_dir.join("queue.db").display())
+        }
     }
 }
 
 /// The `--secrets` file, or Secrets Manager with the ids under `SECRET_PREFIX`.
 pub async fn secrets(global: &Global, config: &Config) -> CliResult<Arc<dyn SecretStore>> {
     match &global.secrets {
-        Some(path) => {
-            let store = FileSecrets::open(path).map_err(|e| CliError::setup(e.to_string()))?;
-            Ok(Arc::new(store))
-        }
+        Some(path) => Ok(Arc::new(FileSecrets::open(path)?)),
         None => {
             let sdk = sdk_config().await;
             Ok(Arc::new(SecretsManagerStore::configured(&sdk, config)))
@@ -85,36 +89,23 @@ pub async fn queues(
     visibility: Duration,
     dead_letter_retention: Option<Duration>,
 ) -> CliResult<(QueuePair, Option<QueuePair>)> {
-    match (&config.queue_url, &config.dead_letter_queue_url) {
-        (Some(q), Some(d)) => {
-            let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-            let pair = |q: &str, d: &str| QueuePair {
-                queue: Arc::new(SqsQueue::new(sqs.clone(), q)),
-                dead_letters: Arc::new(SqsQueue::new(sqs.clone(), d)),
-            };
-            let ordered = config
-                .ordered_queue_urls()
-                .map_err(|e| CliError::setup(e.to_string()))?
-                .map(|(q, d)| pair(q, d));
-            if ordered.is_none() && routes.is_some_and(|r| r.routes().iter().any(|r| r.ordered)) {
-                return Err(CliError::setup(
-                    "The routes file has ordered routes: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL (the FIFO queues) too.",
-                ));
-            }
-            Ok((pair(q, d), ordered))
+    let (standard, ordered) = match queue_location(config)? {
+        QueueLocation::Sqs(urls) => {
+            sqs_queue_pairs(&aws_sdk_sqs::Client::new(&sdk_config().await), &urls)
         }
-        (Some(_), None) | (None, Some(_)) => Err(CliError::setup(
-            "Set both QUEUE_URL and DEAD_LETTER_QUEUE_URL to use SQS, or neither for the embedded queue.",
-        )),
-        (None, None) => embedded_queue_pairs(
+        QueueLocation::Embedded => embedded_queue_pairs(
             &global.data_dir,
             visibility,
             routes.map_or(DEFAULT_MAX_RECEIVE_COUNT, max_receive_count),
             dead_letter_retention,
         )
-        .map(|(std, ordered)| (std, Some(ordered)))
-        .map_err(|e| CliError::setup(format!("Cannot open the embedded queue: {e}"))),
+        .map(|(standard, ordered)| (standard, Some(ordered)))
+        .or_setup(|| "Cannot open the embedded queue".into())?,
+    };
+    if let Some(routes) = routes {
+        check_ordered(routes, ordered.as_ref())?;
     }
+    Ok((standard, ordered))
 }
 
 pub async fn backends(

@@ -27,10 +27,10 @@ pub async fn refresh(global: &Global, profile: Option<&str>) -> CliResult {
     let report = token_refresh::refresh(
         &routes,
         secrets.as_ref(),
-        &token_refresh::http_client().map_err(|e| CliError::setup(e.to_string()))?,
+        &token_refresh::http_client()?,
         deadline,
         profile,
-        true,
+        token_refresh::Renew::Always,
     )
     .await;
     for (name, outcome) in &report.profiles {

@@ -51,23 +51,31 @@ impl Report {
     }
 }
 
-/// Refreshes every oauth2 profile (or only `only`) whose token needs it, until `deadline`;
-/// with `force`, fresh tokens are renewed too (`routerctl token refresh`). One failing
-/// profile does not stop the others.
+/// Which tokens a refresh renews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renew {
+    /// Those that need it (the schedule's run).
+    IfDue,
+    /// Fresh ones too (`routerctl token refresh`).
+    Always,
+}
+
+/// Refreshes every oauth2 profile (or only `only`) whose token needs it (every one, with
+/// [`Renew::Always`]), until `deadline`. One failing profile does not stop the others.
 pub async fn refresh(
     routes: &Routes,
     secrets: &dyn SecretStore,
     http: &reqwest::Client,
     deadline: Instant,
     only: Option<&str>,
-    force: bool,
+    renew: Renew,
 ) -> Report {
     let mut report = Report::default();
     for (name, profile) in routes.oauth2_profiles() {
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let outcome = match refresh_one(profile, secrets, http, deadline, force).await {
+        let outcome = match refresh_one(profile, secrets, http, deadline, renew).await {
             Ok(o) => o,
             Err(e) => ProfileOutcome::Failed(e.to_string()),
         };
@@ -96,10 +104,11 @@ async fn refresh_one(
     secrets: &dyn SecretStore,
     http: &reqwest::Client,
     deadline: Instant,
-    force: bool,
+    renew: Renew,
 ) -> Result<ProfileOutcome, TokenError> {
     let current = read_token(secrets, &profile.token_secret).await;
-    if !force && freshness(current.as_ref(), router_core::time_fmt::unix_now()) == Freshness::Fresh
+    if renew == Renew::IfDue
+        && freshness(current.as_ref(), router_core::time_fmt::unix_now()) == Freshness::Fresh
     {
         let expires_at = current.map_or(0, |t| t.expires_at);
         return Ok(ProfileOutcome::Fresh { expires_at });
@@ -162,7 +171,7 @@ pub async fn invoke(
     http: &reqwest::Client,
     deadline: Instant,
 ) -> Result<serde_json::Value, String> {
-    let report = refresh(routes, secrets, http, deadline, None, false).await;
+    let report = refresh(routes, secrets, http, deadline, None, Renew::IfDue).await;
     let failures = report.failures();
     if failures.is_empty() {
         return Ok(serde_json::json!({ "profiles": report.profiles.len() }));

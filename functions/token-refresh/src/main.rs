@@ -5,7 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use router_core::config::Config;
 use router_core::routes::Routes;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Time kept back from the invocation's deadline to write results and return.
 const MARGIN: Duration = Duration::from_secs(2);
@@ -24,14 +24,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (routes, secrets, http) = (routes.clone(), secrets.clone(), http.clone());
         async move {
-            let deadline_ms = event.context.deadline;
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let left =
-                Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(MARGIN);
-            let deadline = tokio::time::Instant::now() + left;
+            let end = router_core::time_fmt::instant_at_unix_ms(event.context.deadline);
+            let now = std::time::Instant::now();
+            let deadline =
+                tokio::time::Instant::from_std(end.checked_sub(MARGIN).unwrap_or(now).max(now));
             token_refresh::invoke(&routes, secrets.as_ref(), &http, deadline)
                 .await
                 .map_err(Error::from)

@@ -79,12 +79,12 @@ impl Accepted {
 impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
         #[derive(Serialize)]
-        struct Answer<'a> {
+        struct AcceptedBody<'a> {
             status: &'static str,
             event_id: &'a str,
             deliveries: &'a [Delivery],
         }
-        let answer = Answer {
+        let answer = AcceptedBody {
             status: self.outcome(),
             event_id: self.event_id.as_str(),
             deliveries: &self.deliveries,

@@ -38,7 +38,7 @@ pub struct State {
     /// The delivering side's circuits, when it runs in this process (`routerctl serve`).
     pub circuits: Option<Arc<router_core::breaker::Breakers>>,
     /// How long a secret read from the store is used before it is read again.
-    pub secrets_reread: std::time::Duration,
+    pub secret_reread: std::time::Duration,
     /// The smoke sink's signing key.
     pub smoke_signer: smoke::SignerCache,
 }
@@ -57,10 +57,8 @@ pub enum InitError {
         "the ingest key secret `{id}`: {reason}; put a long random key in it (or {{\"current\": \"<key>\", \"next\": \"<key>\"}} during a change)"
     )]
     BadIngestKey { id: String, reason: String },
-    #[error(
-        "route `{0}` is ordered (ordering = \"session\"), but there is no FIFO queue: set ORDERED_QUEUE_URL and ORDERED_DEAD_LETTER_QUEUE_URL"
-    )]
-    NoOrderedQueue(String),
+    #[error(transparent)]
+    NoOrderedQueue(#[from] router_core::backends::NoOrderedQueue),
 }
 
 impl State {
@@ -71,11 +69,11 @@ impl State {
         backends: Backends,
         dlq_degraded_threshold: u64,
     ) -> Result<Self, InitError> {
-        Self::with_reread(routes, backends, dlq_degraded_threshold, SECRET_REREAD).await
+        Self::with_secret_reread(routes, backends, dlq_degraded_threshold, SECRET_REREAD).await
     }
 
     /// As [`State::new`], re-reading the ingest key every `reread`.
-    pub async fn with_reread(
+    pub async fn with_secret_reread(
         routes: Arc<Routes>,
         backends: Backends,
         dlq_degraded_threshold: u64,
@@ -105,11 +103,7 @@ impl State {
                 None
             }
         };
-        if backends.ordered.is_none()
-            && let Some(r) = routes.routes().iter().find(|r| r.ordered)
-        {
-            return Err(InitError::NoOrderedQueue(r.name.to_string()));
-        }
+        router_core::backends::check_ordered(&routes, backends.ordered.as_ref())?;
         let smoke_signer = smoke::signer_cache(backends.secrets.clone(), reread);
         Ok(Self {
             ordered: backends.ordered,
@@ -121,7 +115,7 @@ impl State {
             dlq_degraded_threshold,
             token_cache: Default::default(),
             circuits: None,
-            secrets_reread: reread,
+            secret_reread: reread,
             smoke_signer,
         })
     }

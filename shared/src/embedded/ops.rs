@@ -100,8 +100,16 @@ pub(super) struct Delete {
 pub(super) struct ChangeVisibility {
     pub queue: String,
     pub entries: Vec<(String, Duration)>,
-    /// The receive these entries end does not count (its handle is spent).
-    pub uncount: bool,
+    pub receive: ReceiveCount,
+}
+
+/// What a visibility change does to the receive it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReceiveCount {
+    /// It counts (a retry's delay: `ChangeMessageVisibility`).
+    Counted,
+    /// It does not (a release: its handle is spent, the next receive has this one's count).
+    Uncounted,
 }
 
 impl Operation for Insert {
@@ -143,7 +151,7 @@ impl Operation for ChangeVisibility {
     type Output = Vec<Result<(), QueueError>>;
 
     fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Self::Output> {
-        change_visibility(conn, &self.queue, &self.entries, self.uncount, now)
+        change_visibility(conn, &self.queue, &self.entries, self.receive, now)
     }
 
     /// A message made visible at once can be received at once.
@@ -274,10 +282,10 @@ fn change_visibility(
     conn: &Connection,
     queue: &str,
     entries: &[(String, Duration)],
-    uncount: bool,
+    receive: ReceiveCount,
     now: i64,
 ) -> rusqlite::Result<Vec<Result<(), QueueError>>> {
-    let mut change = conn.prepare_cached(if uncount {
+    let mut change = conn.prepare_cached(if receive == ReceiveCount::Uncounted {
         "UPDATE messages SET visible_at = ?4, receive_count = MAX(receive_count - 1, 0), receipt = NULL
          WHERE seq = ?1 AND queue = ?2 AND receipt = ?3 AND visible_at > ?5"
     } else {

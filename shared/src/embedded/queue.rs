@@ -7,7 +7,7 @@
 
 pub use super::ops::Redrive;
 
-use super::ops::{self, ChangeVisibility, Delete, Insert, Receive};
+use super::ops::{self, ChangeVisibility, Delete, Insert, Receive, ReceiveCount};
 use super::store::EmbeddedStore;
 use crate::ports::{
     EntryFailure, OutgoingMessage, Queue, QueueDepth, QueueError, Received, ReceivedMessage,
@@ -69,17 +69,17 @@ impl EmbeddedQueue {
         }
     }
 
-    /// Visibility changes; `uncount`: the receive they end is not counted.
+    /// Visibility changes, the receive they end counted or not.
     async fn change_visibility(
         &self,
         entries: Vec<(String, Duration)>,
-        uncount: bool,
+        receive: ReceiveCount,
     ) -> Vec<Result<(), QueueError>> {
         let n = entries.len();
         let op = ChangeVisibility {
             queue: self.name.clone(),
             entries,
-            uncount,
+            receive,
         };
         self.store.run(op).await.unwrap_or_else(|e| vec![Err(e); n])
     }
@@ -164,7 +164,8 @@ impl Queue for EmbeddedQueue {
         &self,
         entries: &[(String, Duration)],
     ) -> Vec<Result<(), QueueError>> {
-        self.change_visibility(entries.to_vec(), false).await
+        self.change_visibility(entries.to_vec(), ReceiveCount::Counted)
+            .await
     }
 
     /// In place, with the receive uncounted: the message keeps its place (in its group
@@ -177,7 +178,7 @@ impl Queue for EmbeddedQueue {
             .iter()
             .map(|(m, delay)| (m.receipt_handle.clone(), *delay))
             .collect();
-        self.change_visibility(changes, true)
+        self.change_visibility(changes, ReceiveCount::Uncounted)
             .await
             .into_iter()
             .map(|r| r.map(|()| Released::InPlace))

@@ -37,7 +37,7 @@ const GROUP_COMMIT_MAX: usize = 1024;
 #[derive(Debug)]
 pub struct EmbeddedStore {
     path: PathBuf,
-    writer: Sender<Box<dyn Request>>,
+    writer: Sender<Box<dyn Queued>>,
     /// Per queue: woken when a commit may have made one of its messages receivable, so a
     /// waiting receive polls only its own queue again.
     wakers: Wakers,
@@ -54,8 +54,8 @@ type Wakers = Arc<Mutex<BTreeMap<String, Arc<Notify>>>>;
 
 /// A request in the writer's queue, whatever its operation: run inside a group commit's
 /// transaction, answered once that transaction is committed (or has failed).
-trait Request: Send + std::fmt::Debug {
-    /// Runs the operation; its output is kept for [`Request::answer`].
+trait Queued: Send + std::fmt::Debug {
+    /// Runs the operation; its output is kept for [`Queued::answer`].
     fn run(&mut self, conn: &Connection, now: i64) -> rusqlite::Result<()>;
     /// The queue on which, once committed, it may have made a message receivable.
     fn wakes(&self) -> Option<&str>;
@@ -72,7 +72,7 @@ struct Pending<O: Operation> {
     reply: oneshot::Sender<Result<O::Output, QueueError>>,
 }
 
-impl<O: Operation> Request for Pending<O> {
+impl<O: Operation> Queued for Pending<O> {
     fn run(&mut self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
         self.output = Ok(self.op.apply(conn, now)?);
         Ok(())
@@ -109,7 +109,7 @@ fn writer(
     wakers: Wakers,
     retention: Arc<Mutex<BTreeMap<String, Duration>>>,
     restart: Arc<AtomicBool>,
-    requests: Receiver<Box<dyn Request>>,
+    requests: Receiver<Box<dyn Queued>>,
 ) {
     let mut upkeep = Upkeep::new(&path, retention);
     loop {
@@ -154,7 +154,7 @@ fn writer(
 fn commit_group(
     conn: &mut Connection,
     path: &Path,
-    mut group: Vec<Box<dyn Request>>,
+    mut group: Vec<Box<dyn Queued>>,
     wake: &dyn Fn(&str),
 ) {
     let now = now_ms();

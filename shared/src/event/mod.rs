@@ -151,97 +151,121 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// The event's fields as they are read, before the required ones are checked.
+#[derive(Default)]
+struct Fields {
+    id: Option<EventId>,
+    event_type: Option<EventType>,
+    name: Option<String>,
+    score: Option<f64>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    data: Option<Map<String, Value>>,
+}
+
+/// The field a key names; `None` for a key the contract does not know.
+fn slot(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "id" => "id",
+        "event_type" => "event_type",
+        "name" => "name",
+        "score" => "score",
+        "user_id" => "user_id",
+        "session_id" => "session_id",
+        "data" => "data",
+        _ => return None,
+    })
+}
+
+impl Fields {
+    /// Reads `raw` into `slot` (one of [`slot`]'s), or adds why it cannot be.
+    fn set(&mut self, slot: &'static str, raw: Raw, errors: &mut Problems) {
+        match slot {
+            "id" => self.id = parse_id(raw, errors),
+            "event_type" => self.event_type = parse_event_type(raw, errors),
+            "name" => self.name = raw.string("name", errors),
+            "user_id" => self.user_id = raw.string("user_id", errors),
+            "session_id" => self.session_id = raw.string("session_id", errors),
+            "score" => self.score = parse_score(raw, errors),
+            "data" => self.data = parse_data(raw, errors),
+            _ => unreachable!("every slot is matched above"),
+        }
+    }
+}
+
 fn build(
     fields: Vec<(String, Raw)>,
     idempotency_key: Option<&str>,
 ) -> Result<TriggerEvent, BodyError> {
     let mut errors = Problems::default();
     let mut seen: Vec<&'static str> = Vec::new();
-    let (mut id, mut event_type, mut name, mut score) = (None, None, None, None);
-    let (mut user_id, mut session_id, mut data) = (None, None, None);
-
+    let mut read = Fields::default();
     for (key, raw) in fields {
-        let slot: &'static str = match key.as_str() {
-            "id" => "id",
-            "event_type" => "event_type",
-            "name" => "name",
-            "score" => "score",
-            "user_id" => "user_id",
-            "session_id" => "session_id",
-            "data" => "data",
-            _ => {
-                errors.push_with(|| err(&crate::text::truncated(&key, 64), UNKNOWN_FIELD));
-                continue;
-            }
+        let Some(slot) = slot(&key) else {
+            errors.push_with(|| err(&crate::text::truncated(&key, 64), UNKNOWN_FIELD));
+            continue;
         };
         if seen.contains(&slot) {
             errors.push_with(|| err(slot, "appears more than once"));
             continue;
         }
         seen.push(slot);
-        if raw.is_null() {
-            continue;
-        }
-        match slot {
-            "id" => {
-                if let Some(s) = raw.string("id", &mut errors) {
-                    match EventId::parse(&s) {
-                        Ok(v) => id = Some(v),
-                        Err(reason) => errors.push(err("id", reason)),
-                    }
-                }
-            }
-            "event_type" => {
-                if let Some(s) = raw.string("event_type", &mut errors) {
-                    match EventType::parse(&s) {
-                        Some(t) => event_type = Some(t),
-                        None => errors.push(err(
-                            "event_type",
-                            format!(
-                                "must be one of {}, got `{}`",
-                                EventType::ALL.join(", "),
-                                crate::text::truncated(&s, 64)
-                            ),
-                        )),
-                    }
-                }
-            }
-            "name" => name = raw.string("name", &mut errors),
-            "user_id" => user_id = raw.string("user_id", &mut errors),
-            "session_id" => session_id = raw.string("session_id", &mut errors),
-            "score" => score = parse_score(raw, &mut errors),
-            "data" => data = parse_data(raw, &mut errors),
-            _ => unreachable!("every slot is matched above"),
+        if !raw.is_null() {
+            read.set(slot, raw, &mut errors);
         }
     }
 
-    if !seen.contains(&"event_type") || (event_type.is_none() && errors.none_for("event_type")) {
+    if !seen.contains(&"event_type") || (read.event_type.is_none() && errors.none_for("event_type"))
+    {
         errors.push(err(
             "event_type",
             format!("is required (one of {})", EventType::ALL.join(", ")),
         ));
     }
-    if id.is_none()
+    if read.id.is_none()
         && errors.none_for("id")
         && let Some(key) = idempotency_key
     {
         match EventId::parse(key) {
-            Ok(v) => id = Some(v),
+            Ok(v) => read.id = Some(v),
             Err(reason) => errors.push(err("Idempotency-Key", reason)),
         }
     }
-    match (errors.is_empty(), event_type) {
+    match (errors.is_empty(), read.event_type) {
         (true, Some(event_type)) => Ok(TriggerEvent {
-            id: id.unwrap_or_else(EventId::generate),
+            id: read.id.unwrap_or_else(EventId::generate),
             event_type,
-            name,
-            score: score.unwrap_or(1.0),
-            user_id,
-            session_id,
-            data,
+            name: read.name,
+            score: read.score.unwrap_or(1.0),
+            user_id: read.user_id,
+            session_id: read.session_id,
+            data: read.data,
         }),
         _ => Err(BodyError::Invalid(errors.kept, errors.more)),
     }
+}
+
+fn parse_id(raw: Raw, errors: &mut Problems) -> Option<EventId> {
+    let s = raw.string("id", errors)?;
+    EventId::parse(&s)
+        .map_err(|reason| errors.push(err("id", reason)))
+        .ok()
+}
+
+fn parse_event_type(raw: Raw, errors: &mut Problems) -> Option<EventType> {
+    let s = raw.string("event_type", errors)?;
+    let t = EventType::parse(&s);
+    if t.is_none() {
+        errors.push(err(
+            "event_type",
+            format!(
+                "must be one of {}, got `{}`",
+                EventType::ALL.join(", "),
+                crate::text::truncated(&s, 64)
+            ),
+        ));
+    }
+    t
 }
 
 fn parse_score(raw: Raw, errors: &mut Problems) -> Option<f64> {

@@ -3,7 +3,7 @@
 //! a JSON body with `userId` and `sessionId` strings of at most 256 characters, `text` of
 //! at most 10,000, `data` an object, at most 60 kB) and recording what it accepted.
 
-use super::http::{Recorded, Reply, Target};
+use super::http::{Canned, Recorded, TestServer};
 
 /// One request Cognigy accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +15,7 @@ pub struct Injected {
 
 #[derive(Debug, Clone)]
 pub struct FakeCognigy {
-    pub server: Target,
+    pub server: TestServer,
     pub token: String,
     /// While false, every request is answered 503 (an outage).
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -45,9 +45,9 @@ impl FakeCognigy {
         let available = up.clone();
         let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = accepted.clone();
-        let server = Target::start(move |req, _| {
+        let server = TestServer::start(move |req, _| {
             if !available.load(std::sync::atomic::Ordering::SeqCst) {
-                return Reply::status(503);
+                return Canned::status(503);
             }
             match check(req, &expected) {
                 Ok(()) => {
@@ -61,9 +61,9 @@ impl FakeCognigy {
                             .to_owned(),
                         body: req.json(),
                     });
-                    Reply::json("{}")
+                    Canned::json("{}")
                 }
-                Err((status, why)) => Reply::status(status).body(why),
+                Err((status, why)) => Canned::status(status).body(why),
             }
         })
         .await;

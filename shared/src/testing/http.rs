@@ -48,7 +48,7 @@ impl Gate {
 
 /// What the server answers.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub struct Canned {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -57,7 +57,7 @@ pub struct Reply {
     pub hold: Option<Gate>,
 }
 
-impl Reply {
+impl Canned {
     pub fn status(status: u16) -> Self {
         Self {
             status,
@@ -127,7 +127,7 @@ impl Recorded {
     }
 }
 
-type Responder = dyn Fn(&Recorded, usize) -> Reply + Send + Sync;
+type Responder = dyn Fn(&Recorded, usize) -> Canned + Send + Sync;
 
 struct ServerState {
     requests: Mutex<Vec<Recorded>>,
@@ -139,29 +139,31 @@ struct ServerState {
 
 /// A real HTTP server on 127.0.0.1. It stops with the test's runtime.
 #[derive(Clone)]
-pub struct Target {
+pub struct TestServer {
     pub port: u16,
     state: Arc<ServerState>,
 }
 
-impl std::fmt::Debug for Target {
+impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("port", &self.port).finish()
+        f.debug_struct("TestServer")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
-impl Target {
+impl TestServer {
     pub async fn start(
-        responder: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+        responder: impl Fn(&Recorded, usize) -> Canned + Send + Sync + 'static,
     ) -> Self {
         Self::start_on(0, responder).await
     }
 
-    /// As [`Target::start`], on `port` of 127.0.0.1 (0: any free one): a target that was
+    /// As [`TestServer::start`], on `port` of 127.0.0.1 (0: any free one): a target that was
     /// down (a [`closed_port`]) comes up.
     pub async fn start_on(
         port: u16,
-        responder: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+        responder: impl Fn(&Recorded, usize) -> Canned + Send + Sync + 'static,
     ) -> Self {
         let state = Arc::new(ServerState {
             requests: Mutex::new(Vec::new()),
@@ -181,12 +183,12 @@ impl Target {
     }
 
     /// Answers the replies in order, then the last one forever.
-    pub async fn scripted(replies: Vec<Reply>) -> Self {
+    pub async fn scripted(replies: Vec<Canned>) -> Self {
         Self::start(move |_, n| replies[n.min(replies.len() - 1)].clone()).await
     }
 
     pub async fn always(status: u16) -> Self {
-        Self::scripted(vec![Reply::status(status)]).await
+        Self::scripted(vec![Canned::status(status)]).await
     }
 
     pub fn base(&self) -> String {

@@ -287,23 +287,129 @@ impl SecretStore for MemorySecrets {
     }
 }
 
-/// A `std::io::Write` that keeps everything written, for capturing log output in tests
-/// (`tracing_subscriber::fmt().with_writer(move || capture.clone())`).
+/// A capture of this thread's log output, for tests: everything written while its guard
+/// lives, from code running on this thread (a `#[tokio::test]`'s tasks included).
+///
+/// One subscriber serves every capture of the process: the first capture installs it as
+/// the global default, and it writes each event into the capture of the thread that logs
+/// it (nothing, on a thread without one). Its per-event (dynamic) filter asks that thread, so
+/// tracing's per-callsite interest cache never holds a stale "nobody listens" for a
+/// callsite first reached on another thread, which a thread-local subscriber per test
+/// could: captures work in a test binary whose other tests log on other threads.
 #[derive(Debug, Clone, Default)]
 pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
 
-impl LogCapture {
-    /// Captures this thread's logs as the functions write them on Lambda (JSON, one object
-    /// per line, fields at the top level) until the guard is dropped.
-    pub fn json() -> (Self, tracing::subscriber::DefaultGuard) {
-        let capture = Self::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
+/// What a capture keeps: JSON lines as the functions write them on Lambda (info and
+/// above), or every level as plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaptureMode {
+    Json,
+    Everything,
+}
+
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<(LogCapture, CaptureMode)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Ends a capture when dropped (the thread's capture before it, if any, resumes).
+#[derive(Debug)]
+pub struct CaptureGuard(Option<(LogCapture, CaptureMode)>);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CAPTURING.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// The writer of one mode: this thread's capture when it is in that mode.
+struct ThreadCapture(CaptureMode);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadCapture {
+    type Writer = CaptureWriter;
+
+    fn make_writer(&'a self) -> CaptureWriter {
+        CaptureWriter(CAPTURING.with(|c| match &*c.borrow() {
+            Some((capture, mode)) if *mode == self.0 => Some(capture.clone()),
+            _ => None,
+        }))
+    }
+}
+
+/// Writes into a capture, or nowhere.
+#[derive(Debug)]
+pub struct CaptureWriter(Option<LogCapture>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(c) = &self.0 {
+            lock(&c.0).extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capturing(mode: CaptureMode, level: &tracing::Level) -> bool {
+    CAPTURING.with(|c| match &*c.borrow() {
+        Some((_, m)) if *m == mode => {
+            mode == CaptureMode::Everything || *level <= tracing::Level::INFO
+        }
+        _ => false,
+    })
+}
+
+/// Installs the process's one capturing subscriber (once).
+fn install_capturing_subscriber() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::dynamic_filter_fn;
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let json = tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_writer(move || writer.clone())
-            .finish();
-        (capture, tracing::subscriber::set_default(subscriber))
+            .with_writer(ThreadCapture(CaptureMode::Json))
+            .with_filter(dynamic_filter_fn(|m, _| {
+                capturing(CaptureMode::Json, m.level())
+            }));
+        let text = tracing_subscriber::fmt::layer()
+            .with_writer(ThreadCapture(CaptureMode::Everything))
+            .with_filter(dynamic_filter_fn(|m, _| {
+                capturing(CaptureMode::Everything, m.level())
+            }));
+        let subscriber = tracing_subscriber::registry().with(json).with(text);
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
+            panic!("LogCapture needs to be the global subscriber, and another one was set first");
+        }
+    });
+}
+
+impl LogCapture {
+    /// Captures this thread's logs as the functions write them on Lambda (JSON, one object
+    /// per line, fields at the top level; info and above) until the guard is dropped.
+    pub fn json() -> (Self, CaptureGuard) {
+        Self::start(CaptureMode::Json)
+    }
+
+    /// Captures every level of this thread's logs, as plain text, until the guard is
+    /// dropped.
+    pub fn everything() -> (Self, CaptureGuard) {
+        Self::start(CaptureMode::Everything)
+    }
+
+    fn start(mode: CaptureMode) -> (Self, CaptureGuard) {
+        install_capturing_subscriber();
+        let capture = Self::default();
+        let previous = CAPTURING.with(|c| c.borrow_mut().replace((capture.clone(), mode)));
+        // A callsite first reached while the subscriber was being installed may hold the
+        // interest of before; this recomputes every callsite's.
+        tracing::callsite::rebuild_interest_cache();
+        (capture, CaptureGuard(previous))
     }
 
     /// The JSON lines written so far.
@@ -317,16 +423,5 @@ impl LogCapture {
     /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&lock(&self.0)).into_owned()
-    }
-}
-
-impl std::io::Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

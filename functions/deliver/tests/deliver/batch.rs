@@ -7,15 +7,15 @@ use std::time::Duration;
 
 /// Three routes on one target: `/ok` answers 200, `/retry` 503, `/gone` 404, each only
 /// once `gate` is open, and then 400 ms later.
-async fn three_routes(gate: &Gate) -> (Target, String) {
+async fn three_routes(gate: &Gate) -> (TestServer, String) {
     let gate = gate.clone();
-    let target = Target::start(move |req, _| {
+    let target = TestServer::start(move |req, _| {
         let status = match req.path.as_str() {
             "/ok" => 200,
             "/retry" => 503,
             _ => 404,
         };
-        Reply::status(status)
+        Canned::status(status)
             .until(&gate)
             .after(Duration::from_millis(400))
     })
@@ -62,7 +62,7 @@ async fn records_are_delivered_concurrently_and_only_retries_are_reported() {
 
 #[tokio::test]
 async fn retries_of_one_batch_share_one_visibility_call() {
-    let target = Target::always(500).await;
+    let target = TestServer::always(500).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     let msgs: Vec<_> = (0..4)
         .map(|i| message(&job(&format!("evt_{i}"), ROUTE), 2))
@@ -76,7 +76,7 @@ async fn retries_of_one_batch_share_one_visibility_call() {
 
 #[tokio::test]
 async fn a_dead_letter_the_dlq_refuses_is_reported_failed_so_it_is_not_lost() {
-    let target = Target::always(404).await;
+    let target = TestServer::always(404).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     h.dlq.then(SendBehaviour::Unavailable);
     let msg = message(&job("evt_keep", ROUTE), 1);
@@ -87,11 +87,11 @@ async fn a_dead_letter_the_dlq_refuses_is_reported_failed_so_it_is_not_lost() {
 
 #[tokio::test]
 async fn a_stale_receipt_handle_is_logged_not_fatal() {
-    let target = Target::always(503).await;
+    let target = TestServer::always(503).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     h.queue
         .fail_visibility(QueueError::ReceiptInvalid("ReceiptHandleIsInvalid".into()));
-    let ok_target = Target::always(200).await;
+    let ok_target = TestServer::always(200).await;
     let h2 = Harness::new(&one_route(&ok_target.url("/hook"), ""));
     assert_eq!(
         h.run(vec![message(&job("evt_stale", ROUTE), 1)]).await,
@@ -192,7 +192,7 @@ async fn a_sink_that_wants_no_lines_gets_none() {
 
 #[tokio::test]
 async fn more_than_ten_dead_letters_go_out_in_calls_of_ten_and_a_refused_entry_is_kept() {
-    let target = Target::always(404).await;
+    let target = TestServer::always(404).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     // SQS accepts each call but fails its second entry.
     h.dlq

@@ -102,7 +102,7 @@ async fn an_unreadable_url_token_is_retried_and_never_shown() {
     );
 }
 
-fn reply_routes(cognigy: &FakeCognigy, backend: &Target) -> String {
+fn reply_routes(cognigy: &FakeCognigy, backend: &TestServer) -> String {
     format!(
         "{}[[route]]\nname = \"order-status\"\ntarget_url = \"{}\"\n\
          template = '{{\"order\": {{{{ event.data.text | tojson }}}}}}'\n\
@@ -117,7 +117,7 @@ fn reply_routes(cognigy: &FakeCognigy, backend: &Target) -> String {
 #[tokio::test]
 async fn a_backends_answer_is_queued_as_a_reply_job_and_injected() {
     let cognigy = FakeCognigy::start(TOKEN).await;
-    let backend = Target::scripted(vec![Reply::json(
+    let backend = TestServer::scripted(vec![Canned::json(
         r#"{"summary": "Shipped today", "eta": "2d"}"#,
     )])
     .await;
@@ -179,7 +179,7 @@ async fn a_backends_answer_is_queued_as_a_reply_job_and_injected() {
 #[tokio::test]
 async fn a_failed_backend_sends_on_failure_instead() {
     let cognigy = FakeCognigy::start(TOKEN).await;
-    let backend = Target::always(404).await;
+    let backend = TestServer::always(404).await;
     let h = harness(&reply_routes(&cognigy, &backend));
     assert!(!h.run_one(message(&job("evt_f", "order-status"), 1)).await);
     assert_eq!(
@@ -197,7 +197,7 @@ async fn a_failed_backend_sends_on_failure_instead() {
 #[tokio::test]
 async fn a_reply_that_cannot_be_queued_keeps_the_parent_on_the_queue() {
     let cognigy = FakeCognigy::start(TOKEN).await;
-    let backend = Target::scripted(vec![Reply::json(r#"{"summary": "ok"}"#)]).await;
+    let backend = TestServer::scripted(vec![Canned::json(r#"{"summary": "ok"}"#)]).await;
     let h = harness(&reply_routes(&cognigy, &backend));
     h.queue.then(SendBehaviour::Unavailable);
     assert!(
@@ -211,7 +211,7 @@ async fn a_reply_that_cannot_be_queued_keeps_the_parent_on_the_queue() {
 #[tokio::test]
 async fn a_reply_the_endpoint_refuses_is_dead_lettered_without_showing_the_token() {
     let cognigy = FakeCognigy::start("another-token").await;
-    let backend = Target::scripted(vec![Reply::json(r#"{"summary": "ok"}"#)]).await;
+    let backend = TestServer::scripted(vec![Canned::json(r#"{"summary": "ok"}"#)]).await;
     let h = harness(&reply_routes(&cognigy, &backend));
     assert!(!h.run_one(message(&job("evt_r", "order-status"), 1)).await);
     let queued = h.queue.sent();
@@ -248,25 +248,25 @@ async fn a_reply_that_fails_for_good_sends_on_failure_into_the_session_instead()
         r#"{{"summary": "ok", "pad": "{}"}}"#,
         "x".repeat(300 * 1024)
     );
-    let cases: [(&str, Reply); 5] = [
-        ("an answer over 256 KiB", Reply::json(&huge)),
-        ("text over Cognigy's 10,000 characters", Reply::json(&long)),
+    let cases: [(&str, Canned); 5] = [
+        ("an answer over 256 KiB", Canned::json(&huge)),
+        ("text over Cognigy's 10,000 characters", Canned::json(&long)),
         (
             "an answer that is not JSON",
-            Reply::status(200).body("plain words"),
+            Canned::status(200).body("plain words"),
         ),
         (
             "an answer without the field the template reads",
-            Reply::json(r#"{"other": 1}"#),
+            Canned::json(r#"{"other": 1}"#),
         ),
         (
             "an answer nesting deeper than 64 levels",
-            Reply::json(&deep_answer(126)),
+            Canned::json(&deep_answer(126)),
         ),
     ];
     for (case, answer) in cases {
         let cognigy = FakeCognigy::start(TOKEN).await;
-        let backend = Target::scripted(vec![answer]).await;
+        let backend = TestServer::scripted(vec![answer]).await;
         let h = harness(&reply_routes(&cognigy, &backend));
         let parent = job("evt_x", "order-status");
         assert!(!h.run_one(message(&parent, 1)).await, "{case}");

@@ -19,15 +19,15 @@ fn enrich_routes(target_url: &str, crm_url: &str) -> String {
 
 #[tokio::test]
 async fn the_lookups_answer_appears_in_the_body() {
-    let crm = Target::start(|req, _| {
+    let crm = TestServer::start(|req, _| {
         if req.path == "/users/usr_1" {
-            Reply::json(r#"{"tier": "gold", "id": "usr_1"}"#)
+            Canned::json(r#"{"tier": "gold", "id": "usr_1"}"#)
         } else {
-            Reply::status(404)
+            Canned::status(404)
         }
     })
     .await;
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
     h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(!h.run_one(message(&job("evt_enrich", ROUTE), 1)).await);
@@ -47,8 +47,8 @@ async fn the_lookups_answer_appears_in_the_body() {
 
 #[tokio::test]
 async fn a_lookup_answering_503_is_retried_and_nothing_is_delivered() {
-    let crm = Target::always(503).await;
-    let target = Target::always(200).await;
+    let crm = TestServer::always(503).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
     h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(h.run_one(message(&job("evt_crm_down", ROUTE), 1)).await);
@@ -60,8 +60,8 @@ async fn a_lookup_answering_503_is_retried_and_nothing_is_delivered() {
 
 #[tokio::test]
 async fn a_lookup_answering_404_is_permanent_and_says_it_was_the_lookup() {
-    let crm = Target::always(404).await;
-    let target = Target::always(200).await;
+    let crm = TestServer::always(404).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
     h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(!h.run_one(message(&job("evt_nouser", ROUTE), 1)).await);
@@ -76,8 +76,8 @@ async fn a_lookup_answering_404_is_permanent_and_says_it_was_the_lookup() {
 
 #[tokio::test]
 async fn a_lookup_answer_that_is_not_json_is_a_render_failure() {
-    let crm = Target::scripted(vec![Reply::status(200).body("<html>login</html>")]).await;
-    let target = Target::always(200).await;
+    let crm = TestServer::scripted(vec![Canned::status(200).body("<html>login</html>")]).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&enrich_routes(&target.url("/hook"), &crm.url("")));
     h.secrets.set_sequence("crm/token", &["crm-key"]);
     assert!(!h.run_one(message(&job("evt_html", ROUTE), 1)).await);

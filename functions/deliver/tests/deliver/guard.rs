@@ -12,7 +12,7 @@ fn guarded(target_url: &str) -> String {
     route_block(ROUTE, target_url, "")
 }
 
-async fn assert_blocked(h: &Harness, target: &Target, what: &str) {
+async fn assert_blocked(h: &Harness, target: &TestServer, what: &str) {
     let failed = h.run(vec![message(&job("evt_blocked", ROUTE), 1)]).await;
     assert!(failed.is_empty(), "{what}: dead-lettered, not retried");
     let sent = h.dlq.sent();
@@ -29,7 +29,7 @@ async fn assert_blocked(h: &Harness, target: &Target, what: &str) {
 
 #[tokio::test]
 async fn ip_literals_in_every_spelling_are_refused() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let p = target.port;
     for url in [
         format!("http://127.0.0.1:{p}/hook"),
@@ -54,7 +54,7 @@ async fn ip_literals_in_every_spelling_are_refused() {
 
 #[tokio::test]
 async fn localhost_is_refused_after_resolution() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&guarded(
         &target.url("/hook").replace("127.0.0.1", "localhost"),
     ));
@@ -76,7 +76,7 @@ impl Lookup for Table {
 
 #[tokio::test]
 async fn a_name_resolving_to_a_private_address_is_refused() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let lookup: Arc<dyn Lookup> = Arc::new(Table(HashMap::from([
         ("hooks.example.test", "127.0.0.1"),
         ("metadata.example.test", "169.254.169.254"),
@@ -99,7 +99,7 @@ async fn a_name_resolving_to_a_private_address_is_refused() {
 
 #[tokio::test]
 async fn the_enrich_lookup_is_guarded_too() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let toml = route_block(
         ROUTE,
         "https://example.com/hook",
@@ -113,7 +113,7 @@ async fn the_enrich_lookup_is_guarded_too() {
 
 #[tokio::test]
 async fn the_environment_opt_in_allows_private_targets() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::build(&guarded(&target.url("/hook")), true, None);
     assert!(h.deliverer.allow_private_targets());
     assert!(

@@ -26,7 +26,7 @@ fn expected_signature(id: &str, timestamp: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn every_delivery_carries_the_contract_headers_and_a_verifiable_signature() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"crm\""));
     h.secrets.set_sequence(
         "router/signing-key",
@@ -62,7 +62,7 @@ async fn every_delivery_carries_the_contract_headers_and_a_verifiable_signature(
 
 #[tokio::test]
 async fn without_signing_there_is_no_signature_but_id_and_timestamp_remain() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     h.run_one(message(&job("evt_plain", ROUTE), 1)).await;
     let req = &target.requests()[0];
@@ -73,7 +73,7 @@ async fn without_signing_there_is_no_signature_but_id_and_timestamp_remain() {
 
 #[tokio::test]
 async fn an_api_key_profile_sends_x_api_key_and_secrets_are_read_once() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"partner\""));
     h.secrets.set_sequence(
         "router/signing-key",
@@ -100,7 +100,7 @@ async fn an_api_key_profile_sends_x_api_key_and_secrets_are_read_once() {
 
 #[tokio::test]
 async fn a_missing_secret_is_retried_not_dead_lettered() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"crm\""));
     h.secrets.set_sequence(
         "router/signing-key",
@@ -113,7 +113,7 @@ async fn a_missing_secret_is_retried_not_dead_lettered() {
 
 #[tokio::test]
 async fn a_403_on_a_static_header_route_is_permanent_at_once() {
-    let target = Target::always(403).await;
+    let target = TestServer::always(403).await;
     let h = Harness::new(&signed_routes(&target.url("/hook"), "auth = \"crm\""));
     h.secrets.set_sequence(
         "router/signing-key",

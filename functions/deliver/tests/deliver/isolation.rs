@@ -33,7 +33,7 @@ fn saying(event_id: &str, route: &str, text: &str) -> DeliveryJob {
 }
 
 /// The attempt numbers the target saw, in order.
-fn attempts(target: &Target) -> Vec<u64> {
+fn attempts(target: &TestServer) -> Vec<u64> {
     target
         .requests()
         .iter()
@@ -73,10 +73,10 @@ async fn a_refused_delivery_waits_for_the_circuit_and_spends_no_attempt() {
 #[tokio::test]
 async fn a_delivery_refused_while_open_goes_out_once_it_closes_with_its_attempt_number() {
     // Times out twice (the route waits 1 s), then answers.
-    let target = Target::scripted(vec![
-        Reply::status(200).never(),
-        Reply::status(200).never(),
-        Reply::status(200),
+    let target = TestServer::scripted(vec![
+        Canned::status(200).never(),
+        Canned::status(200).never(),
+        Canned::status(200),
     ])
     .await;
     let h = Harness::new(&one_route(
@@ -128,9 +128,9 @@ async fn a_refused_delivery_is_dead_lettered_only_when_its_schedule_would_have_e
 
 #[tokio::test]
 async fn a_slow_endpoint_does_not_close_the_healthy_endpoints_of_its_host() {
-    let target = Target::start(|req, _| match req.path.as_str() {
-        "/slow" => Reply::status(200).never(),
-        _ => Reply::status(200),
+    let target = TestServer::start(|req, _| match req.path.as_str() {
+        "/slow" => Canned::status(200).never(),
+        _ => Canned::status(200),
     })
     .await;
     let routes = format!(
@@ -173,11 +173,11 @@ async fn a_slow_endpoint_does_not_close_the_healthy_endpoints_of_its_host() {
 #[tokio::test]
 async fn answers_that_depend_on_the_body_never_open_it_for_anyone() {
     // One word makes the target answer 500; everything else it takes.
-    let target = Target::start(|req, _| {
+    let target = TestServer::start(|req, _| {
         if req.body.contains("poison") {
-            Reply::status(500)
+            Canned::status(500)
         } else {
-            Reply::status(200)
+            Canned::status(200)
         }
     })
     .await;
@@ -211,7 +211,7 @@ async fn answers_that_depend_on_the_body_never_open_it_for_anyone() {
 
 #[tokio::test]
 async fn after_the_cool_down_two_probes_go_and_failing_they_reopen_it_for_twice_as_long() {
-    let target = Target::scripted(vec![Reply::status(200).never()]).await;
+    let target = TestServer::scripted(vec![Canned::status(200).never()]).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
         &format!("timeout_seconds = 1\n{QUICK}"),
@@ -241,11 +241,11 @@ async fn after_the_cool_down_two_probes_go_and_failing_they_reopen_it_for_twice_
 
 #[tokio::test]
 async fn the_first_answer_after_the_cool_down_closes_the_circuit() {
-    let target = Target::scripted(vec![
-        Reply::status(200).never(),
-        Reply::status(200).never(),
-        Reply::status(200).never(),
-        Reply::status(404),
+    let target = TestServer::scripted(vec![
+        Canned::status(200).never(),
+        Canned::status(200).never(),
+        Canned::status(200).never(),
+        Canned::status(404),
     ])
     .await;
     let h = Harness::new(&one_route(
@@ -285,7 +285,7 @@ async fn with_the_breaker_off_every_delivery_is_tried() {
 
 #[tokio::test]
 async fn an_attempt_that_cannot_finish_before_the_deadline_waits_without_counting() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     // timeout_seconds = 5: with 3 s of margin, it needs 8 s before the deadline.
     let h = Harness::new(&one_route(&target.url("/hook"), "timeout_seconds = 5"));
     let soon = Instant::now() + S(4);
@@ -314,7 +314,8 @@ async fn an_attempt_that_cannot_finish_before_the_deadline_waits_without_countin
 
 #[tokio::test]
 async fn max_in_flight_holds_a_routes_deliveries_to_n_at_a_time_without_spending_attempts() {
-    let target = Target::scripted(vec![Reply::status(200).after(Duration::from_millis(100))]).await;
+    let target =
+        TestServer::scripted(vec![Canned::status(200).after(Duration::from_millis(100))]).await;
     let h = Harness::new(&one_route(&target.url("/hook"), "max_in_flight = 1"));
     let msgs: Vec<_> = (0..3)
         .map(|i| message(&job(&format!("evt_{i}"), ROUTE), 1))
@@ -329,7 +330,7 @@ async fn max_in_flight_holds_a_routes_deliveries_to_n_at_a_time_without_spending
     // Without the cap the same three are out at once: the target holds them until all
     // three have arrived.
     let gate = Gate::new();
-    let free_target = Target::scripted(vec![Reply::status(200).until(&gate)]).await;
+    let free_target = TestServer::scripted(vec![Canned::status(200).until(&gate)]).await;
     let free = Harness::new(&one_route(&free_target.url("/hook"), ""));
     let msgs: Vec<_> = (0..3)
         .map(|i| message(&job(&format!("evt_f{i}"), ROUTE), 1))

@@ -12,12 +12,12 @@ fn oauth2_routes(target_url: &str) -> String {
 }
 
 /// A target that accepts only `Bearer fresh`.
-async fn wants_fresh_token() -> Target {
-    Target::start(|req, _| {
+async fn wants_fresh_token() -> TestServer {
+    TestServer::start(|req, _| {
         if req.header("authorization") == Some("Bearer fresh") {
-            Reply::status(200)
+            Canned::status(200)
         } else {
-            Reply::status(401)
+            Canned::status(401)
         }
     })
     .await

@@ -4,7 +4,7 @@ use crate::support::*;
 use router_core::domain::DeliveryJob;
 use std::time::Duration;
 
-fn ordered_routes(target: &Target) -> String {
+fn ordered_routes(target: &TestServer) -> String {
     one_route(
         &target.url("/timeline"),
         "ordering = \"session\"\nretry = { schedule = [\"7s\"], max_age = \"1h\" }",
@@ -17,7 +17,7 @@ fn session_job(event_id: &str, session: &str) -> DeliveryJob {
     j
 }
 
-fn ids_at(target: &Target) -> Vec<String> {
+fn ids_at(target: &TestServer) -> Vec<String> {
     target
         .requests()
         .iter()
@@ -34,11 +34,11 @@ async fn at_the_first_failure_of_a_group_the_rest_of_it_waits_and_other_groups_g
     );
     // a1 fails; everything else succeeds.
     let failing = a1.delivery_id.clone();
-    let target = Target::start(move |r, _| {
+    let target = TestServer::start(move |r, _| {
         if r.header("webhook-id") == Some(failing.as_str()) {
-            Reply::status(503)
+            Canned::status(503)
         } else {
-            Reply::status(200)
+            Canned::status(200)
         }
     })
     .await;
@@ -88,7 +88,7 @@ async fn at_the_first_failure_of_a_group_the_rest_of_it_waits_and_other_groups_g
 
 #[tokio::test]
 async fn a_dead_lettered_message_lets_the_next_of_its_group_go_once_the_dlq_took_it() {
-    let target = Target::scripted(vec![Reply::status(404), Reply::status(200)]).await;
+    let target = TestServer::scripted(vec![Canned::status(404), Canned::status(200)]).await;
     let h = Harness::new(&ordered_routes(&target));
     let (a1, a2) = (session_job("evt_a1", "s-a"), session_job("evt_a2", "s-a"));
     let (m1, m2) = (ordered_message(&a1, 1), ordered_message(&a2, 1));
@@ -117,7 +117,7 @@ async fn a_dead_lettered_message_lets_the_next_of_its_group_go_once_the_dlq_took
 
 #[tokio::test]
 async fn a_dead_letter_the_dlq_refused_stays_the_head_of_its_group() {
-    let target = Target::scripted(vec![Reply::status(404)]).await;
+    let target = TestServer::scripted(vec![Canned::status(404)]).await;
     let h = Harness::new(&ordered_routes(&target));
     let (a1, a2) = (session_job("evt_a1", "s-a"), session_job("evt_a2", "s-a"));
     let (m1, m2) = (ordered_message(&a1, 1), ordered_message(&a2, 1));
@@ -131,7 +131,8 @@ async fn a_dead_letter_the_dlq_refused_stays_the_head_of_its_group() {
 
 #[tokio::test]
 async fn a_groups_messages_go_one_after_another_in_order() {
-    let target = Target::scripted(vec![Reply::status(200).after(Duration::from_millis(50))]).await;
+    let target =
+        TestServer::scripted(vec![Canned::status(200).after(Duration::from_millis(50))]).await;
     let h = Harness::new(&ordered_routes(&target));
     let jobs: Vec<_> = (0..5)
         .map(|i| session_job(&format!("evt_{i}"), "s-a"))

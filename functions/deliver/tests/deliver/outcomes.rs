@@ -8,7 +8,7 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 #[tokio::test]
 async fn a_2xx_is_delivered_and_nothing_else_happens() {
     for status in [200, 201, 204] {
-        let target = Target::always(status).await;
+        let target = TestServer::always(status).await;
         let h = Harness::new(&one_route(&target.url("/hook"), ""));
         let job = job("evt_ok", ROUTE);
         assert!(!h.run_one(message(&job, 1)).await, "{status}: not failed");
@@ -30,11 +30,11 @@ async fn a_2xx_is_delivered_and_nothing_else_happens() {
 
 #[tokio::test]
 async fn a_500_three_times_then_200_is_delivered_on_attempt_4_after_the_schedules_delays() {
-    let target = Target::scripted(vec![
-        Reply::status(500),
-        Reply::status(500),
-        Reply::status(500),
-        Reply::status(200),
+    let target = TestServer::scripted(vec![
+        Canned::status(500),
+        Canned::status(500),
+        Canned::status(500),
+        Canned::status(200),
     ])
     .await;
     // No retry table: the contract's default schedule (5s, 30s, 5m, ...).
@@ -71,7 +71,7 @@ async fn a_500_three_times_then_200_is_delivered_on_attempt_4_after_the_schedule
 
 #[tokio::test]
 async fn a_404_is_dead_lettered_with_its_status_and_the_original_attributes() {
-    let target = Target::always(404).await;
+    let target = TestServer::always(404).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     let job = job("evt_404", ROUTE);
     let msg = message(&job, 1);
@@ -95,7 +95,7 @@ async fn a_404_is_dead_lettered_with_its_status_and_the_original_attributes() {
 
 #[tokio::test]
 async fn a_410_is_permanent() {
-    let target = Target::always(410).await;
+    let target = TestServer::always(410).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     assert!(!h.run_one(message(&job("evt_410", ROUTE), 2)).await);
     let a = h.dead_letter().attributes;
@@ -109,10 +109,10 @@ async fn a_410_is_permanent() {
 
 #[tokio::test]
 async fn a_429_waits_for_its_retry_after_clamped_to_the_schedule() {
-    let target = Target::scripted(vec![
-        Reply::status(429).header("retry-after", "120"),
-        Reply::status(429).header("retry-after", "1"),
-        Reply::status(503).header("retry-after", "999999"),
+    let target = TestServer::scripted(vec![
+        Canned::status(429).header("retry-after", "120"),
+        Canned::status(429).header("retry-after", "1"),
+        Canned::status(503).header("retry-after", "999999"),
     ])
     .await;
     let h = Harness::new(&one_route(
@@ -138,7 +138,7 @@ async fn a_429_waits_for_its_retry_after_clamped_to_the_schedule() {
 #[tokio::test]
 async fn a_timeout_is_retried_and_named_when_the_schedule_runs_out() {
     // A target that never answers: the attempt ends only because the route's timeout does.
-    let target = Target::scripted(vec![Reply::status(200).never()]).await;
+    let target = TestServer::scripted(vec![Canned::status(200).never()]).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
         "timeout_seconds = 1\nretry = { schedule = [\"5s\"], max_age = \"1h\" }",
@@ -184,7 +184,7 @@ async fn a_refused_connection_is_retried_and_named_when_the_schedule_runs_out() 
 
 #[tokio::test]
 async fn a_payload_over_max_payload_kb_is_dead_lettered_as_too_large_without_a_request() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
         "max_payload_kb = 1\ntemplate = '{\"pad\": {{ (\"x\" * 2000) | tojson }}}'",
@@ -205,7 +205,7 @@ async fn a_payload_over_max_payload_kb_is_dead_lettered_as_too_large_without_a_r
 
 #[tokio::test]
 async fn a_render_error_is_dead_lettered_without_a_request() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     for (template, expect) in [
         // An undefined name printed.
         (r#"'{"x": "{{ event.data.missing }}"}'"#, "undefined"),
@@ -227,7 +227,7 @@ async fn a_render_error_is_dead_lettered_without_a_request() {
 
 #[tokio::test]
 async fn an_exhausted_schedule_is_dead_lettered_with_the_last_status() {
-    let target = Target::always(503).await;
+    let target = TestServer::always(503).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
         "retry = { schedule = [\"1s\", \"1s\"], max_age = \"1h\" }",
@@ -252,7 +252,7 @@ async fn an_exhausted_schedule_is_dead_lettered_with_the_last_status() {
 
 #[tokio::test]
 async fn a_job_past_max_age_at_receive_is_dead_lettered_as_expired_without_an_attempt() {
-    let target = Target::always(200).await;
+    let target = TestServer::always(200).await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
     let old = job_aged("evt_old", ROUTE, Duration::from_secs(25 * 3600));
     assert!(!h.run_one(message(&old, 3)).await);
@@ -269,7 +269,7 @@ async fn a_job_past_max_age_at_receive_is_dead_lettered_as_expired_without_an_at
 
 #[tokio::test]
 async fn a_retry_that_would_land_past_max_age_is_dead_lettered_as_expired() {
-    let target = Target::always(500).await;
+    let target = TestServer::always(500).await;
     let h = Harness::new(&one_route(
         &target.url("/hook"),
         "retry = { schedule = [\"5m\"], max_age = \"2m\" }",
@@ -286,9 +286,9 @@ async fn a_retry_that_would_land_past_max_age_is_dead_lettered_as_expired() {
 
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
-    let elsewhere = Target::always(200).await;
-    let target = Target::scripted(vec![
-        Reply::status(302).header("location", &elsewhere.url("/stolen")),
+    let elsewhere = TestServer::always(200).await;
+    let target = TestServer::scripted(vec![
+        Canned::status(302).header("location", &elsewhere.url("/stolen")),
     ])
     .await;
     let h = Harness::new(&one_route(&target.url("/hook"), ""));
@@ -335,7 +335,7 @@ async fn every_delivery_log_line_names_the_event_and_the_delivery() {
         (500, "evt_logged_retry"),
         (400, "evt_logged_dead"),
     ] {
-        let target = Target::always(status).await;
+        let target = TestServer::always(status).await;
         let h = Harness::new(&one_route(&target.url("/hook"), ""));
         let job = job(event, ROUTE);
         h.run_one(message(&job, 1)).await;

@@ -9,7 +9,7 @@ use router_core::backends::{Backends, QueuePair};
 use router_core::domain::{DeliveryJob, EventId, EventType, RouteName, TriggerEvent};
 use router_core::ports::{OutgoingMessage, ReceivedMessage};
 use router_core::routes::Routes;
-pub use router_core::testing::http::{Gate, Reply, Target, closed_port};
+pub use router_core::testing::http::{Canned, Gate, TestServer, closed_port};
 pub use router_core::testing::{FakeQueue, MemorySecrets, SendBehaviour};
 use router_core::wire::queue::job_message;
 use std::path::Path;

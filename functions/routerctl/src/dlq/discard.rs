@@ -1,8 +1,8 @@
 //! `routerctl dlq discard`.
 
-use super::{DeadLetterRow, Filter, QueuePair, page, print_table, release};
+use super::{DeadLetterRow, Filter, Pair, QueuePair, page, print_table, release};
 use crate::error::{CliError, CliResult};
-use router_core::ports::MAX_BATCH;
+use router_core::ports::{MAX_BATCH, Queue};
 
 /// Which dead letters `discard` takes: these delivery ids, or what the filter picks.
 #[derive(Debug)]
@@ -21,55 +21,20 @@ impl Pick {
     }
 }
 
+/// Per queue, the receipts of the picked dead letters (held until deleted or released).
+type Held<'a> = Vec<(&'a dyn Queue, Vec<String>)>;
+
 /// `dlq discard`: deletes the picked dead letters after a confirmation.
-pub(super) async fn discard(pairs: &[(bool, QueuePair)], pick: &Pick, yes: bool) -> CliResult {
-    let now = time::OffsetDateTime::now_utc();
-    // Per queue: the receipts of the picked dead letters (held until deleted or released).
-    let mut held: Vec<(&dyn router_core::ports::Queue, Vec<String>)> = Vec::new();
-    let mut rows = Vec::new();
-    let all_found = |rows: &[DeadLetterRow]| {
-        !pick.ids.is_empty()
-            && pick
-                .ids
-                .iter()
-                .all(|id| rows.iter().any(|r| &r.delivery_id == id))
-    };
-    for (_, pair) in pairs {
-        let dlq = pair.dead_letters.as_ref();
-        let (mut picked, mut kept, mut read) = (Vec::new(), Vec::new(), 0);
-        // Page by page, keeping rows and receipts; named ids stop the scan once all found.
-        while !all_found(&rows) {
-            let got = page(dlq, &mut read).await?;
-            if got.is_empty() {
-                break;
-            }
-            for m in got {
-                let row = DeadLetterRow::from_message(&m, now);
-                if pick.matches(&row) {
-                    picked.push(m.receipt_handle);
-                    rows.push(row);
-                } else {
-                    kept.push(m.receipt_handle);
-                }
-            }
-        }
-        release(dlq, &kept).await;
-        held.push((dlq, picked));
-    }
-    let missing: Vec<&String> = pick
+pub(super) async fn discard(pairs: &[(Pair, QueuePair)], pick: &Pick, yes: bool) -> CliResult {
+    let (held, rows) = collect(pairs, pick).await?;
+    let missing: Vec<&str> = pick
         .ids
         .iter()
         .filter(|id| !rows.iter().any(|r| &r.delivery_id == *id))
+        .map(String::as_str)
         .collect();
     if !missing.is_empty() {
-        eprintln!(
-            "Not in the dead-letter queue: {}",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        eprintln!("Not in the dead-letter queue: {}", missing.join(", "));
     }
     if rows.is_empty() {
         println!("Nothing to discard.");
@@ -107,6 +72,46 @@ pub(super) async fn discard(pairs: &[(bool, QueuePair)], pick: &Pick, yes: bool)
     }
     println!("Discarded {n} dead letter{plural}.");
     Ok(())
+}
+
+/// The picked dead letters' rows, and their receipts held per queue (the others are
+/// released). Page by page; named ids stop the scan once all are found.
+async fn collect<'a>(
+    pairs: &'a [(Pair, QueuePair)],
+    pick: &Pick,
+) -> CliResult<(Held<'a>, Vec<DeadLetterRow>)> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut held: Held<'a> = Vec::new();
+    let mut rows = Vec::new();
+    let all_found = |rows: &[DeadLetterRow]| {
+        !pick.ids.is_empty()
+            && pick
+                .ids
+                .iter()
+                .all(|id| rows.iter().any(|r| &r.delivery_id == id))
+    };
+    for (_, pair) in pairs {
+        let dlq = pair.dead_letters.as_ref();
+        let (mut picked, mut kept, mut read) = (Vec::new(), Vec::new(), 0);
+        while !all_found(&rows) {
+            let got = page(dlq, &mut read).await?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                let row = DeadLetterRow::from_message(&m, now);
+                if pick.matches(&row) {
+                    picked.push(m.receipt_handle);
+                    rows.push(row);
+                } else {
+                    kept.push(m.receipt_handle);
+                }
+            }
+        }
+        release(dlq, &kept).await;
+        held.push((dlq, picked));
+    }
+    Ok((held, rows))
 }
 
 /// Asks on stderr and reads one line from stdin: only `yes` (or `y`) confirms.

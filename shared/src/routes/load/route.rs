@@ -52,14 +52,7 @@ pub(super) fn route(
             .ok()
     });
     let target = route_target(&s, parts, diag);
-    let route_auth = auth::profile_ref(&s, auth, diag);
-    if route_auth.is_some() && s.has("cognigy") {
-        s.error(
-            diag,
-            "auth",
-            "a route with `cognigy` needs no auth profile: the endpoint's URL token is its credential",
-        );
-    }
+    let route_auth = route_auth(&s, auth, diag);
     let timeout = s.int_in("timeout_seconds", 1..=30, diag).unwrap_or(15);
     let max_kb = s.int_in("max_payload_kb", 1..=1024, diag).unwrap_or(256);
     let retry = match s.table("retry", diag) {
@@ -71,18 +64,7 @@ pub(super) fn route(
         .map(|t| enrich_table(&loc, t, auth, diag));
     let triggers = triggers(&s, diag);
     let breaker = super::breaker_settings(&s, parts.breaker, diag);
-    let ordered = match s.str("ordering", diag) {
-        None | Some("none") => Some(false),
-        Some("session") => Some(true),
-        Some(other) => {
-            s.error(
-                diag,
-                "ordering",
-                format!("must be \"session\" or \"none\", got \"{other}\""),
-            );
-            None
-        }
-    };
+    let ordered = ordering(&s, diag);
     let max_in_flight = s
         .int_in("max_in_flight", 1..=10_000, diag)
         .map(|n| n as u32);
@@ -94,34 +76,9 @@ pub(super) fn route(
         let allowed = templates::context_names(enrich.is_some());
         templates::compile_payload(&s, renderer, name.as_str(), &src, &allowed, diag);
     }
-    let reply = match s.table("reply", diag) {
-        Some(_) if s.has("cognigy") => {
-            s.error(
-                diag,
-                "reply",
-                "a route with `cognigy` already answers into the session; `reply` goes with `target_url`",
-            );
-            None
-        }
-        Some(t) => Some(cognigy::reply(
-            &s,
-            t,
-            parts.cognigy,
-            renderer,
-            name.as_str(),
-            diag,
-        )),
-        None => None,
-    };
+    let reply = reply(&s, parts, renderer, name.as_str(), diag);
     let enrich = match enrich {
-        Some(e) => {
-            let url = templates::compile_enrich_url(&e.section, renderer, name.as_str(), diag);
-            Some(Enrich {
-                auth: e.auth,
-                timeout: e.timeout,
-                url: url?,
-            })
-        }
+        Some(e) => Some(compile_enrich(e, renderer, name.as_str(), diag)?),
         None => None,
     };
     let reply = match reply {
@@ -141,6 +98,77 @@ pub(super) fn route(
         max_in_flight,
         reply,
         ordered: ordered?,
+    })
+}
+
+/// The route's auth profile; a Cognigy route takes none (its URL token is the credential).
+fn route_auth(
+    s: &Section<'_>,
+    auth: &BTreeMap<String, AuthProfile>,
+    diag: &mut Diagnostics,
+) -> Option<String> {
+    let route_auth = auth::profile_ref(s, auth, diag);
+    if route_auth.is_some() && s.has("cognigy") {
+        s.error(
+            diag,
+            "auth",
+            "a route with `cognigy` needs no auth profile: the endpoint's URL token is its credential",
+        );
+    }
+    route_auth
+}
+
+/// `ordering`: `"session"` is ordered, `"none"` (the default) is not; `None` on an error.
+fn ordering(s: &Section<'_>, diag: &mut Diagnostics) -> Option<bool> {
+    match s.str("ordering", diag) {
+        None | Some("none") => Some(false),
+        Some("session") => Some(true),
+        Some(other) => {
+            s.error(
+                diag,
+                "ordering",
+                format!("must be \"session\" or \"none\", got \"{other}\""),
+            );
+            None
+        }
+    }
+}
+
+/// The `[route.reply]` table: `None` without one (and, an error, on a Cognigy route, which
+/// answers into the session already); `Some(None)` when the table has an error.
+fn reply(
+    s: &Section<'_>,
+    parts: &FileParts<'_>,
+    renderer: &mut Renderer,
+    name: &str,
+    diag: &mut Diagnostics,
+) -> Option<Option<crate::routes::Reply>> {
+    match s.table("reply", diag) {
+        Some(_) if s.has("cognigy") => {
+            s.error(
+                diag,
+                "reply",
+                "a route with `cognigy` already answers into the session; `reply` goes with `target_url`",
+            );
+            None
+        }
+        Some(t) => Some(cognigy::reply(s, t, parts.cognigy, renderer, name, diag)),
+        None => None,
+    }
+}
+
+/// The enrich lookup with its URL template compiled; `None` when the template has an error.
+fn compile_enrich(
+    e: EnrichTable<'_>,
+    renderer: &mut Renderer,
+    name: &str,
+    diag: &mut Diagnostics,
+) -> Option<Enrich> {
+    let url = templates::compile_enrich_url(&e.section, renderer, name, diag)?;
+    Some(Enrich {
+        auth: e.auth,
+        timeout: e.timeout,
+        url,
     })
 }
 
