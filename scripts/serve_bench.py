@@ -35,6 +35,9 @@ SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 # The baseline's event (trigger.lua), `id` made unique per request by the wrk script.
 EVENT_HEAD = '{"id":"evt_%s","event_type":"intent","name":"handover","score":0.92,"user_id":"usr_1","session_id":"sess_1","data":{"text":"agent please"'
+# The same event without an `id` (what a Cognigy flow sends unless it sets one): the router
+# names each event itself.
+EVENT_HEAD_NO_ID = '{"event_type":"intent","name":"handover","score":0.92,"user_id":"usr_1","session_id":"sess_1","data":{"text":"agent please"'
 TEMPLATE = ('{"user": {{ event.user_id | tojson }}, "session": {{ event.session_id | tojson }}, '
             '"text": {{ ("Intent " ~ event.name ~ " matched") | tojson }}, "said": {{ event.data.text | tojson }}, '
             '"score": {{ event.score }}, "delivery": {{ delivery.id | tojson }}}')
@@ -73,12 +76,12 @@ def baseline_python():
     return py
 
 
-def wrk_script(path, pad_bytes, prefix):
-    """A wrk script posting the baseline's event with a unique id (and `pad_bytes` more in
-    `data.pad`, for the size table)."""
+def wrk_script(path, pad_bytes, prefix, ids=True):
+    """A wrk script posting the baseline's event with a unique id, or with none when `ids`
+    is false (and `pad_bytes` more in `data.pad`, for the size table)."""
     pad = "x" * pad_bytes
     tail = '}}' if not pad_bytes else ',"pad":"%s"}}' % pad
-    body = (EVENT_HEAD % (prefix + "%d")) + tail
+    body = ((EVENT_HEAD % (prefix + "%d")) if ids else EVENT_HEAD_NO_ID.replace("%", "%%")) + tail
     with open(path, "w") as f:
         f.write('wrk.method = "POST"\n'
                 'wrk.headers["Content-Type"] = "application/json"\n'
@@ -142,7 +145,9 @@ class Serve:
     """`routerctl serve` on a fresh data dir (or the one of a `Serve` stopped with
     `keep=True`)."""
 
-    def __init__(self, routes_text, extra=(), reuse=None):
+    def __init__(self, routes_text, extra=(), reuse=None, log_level="warn"):
+        """`log_level` None runs serve with its default logging (`info`: an audit line per
+        trigger and a line per delivery), written to a file as a service manager would."""
         self.dir = reuse or tempfile.mkdtemp(prefix="serve-bench-")
         with open(os.path.join(self.dir, "routes.toml"), "w") as f:
             f.write(routes_text)
@@ -150,12 +155,15 @@ class Serve:
             f.write(f'"router/ingest-key" = "{KEY}"\n"router/signing-key" = "{SIGNING}"\n')
         self.port = free_port()
         self.data = os.path.join(self.dir, "data")
+        env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+        if log_level:
+            env["RUST_LOG"] = log_level
+        self.log = open(os.path.join(self.dir, "serve.log"), "w")
         self.proc = subprocess.Popen(
             [ROUTERCTL, "--routes", os.path.join(self.dir, "routes.toml"),
              "--secrets", os.path.join(self.dir, "secrets.toml"), "--data-dir", self.data,
              "serve", "--port", str(self.port), *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "RUST_LOG": "warn"})
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_port(self.port)
         self.base = f"http://127.0.0.1:{self.port}"
         self.trigger_url = self.base + "/api/v2/webhooks/trigger"
@@ -181,6 +189,7 @@ class Serve:
     def stop(self, keep=False):
         self.proc.terminate()
         self.proc.wait(timeout=60)
+        self.log.close()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -195,13 +204,13 @@ def wait_delivered(sink, want, timeout=600):
     raise SystemExit(f"only {sink.stats()['count']} of {want} deliveries arrived in {timeout} s")
 
 
-def whole_job(seconds, pad=0, n_routes=1, tmp=None):
+def whole_job(seconds, pad=0, n_routes=1, tmp=None, ids=True, log_level="warn"):
     """One wrk run into a fresh serve; returns the trigger figures, deliveries/s (first
     trigger to last delivery), and serve's peak RSS."""
     sink = Sink()
-    serve = Serve(routes_file(sink.url, n_routes))
+    serve = Serve(routes_file(sink.url, n_routes), log_level=log_level)
     script = os.path.join(tmp, "unique.lua")
-    wrk_script(script, pad, f"{int(time.time() * 1000)}_")
+    wrk_script(script, pad, f"{int(time.time() * 1000)}_", ids=ids)
     started_ms = time.time() * 1000
     w = wrk(serve.trigger_url, seconds, script)
     # Every 202 promised a delivery; wrk may count a request cut off at its end that serve
@@ -267,6 +276,136 @@ def section_serve(args, tmp):
         print(f"| {i} | {b['deliveries_per_s']:.0f} / {o['deliveries_per_s']:.0f} | {ratio(b, o, 'deliveries_per_s'):.1f}x "
               f"| {b['rps']:.0f} / {o['rps']:.0f} | {ratio(b, o, 'rps'):.1f}x | {b['p99']:.1f} / {o['p99']:.2f} "
               f"| {b['rss']:.1f} / {o['rss']:.1f} |")
+
+
+def section_shapes(args, tmp):
+    """What the headline's shape hides: events without an `id` (the router names them) and
+    serve's default logging (an audit line per trigger, a line per delivery), each against
+    the same run's baseline."""
+    log("== shapes")
+    shapes = [("unique ids, RUST_LOG=warn", True, "warn"),
+              ("no id, RUST_LOG=warn", False, "warn"),
+              ("unique ids, default logging (info, to a file)", True, None),
+              ("no id, default logging (info, to a file)", False, None)]
+    rows = []
+    for r in range(args.repeat):
+        log(f"== shapes, run {r + 1} of {args.repeat}")
+        b = baseline(args.seconds, tmp)
+        rows.append((b, [whole_job(args.seconds, tmp=tmp, ids=i, log_level=lv) for _, i, lv in shapes]))
+    print(f"\nThe event's shape and serve's logging, wrk -t1 -c32 -d{args.seconds}s, one signed route to a local "
+          f"sink; {args.repeat} runs, each measuring the baseline first (ratios are to that run's baseline):\n")
+    print("| run | shape | triggers/s | ratio | p99 ms | deliveries/s (whole job) | ratio | peak RSS MB |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for n, (b, outs) in enumerate(rows, 1):
+        print(f"| {n} | Python baseline | {b['rps']:.0f} | | {b['p99']:.2f} | {b['deliveries_per_s']:.0f} | | {b['rss']:.1f} |")
+        for (label, _, _), o in zip(shapes, outs):
+            print(f"| {n} | {label} | {o['rps']:.0f} | {o['rps'] / b['rps']:.1f}x | {o['p99']:.2f} "
+                  f"| {o['deliveries_per_s']:.0f} | {o['deliveries_per_s'] / b['deliveries_per_s']:.1f}x | {o['rss']:.1f} |")
+
+
+class ProbeSink:
+    """A target that records when each event first arrived (by the `event` its payload
+    names)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.lock = threading.Lock()
+        self.arrived = {}
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                with recorder.lock:
+                    recorder.arrived.setdefault(body["event"], time.monotonic())
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/probe"
+
+
+def probes(serve, sink, n, rate):
+    """`n` events at `rate` a second (each sent on time, whatever the last one's answer
+    took), from one kept-alive connection; returns each event's trigger-to-target
+    milliseconds (None for one that never arrived) and the trigger latencies."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=30)
+    sent, trigger_ms = {}, []
+    start = time.monotonic()
+    for i in range(n):
+        due = start + i / rate
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        event = f"probe_{i}"
+        body = json.dumps({"id": event, "event_type": "intent", "name": "probe", "user_id": "usr_1",
+                           "session_id": f"sess_{i}", "data": {"text": "agent please"}})
+        t0 = time.monotonic()
+        conn.request("POST", "/api/v2/webhooks/trigger", body,
+                     {"content-type": "application/json", "x-api-key": KEY})
+        resp = conn.getresponse()
+        resp.read()
+        trigger_ms.append((time.monotonic() - t0) * 1000)
+        if resp.status != 202:
+            raise SystemExit(f"probe {i}: {resp.status}")
+        sent[event] = t0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with sink.lock:
+            if len(sink.arrived) >= n:
+                break
+        time.sleep(0.05)
+    with sink.lock:
+        return [((sink.arrived[e] - t0) * 1000 if e in sink.arrived else None) for e, t0 in sent.items()], trigger_ms
+
+
+def section_tail(args, tmp):
+    """The slowest of 300 events at 50/s right after a burst: wrk pumps `--burst` seconds of
+    triggers (about 100,000 at serve's rate) into one route to the fast sink; once every
+    delivery has arrived, 300 probe events of another route (a Python target recording each
+    arrival) go in at 50 a second. The same probes into a fresh serve are the reference."""
+    log("== tail")
+    rows = []
+    for r in range(args.repeat):
+        for after_burst in (False, True):
+            sink, probe_sink = Sink(), ProbeSink()
+            routes = routes_file(sink.url) + (
+                f'[[route]]\nname = "probe"\ntarget_url = "{probe_sink.url}"\n'
+                "template = '{\"event\": {{ event.id | tojson }}}'\n"
+                'triggers = [{ event_type = "intent", name = "probe" }]\n')
+            serve = Serve(routes)
+            burst = 0
+            if after_burst:
+                script = os.path.join(tmp, "burst.lua")
+                wrk_script(script, 0, f"burst{int(time.time() * 1000)}_")
+                burst = wrk(serve.trigger_url, args.burst, script)["total"]
+                wait_delivered(sink, burst)
+            latencies, trigger_ms = probes(serve, probe_sink, 300, 50)
+            disk = serve.disk_mb()
+            serve.stop()
+            sink.stop()
+            probe_sink.server.shutdown()
+            arrived = sorted(v for v in latencies if v is not None)
+            rows.append((r + 1, burst, len(arrived), arrived, sorted(trigger_ms), disk))
+    print(f"\n300 events at 50/s (one connection), trigger to target, signed; after a burst of wrk -c32 "
+          f"-d{args.burst}s into the same serve (every burst delivery arrived first), and into a fresh serve:\n")
+    print("| run | burst before | arrived | trigger to target p50 / p99 / max ms | trigger p99 / max ms | on disk MB after |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for run, burst, n, arrived, trig, disk in rows:
+        def p(v, q):
+            return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))] if v else float("nan")
+        print(f"| {run} | {burst} | {n} of 300 | {p(arrived, 50):.1f} / {p(arrived, 99):.1f} / {max(arrived or [0]):.1f} "
+              f"| {p(trig, 99):.1f} / {max(trig):.1f} | {disk:.0f} |")
 
 
 def section_sizes(args, tmp):
@@ -374,6 +513,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--backlog", type=int, default=100_000)
+    ap.add_argument("--burst", type=int, default=6, help="seconds of wrk before the tail section's probes")
     ap.add_argument("--repeat", type=int, default=5, help="runs of the serve section (the median is reported)")
     ap.add_argument("sections", nargs="*", default=["serve", "sizes", "routes", "backlog"])
     args = ap.parse_args()

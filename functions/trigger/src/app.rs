@@ -156,17 +156,16 @@ async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accept
         .iter()
         .map(|r| DeliveryJob::new(&event, &r.name, received_at))
         .collect();
-    if !jobs.is_empty() {
-        let ordered: Vec<bool> = fired.iter().map(|r| r.ordered).collect();
-        if let Err(e) = enqueue_jobs(state, &jobs, &ordered).await {
-            let (problem, outcome) = enqueue_problem(&event.id, &e);
-            return Err(Rejection {
-                problem,
-                outcome,
-                event_id: Some(event.id),
-                routes: jobs.iter().map(|j| j.route.to_string()).collect(),
-            });
-        }
+    if !jobs.is_empty()
+        && let Err(e) = enqueue_jobs(state, &jobs, &fired).await
+    {
+        let (problem, outcome) = enqueue_problem(&event.id, &e);
+        return Err(Rejection {
+            problem,
+            outcome,
+            event_id: Some(event.id),
+            routes: jobs.iter().map(|j| j.route.to_string()).collect(),
+        });
     }
     Ok(Accepted {
         event_id: event.id,
@@ -181,33 +180,44 @@ async fn accept(state: &State, headers: &HeaderMap, body: Body) -> Result<Accept
 }
 
 /// Queues the jobs: an ordered route's on the FIFO queue (its session's group, the delivery
-/// id as deduplication id), the others on the standard queue. Every message is checked
-/// before any is sent, so nothing is half-queued for an event that can never be queued.
+/// id as deduplication id, the route's cap on the session's queued deliveries), the others
+/// on the standard queue. Every message is checked before any is sent, so nothing is
+/// half-queued for an event that can never be queued; the FIFO queue goes first, so a
+/// session at its cap refuses the event before anything of it was queued.
 async fn enqueue_jobs(
     state: &State,
     jobs: &[DeliveryJob],
-    ordered: &[bool],
+    routes: &[&Route],
 ) -> Result<(), EnqueueError> {
     let (mut standard, mut fifo) = (Vec::new(), Vec::new());
-    for (job, ordered) in jobs.iter().zip(ordered) {
-        if *ordered {
-            fifo.push(ordered_job_message(job, &job.delivery_id));
+    for (job, route) in jobs.iter().zip(routes) {
+        if route.ordered {
+            let mut m = ordered_job_message(job, &job.delivery_id);
+            m.group_cap = Some(route.max_queued_per_session);
+            fifo.push(m);
         } else {
             standard.push(job_message(job));
         }
     }
     enqueue::check(&standard)?;
     enqueue::check(&fifo)?;
-    if !standard.is_empty() {
-        enqueue::send_all(state.queue.as_ref(), standard).await?;
-    }
     if !fifo.is_empty() {
         let Some(ordered) = &state.ordered else {
             return Err(EnqueueError::Refused(
                 "there is no queue for ordered routes".to_owned(),
             ));
         };
-        enqueue::send_all(ordered.queue.as_ref(), fifo).await?;
+        let groups: Vec<(String, String)> = fifo
+            .iter()
+            .zip(jobs.iter().zip(routes).filter(|(_, r)| r.ordered))
+            .map(|(m, (job, _))| (m.group.clone().unwrap_or_default(), job.route.to_string()))
+            .collect();
+        enqueue::send_all(ordered.queue.as_ref(), fifo)
+            .await
+            .map_err(|e| e.naming_routes(&groups))?;
+    }
+    if !standard.is_empty() {
+        enqueue::send_all(state.queue.as_ref(), standard).await?;
     }
     Ok(())
 }
@@ -220,6 +230,15 @@ fn enqueue_problem(event_id: &EventId, e: &EnqueueError) -> (Problem, &'static s
             (Problem::message_too_large(*size, *limit), "too_large")
         }
         EnqueueError::Refused(why) => (Problem::unqueueable(why), "refused_by_queue"),
+        EnqueueError::SessionFull {
+            route,
+            queued,
+            cap,
+            retry_after,
+        } => (
+            Problem::session_full(route, *queued, *cap, *retry_after),
+            "session_full",
+        ),
         EnqueueError::Unavailable { .. } => {
             tracing::error!(event_id = event_id.as_str(), error = %e, "trigger: enqueue failed");
             (

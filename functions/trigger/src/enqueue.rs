@@ -7,6 +7,31 @@
 
 use router_core::ports::{OutgoingMessage, Queue, QueueError};
 use router_core::wire::queue::MAX_JOB_BYTES;
+use std::time::Duration;
+
+impl EnqueueError {
+    /// A [`EnqueueError::SessionFull`] names its route instead of its message group
+    /// (`groups`: each sent message's group and route).
+    pub fn naming_routes(self, groups: &[(String, String)]) -> Self {
+        match self {
+            Self::SessionFull {
+                route,
+                queued,
+                cap,
+                retry_after,
+            } => Self::SessionFull {
+                route: groups
+                    .iter()
+                    .find(|(g, _)| *g == route)
+                    .map_or(route, |(_, r)| r.clone()),
+                queued,
+                cap,
+                retry_after,
+            },
+            other => other,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnqueueError {
@@ -16,6 +41,18 @@ pub enum EnqueueError {
     /// The queue refuses a message for good (its content breaks a queue limit).
     #[error("the queue refuses the event: {0}")]
     Refused(String),
+    /// An ordered route's session holds its cap of queued deliveries: nothing was queued.
+    /// `route` is the message group until [`EnqueueError::naming_routes`] names it.
+    #[error(
+        "ordered route {route}: the session holds {queued} queued deliveries, its cap is {cap}"
+    )]
+    SessionFull {
+        route: String,
+        queued: u64,
+        cap: u32,
+        /// Until the session's oldest delivery is next attempted.
+        retry_after: Duration,
+    },
     /// The queue did not take every message now; a retry may succeed.
     #[error("{failed} of {total} messages were not accepted: {reason}")]
     Unavailable {
@@ -56,6 +93,19 @@ pub async fn send_all(
         for (m, r) in pending.into_iter().zip(results) {
             match r {
                 Ok(()) => {}
+                Err(QueueError::GroupFull {
+                    group,
+                    queued,
+                    cap,
+                    head_due_in,
+                }) => {
+                    return Err(EnqueueError::SessionFull {
+                        route: group,
+                        queued,
+                        cap,
+                        retry_after: head_due_in,
+                    });
+                }
                 Err(e) if e.is_permanent() => return Err(EnqueueError::Refused(e.to_string())),
                 Err(e) => {
                     last = Some(e);

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use router_core::event::FieldError;
 use serde::Serialize;
+use std::time::Duration;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -116,6 +117,21 @@ impl Problem {
             "the delivery queue did not accept every message; nothing was acknowledged, retry the request",
         );
         p.retry_after_s = Some(retry_after_s);
+        p
+    }
+
+    /// An ordered route's session holds its cap of queued deliveries: nothing of the event
+    /// was queued; `Retry-After` is when the session's oldest delivery is next attempted
+    /// (at least 1 s, at most 5 minutes).
+    pub fn session_full(route: &str, queued: u64, cap: u32, retry_after: Duration) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "ordered route {route}: this session has {queued} deliveries queued, at most {cap} may be (max_queued_per_session), and they go one at a time behind the oldest, which is not delivered yet. Nothing was queued; retry the request later"
+            ),
+        );
+        let secs = retry_after.as_millis().div_ceil(1000).clamp(1, 300);
+        p.retry_after_s = Some(secs as u32);
         p
     }
 

@@ -19,7 +19,6 @@ CREATE TABLE IF NOT EXISTS messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt       TEXT
 );
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
 CREATE TABLE IF NOT EXISTS dedup (
     queue TEXT    NOT NULL,
     id    TEXT    NOT NULL,
@@ -34,6 +33,35 @@ const GROUPS: &str = "
 ALTER TABLE messages ADD COLUMN grp TEXT;
 ";
 const GROUP_INDEX: &str = "CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, grp, seq) WHERE grp IS NOT NULL;";
+
+/// Only a group's head (its oldest message) can be received, so the others are `blocked`
+/// and left out of the index receives read: a receive's cost does not grow with how many
+/// messages wait behind a head, however long that head is retried. The triggers keep the
+/// rule in the database itself (so every connection, and any process, keeps it): when a
+/// head leaves its group (deleted, or moved to the dead-letter queue), the group's next
+/// message is unblocked. A send computes its own `blocked` ([`super::ops`]).
+const HEADS: &str = "
+ALTER TABLE messages ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET blocked = 1 WHERE grp IS NOT NULL AND EXISTS (
+    SELECT 1 FROM messages AS e WHERE e.queue = messages.queue AND e.grp = messages.grp AND e.seq < messages.seq);
+";
+const HEAD_INDEX: &str = "
+DROP INDEX IF EXISTS messages_ready;
+CREATE INDEX IF NOT EXISTS messages_heads ON messages (queue, visible_at, seq) WHERE blocked = 0;
+CREATE TRIGGER IF NOT EXISTS messages_head_deleted AFTER DELETE ON messages
+WHEN OLD.grp IS NOT NULL AND OLD.blocked = 0
+BEGIN
+    UPDATE messages SET blocked = 0 WHERE blocked = 1 AND seq = (
+        SELECT MIN(seq) FROM messages WHERE queue = OLD.queue AND grp = OLD.grp);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_head_moved AFTER UPDATE OF queue, grp ON messages
+WHEN OLD.grp IS NOT NULL AND OLD.blocked = 0
+    AND (NEW.queue IS NOT OLD.queue OR NEW.grp IS NOT OLD.grp)
+BEGIN
+    UPDATE messages SET blocked = 0 WHERE blocked = 1 AND seq = (
+        SELECT MIN(seq) FROM messages WHERE queue = OLD.queue AND grp = OLD.grp);
+END;
+";
 
 /// How often the writer looks after the files (between two commits, or when idle).
 pub(super) const TICK: Duration = Duration::from_millis(250);
@@ -78,8 +106,9 @@ pub(super) fn connect(path: &Path, cache_kib: u32) -> rusqlite::Result<Connectio
     Ok(conn)
 }
 
-/// Creates the schema, or brings an older one up to date: the `grp` column, and
-/// incremental auto-vacuum (a database made before it is rewritten once with VACUUM).
+/// Creates the schema, or brings an older one up to date: the `grp` and `blocked` columns
+/// (with the heads' index and triggers), and incremental auto-vacuum (a database made
+/// before it is rewritten once with VACUUM).
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
     if auto_vacuum != 2 {
@@ -88,15 +117,21 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")?;
     }
     conn.execute_batch(SCHEMA)?;
-    let has_groups: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_groups {
+    let has_column = |name: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+    };
+    if !has_column("grp")? {
         conn.execute_batch(GROUPS)?;
     }
     conn.execute_batch(GROUP_INDEX)?;
+    if !has_column("blocked")? {
+        conn.execute_batch(&format!("BEGIN; {HEADS} COMMIT;"))?;
+    }
+    conn.execute_batch(HEAD_INDEX)?;
     // Receipt handles name their row since; the index on them only cost writes.
     conn.execute_batch("DROP INDEX IF EXISTS messages_receipt;")
 }

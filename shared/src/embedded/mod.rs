@@ -7,6 +7,9 @@ mod secrets_file;
 mod store;
 mod upkeep;
 
+#[cfg(test)]
+mod tests;
+
 pub use queue::{EmbeddedQueue, QueueSettings, Redrive};
 pub use secrets_file::FileSecrets;
 pub use store::{EmbeddedStore, StoreSettings, WAL_LIMIT_BYTES};

@@ -41,15 +41,21 @@ fn receipt_row(handle: &str) -> Option<i64> {
     handle.split_once(':')?.0.parse().ok()
 }
 
-/// One row to insert: message id, body, attributes JSON, delay, group, deduplication id.
-pub(super) type Row = (
-    String,
-    String,
-    String,
-    Duration,
-    Option<String>,
-    Option<String>,
-);
+/// One message to insert.
+#[derive(Debug)]
+pub(super) struct Row {
+    pub message_id: String,
+    pub body: String,
+    /// The attributes as JSON.
+    pub attributes: String,
+    pub delay: Duration,
+    pub group: Option<String>,
+    pub dedup_id: Option<String>,
+    /// The most messages its group may hold once it is in ([`OutgoingMessage::group_cap`]).
+    ///
+    /// [`OutgoingMessage::group_cap`]: crate::ports::OutgoingMessage::group_cap
+    pub group_cap: Option<u32>,
+}
 
 /// A queue's redrive policy, as SQS keeps it on the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,10 +119,14 @@ pub(super) enum ReceiveCount {
 }
 
 impl Operation for Insert {
-    type Output = ();
+    /// `Err` when a row's group is full: then no row was inserted.
+    type Output = Result<(), GroupFull>;
 
-    fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
-        send(conn, &self.queue, &self.rows, now)
+    fn apply(&self, conn: &Connection, now: i64) -> rusqlite::Result<Self::Output> {
+        if let Some(full) = full_group(conn, &self.queue, &self.rows, now)? {
+            return Ok(Err(full));
+        }
+        send(conn, &self.queue, &self.rows, now).map(Ok)
     }
 
     fn wakes(&self) -> Option<&str> {
@@ -163,31 +173,119 @@ impl Operation for ChangeVisibility {
     }
 }
 
+/// A message group at its cap, and when its head is due to be received again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct GroupFull {
+    pub group: String,
+    pub queued: u64,
+    pub cap: u32,
+    /// Until the group's head is visible again (zero when it is visible now).
+    pub head_due_in: Duration,
+}
+
+/// The first row whose group would hold more than its cap with the rows before it in
+/// this send; rows whose deduplication id was seen within the window do not count (they
+/// are accepted without being queued again). Counting reads the group's entries of the
+/// group index only up to the cap.
+fn full_group(
+    conn: &Connection,
+    queue: &str,
+    rows: &[Row],
+    now: i64,
+) -> rusqlite::Result<Option<GroupFull>> {
+    let mut count = conn.prepare_cached(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE queue = ?1 AND grp = ?2 LIMIT ?3)",
+    )?;
+    let mut seen =
+        conn.prepare_cached("SELECT 1 FROM dedup WHERE queue = ?1 AND id = ?2 AND at >= ?3")?;
+    let mut head = conn.prepare_cached(
+        "SELECT visible_at FROM messages WHERE queue = ?1 AND grp = ?2 ORDER BY seq LIMIT 1",
+    )?;
+    let window_start = now - ms(DEDUP_WINDOW);
+    let mut adding: Vec<(&str, u64)> = Vec::new();
+    for row in rows {
+        let (Some(group), Some(cap)) = (&row.group, row.group_cap) else {
+            continue;
+        };
+        if let Some(d) = &row.dedup_id
+            && seen.exists(params![queue, d, window_start])?
+        {
+            continue;
+        }
+        let before = match adding.iter_mut().find(|(g, _)| *g == group.as_str()) {
+            Some((_, n)) => n,
+            None => {
+                adding.push((group.as_str(), 0));
+                &mut adding.last_mut().expect("just pushed").1
+            }
+        };
+        let queued: u64 =
+            count.query_row(params![queue, group, i64::from(cap) + 1], |r| r.get(0))?;
+        if queued + *before + 1 > u64::from(cap) {
+            // In flight or waiting for its retry, the head is visible again (received, or
+            // its retry due) at `visible_at`.
+            let visible_at: i64 = head
+                .query_row(params![queue, group], |r| r.get(0))
+                .optional()?
+                .unwrap_or(now);
+            let due = (visible_at - now).max(0);
+            return Ok(Some(GroupFull {
+                group: group.clone(),
+                queued,
+                cap,
+                head_due_in: Duration::from_millis(due as u64),
+            }));
+        }
+        *before += 1;
+    }
+    Ok(None)
+}
+
+/// Inserts the rows. A grouped row is `blocked` when its group already has a message:
+/// only a group's head is ever in the index receives read ([`super::db`]).
 fn send(conn: &Connection, queue: &str, rows: &[Row], now: i64) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at, grp)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at, grp, blocked)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                 ?7 IS NOT NULL AND EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND grp = ?7))",
     )?;
     let mut seen = conn.prepare_cached(
         "INSERT INTO dedup (queue, id, at) VALUES (?1, ?2, ?3)
          ON CONFLICT (queue, id) DO UPDATE SET at = excluded.at WHERE dedup.at < ?4",
     )?;
     let window_start = now - ms(DEDUP_WINDOW);
-    for (id, body, attrs, delay, grp, dedup) in rows {
+    for row in rows {
         // A deduplication id seen within the window: accepted, not queued again.
-        if let Some(d) = dedup
+        if let Some(d) = &row.dedup_id
             && seen.execute(params![queue, d, now, window_start])? == 0
         {
             continue;
         }
-        insert.execute(params![queue, id, body, attrs, now, now + ms(*delay), grp])?;
+        insert.execute(params![
+            queue,
+            row.message_id,
+            row.body,
+            row.attributes,
+            now,
+            now + ms(row.delay),
+            row.group
+        ])?;
     }
     Ok(())
 }
 
+/// The receive's query: a queue's visible heads in the order of the heads' index.
+pub(super) const RECEIVE: &str = "SELECT seq, message_id, body, attributes, sent_at, receive_count, grp FROM messages AS m
+         WHERE queue = ?1 AND blocked = 0 AND visible_at <= ?2
+           AND (grp IS NULL OR NOT EXISTS (
+                SELECT 1 FROM messages AS e WHERE e.queue = m.queue AND e.grp = m.grp AND e.seq < m.seq))
+         ORDER BY visible_at, seq LIMIT ?3";
+
 /// Up to `max` receivable messages, the earliest visible first; a grouped message only
 /// when no earlier one of its group is left (in flight, waiting, or visible): FIFO order per
-/// group. A message at its max receive count moves to the dead-letter queue instead.
+/// group. Only heads are read: the messages behind them are `blocked`, outside the index,
+/// so a long group costs a receive nothing. A message at its max receive count moves to
+/// the dead-letter queue instead (which unblocks the next of its group).
 fn receive(
     conn: &Connection,
     queue: &str,
@@ -196,15 +294,10 @@ fn receive(
     redrive: Option<&Redrive>,
     now: i64,
 ) -> rusqlite::Result<Vec<ReceivedMessage>> {
-    // In the order of the (queue, visible_at, seq) index: the first `max` visible rows are
-    // the first ones it reads, however many messages wait behind them or are in flight.
-    let mut select = conn.prepare_cached(
-        "SELECT seq, message_id, body, attributes, sent_at, receive_count, grp FROM messages AS m
-         WHERE queue = ?1 AND visible_at <= ?2
-           AND (grp IS NULL OR NOT EXISTS (
-                SELECT 1 FROM messages AS e WHERE e.queue = m.queue AND e.grp = m.grp AND e.seq < m.seq))
-         ORDER BY visible_at, seq LIMIT ?3",
-    )?;
+    // In the order of the heads' (queue, visible_at, seq) index: the first `max` visible
+    // rows are the first ones it reads, however many messages wait behind them or are in
+    // flight. The NOT EXISTS is the order's guard should a row be unblocked out of turn.
+    let mut select = conn.prepare_cached(RECEIVE)?;
     let mut take = conn.prepare_cached(
         "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE seq = ?1",
     )?;
@@ -317,18 +410,24 @@ fn change_visibility(
     Ok(out)
 }
 
-/// Visible and in-flight messages of a queue (read on the store's reading connection).
+/// Visible and in-flight messages of a queue (read on the store's reading connection). A
+/// message waiting behind its group's head counts as visible, as SQS counts it.
 pub(super) fn depth(conn: &Connection, queue: &str, now: i64) -> rusqlite::Result<QueueDepth> {
     let (visible, in_flight): (i64, i64) = conn
         .prepare_cached(
             "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0)
-             FROM messages WHERE queue = ?1",
+             FROM messages WHERE queue = ?1 AND blocked = 0",
         )?
         .query_row(params![queue, now], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, 0));
+    let blocked: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM messages WHERE queue = ?1 AND grp IS NOT NULL AND blocked = 1",
+        )?
+        .query_row(params![queue], |r| r.get(0))?;
     Ok(QueueDepth {
-        visible: visible as u64,
+        visible: (visible + blocked) as u64,
         in_flight: in_flight as u64,
     })
 }

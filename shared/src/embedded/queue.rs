@@ -105,16 +105,14 @@ impl Queue for EmbeddedQueue {
         limits::check_send(messages)?;
         let rows = messages
             .iter()
-            .map(|m| {
-                let attrs = serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
-                (
-                    ops::message_id(),
-                    m.body.clone(),
-                    attrs,
-                    m.delay,
-                    m.group.clone(),
-                    m.dedup_id.clone(),
-                )
+            .map(|m| ops::Row {
+                message_id: ops::message_id(),
+                body: m.body.clone(),
+                attributes: serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into()),
+                delay: m.delay,
+                group: m.group.clone(),
+                dedup_id: m.dedup_id.clone(),
+                group_cap: m.group_cap,
             })
             .collect();
         self.store
@@ -122,7 +120,13 @@ impl Queue for EmbeddedQueue {
                 queue: self.name.clone(),
                 rows,
             })
-            .await?;
+            .await?
+            .map_err(|full| QueueError::GroupFull {
+                group: full.group,
+                queued: full.queued,
+                cap: full.cap,
+                head_due_in: full.head_due_in,
+            })?;
         Ok(Vec::new())
     }
 

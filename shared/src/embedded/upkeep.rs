@@ -101,8 +101,10 @@ impl Upkeep {
             for (queue, keep) in queues {
                 let deleted = conn
                     .execute(
+                        // Dead letters are never blocked (they have no group): the heads'
+                        // index holds them all.
                         "DELETE FROM messages WHERE seq IN (
-                            SELECT seq FROM messages WHERE queue = ?1 AND sent_at < ?2 LIMIT ?3)",
+                            SELECT seq FROM messages WHERE queue = ?1 AND blocked = 0 AND sent_at < ?2 LIMIT ?3)",
                         params![queue, now - ms(keep), RETENTION_BATCH],
                     )
                     .unwrap_or(0);

@@ -23,6 +23,10 @@ pub struct OutgoingMessage {
     pub group: Option<String>,
     /// FIFO only: a message sent again with the same id within 5 minutes is dropped.
     pub dedup_id: Option<String>,
+    /// Grouped messages, embedded queue only: the most messages its group may hold with
+    /// it; a send that would go past it takes none of its messages
+    /// ([`QueueError::GroupFull`]). SQS cannot count a group's messages and ignores it.
+    pub group_cap: Option<u32>,
 }
 
 /// A message as received: its receipt handle is valid for this receive only.
@@ -123,6 +127,16 @@ pub enum QueueError {
     /// it cannot help.
     #[error("the queue refuses it: {0}")]
     BadRequest(String),
+    /// A message's group holds its [`OutgoingMessage::group_cap`] already: none of the
+    /// send's messages were taken. It may be taken once the group's head is delivered.
+    #[error("message group {group} holds {queued} messages, its cap is {cap}")]
+    GroupFull {
+        group: String,
+        queued: u64,
+        cap: u32,
+        /// Until the group's head is next received (zero: it is visible now).
+        head_due_in: Duration,
+    },
 }
 
 impl QueueError {

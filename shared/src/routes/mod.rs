@@ -45,11 +45,26 @@ pub struct Ingest {
     pub max_body_bytes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliverySettings {
     pub allow_private_targets: bool,
     /// `circuit_breaker`: the default for every route.
     pub breaker: BreakerSettings,
+    /// `max_queued_per_session`: the default for every ordered route.
+    pub max_queued_per_session: u32,
+}
+
+/// How many deliveries of one session an ordered route may hold queued by default.
+pub const MAX_QUEUED_PER_SESSION: u32 = 1000;
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            breaker: BreakerSettings::default(),
+            max_queued_per_session: MAX_QUEUED_PER_SESSION,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +161,9 @@ pub struct Route {
     /// `ordering = "session"`: one session's deliveries reach the target in the order
     /// their triggers were accepted (the FIFO queue).
     pub ordered: bool,
+    /// An ordered route: at most this many of one session's deliveries queued (the
+    /// embedded queue refuses the trigger past it; SQS cannot count them).
+    pub max_queued_per_session: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -32,6 +32,7 @@ pub fn message(received: &ReceivedMessage, d: &DeadLetter) -> OutgoingMessage {
         delay: Duration::ZERO,
         group: own.clone(),
         dedup_id: own,
+        group_cap: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn job_message(job: &DeliveryJob) -> OutgoingMessage {
         delay: Duration::ZERO,
         group: None,
         dedup_id: None,
+        group_cap: None,
     }
 }
 
@@ -114,6 +115,7 @@ pub fn released_copy(m: &ReceivedMessage, delay: Duration) -> OutgoingMessage {
         delay,
         group: None,
         dedup_id: None,
+        group_cap: None,
     }
 }
 

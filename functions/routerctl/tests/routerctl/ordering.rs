@@ -155,3 +155,153 @@ async fn an_event_without_a_session_is_422() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "session_id");
 }
+
+/// The event ids of `path`'s deliveries (any attempt), deduplicated.
+fn events_at(targets: &Targets, path: &str) -> Vec<String> {
+    let mut ids: Vec<String> = targets
+        .received_at(path)
+        .iter()
+        .filter_map(|d| {
+            let body: serde_json::Value = serde_json::from_str(&d.body).ok()?;
+            Some(body["event"].as_str()?.to_owned())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// A trigger's status, `Retry-After` and body.
+async fn post(serve: &Serve, body: &str) -> (u16, Option<u64>, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v2/webhooks/trigger", serve.base))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("serve answers");
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (
+        resp.status().as_u16(),
+        retry_after,
+        resp.json().await.unwrap_or_default(),
+    )
+}
+
+/// One session of an ordered route may hold `max_queued_per_session` deliveries: past it
+/// the trigger answers 429 with `Retry-After` and nothing of the event is queued (not its
+/// unordered route's delivery either); another session goes on meanwhile; once the stuck
+/// head is delivered there is room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_at_its_cap_is_refused_whole_while_others_go_on() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let targets = Targets::start().await;
+    let stuck = Arc::new(AtomicBool::new(true));
+    let failing = stuck.clone();
+    targets.respond_with("timeline", move |d| {
+        if failing.load(Ordering::SeqCst) && d.body.contains("stuck-") {
+            503
+        } else {
+            200
+        }
+    });
+    let ws = Workspace::new(&routes_for(
+        &targets,
+        &[
+            (
+                "timeline",
+                "ordering = \"session\"\nmax_queued_per_session = 3\n\
+                 retry = { schedule = [\"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"], max_age = \"1h\" }\n\
+                 triggers = [{ event_type = \"intent\" }]",
+            ),
+            ("plain", "triggers = [{ event_type = \"intent\" }]"),
+        ],
+    ));
+    let serve = ws.serve(&[]);
+    let event = |id: &str, session: &str| {
+        format!(r#"{{"id":"{id}","event_type":"intent","session_id":"{session}"}}"#)
+    };
+    for i in 1..=3 {
+        let (status, _, body) = post(&serve, &event(&format!("stuck-{i}"), "sess-stuck")).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // The head is being retried (a 503 at least once) with two behind it: the session is full.
+    assert!(
+        wait_until(|| targets.received_at("timeline").len() >= 2).await,
+        "the head was attempted"
+    );
+    let (status, retry_after, body) = post(&serve, &event("stuck-4", "sess-stuck")).await;
+    assert_eq!(status, 429, "{body}");
+    let retry_after = retry_after.expect("a Retry-After header");
+    assert!(
+        (1..=300).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("timeline") && detail.contains("max_queued_per_session"),
+        "{detail}"
+    );
+    assert!(detail.contains("3 deliveries queued"), "{detail}");
+    assert!(
+        serve.log().contains("session_full"),
+        "the audit line names it"
+    );
+
+    // Another session of the same route, and the unordered route, go on meanwhile.
+    let (status, _, body) = post(&serve, &event("free-1", "sess-free")).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        wait_until(
+            || events_at(&targets, "timeline").contains(&"free-1".to_owned())
+                && events_at(&targets, "plain").contains(&"free-1".to_owned())
+        )
+        .await,
+        "the other session was delivered\n{}",
+        serve.log()
+    );
+    assert!(
+        !events_at(&targets, "plain").contains(&"stuck-4".to_owned()),
+        "the refused event's unordered delivery was not queued"
+    );
+
+    // The target recovers: the three go out in order, and the session takes events again.
+    stuck.store(false, Ordering::SeqCst);
+    let three: Vec<String> = (1..=3).map(|i| format!("stuck-{i}")).collect();
+    assert!(
+        wait_until(|| {
+            let got = events_at(&targets, "timeline");
+            three.iter().all(|id| got.contains(id))
+        })
+        .await,
+        "the stuck session drained\n{}",
+        serve.log()
+    );
+    let deadline = tokio::time::Instant::now() + router_core::testing::PATIENCE;
+    loop {
+        let (status, _, body) = post(&serve, &event("stuck-4", "sess-stuck")).await;
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no room once the head was delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        wait_until(
+            || events_at(&targets, "timeline").contains(&"stuck-4".to_owned())
+                && events_at(&targets, "plain").contains(&"stuck-4".to_owned())
+        )
+        .await,
+        "{}",
+        serve.log()
+    );
+}

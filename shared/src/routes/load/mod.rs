@@ -70,7 +70,7 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         .array("route", diag)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let defaults = delivery.as_ref().map(|d| d.breaker).unwrap_or_default();
+    let defaults = delivery.clone().unwrap_or_default();
     let cognigy = file
         .table("cognigy", diag)
         .map(|t| cognigy::profiles(t, diag))
@@ -78,7 +78,8 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
     let parts = FileParts {
         auth: &auth,
         cognigy: &cognigy,
-        breaker: &defaults,
+        breaker: &defaults.breaker,
+        max_queued_per_session: defaults.max_queued_per_session,
         base_dir,
     };
     let routes = route_list(entries, &parts, &mut renderer, diag);
@@ -107,6 +108,8 @@ pub(super) struct FileParts<'a> {
     pub cognigy: &'a BTreeMap<String, super::CognigyEndpoint>,
     /// `[delivery] circuit_breaker`, the routes' default.
     pub breaker: &'a BreakerSettings,
+    /// `[delivery] max_queued_per_session`, the ordered routes' default.
+    pub max_queued_per_session: u32,
     /// Where `template_file`s are read from.
     pub base_dir: &'a Path,
 }
@@ -186,18 +189,29 @@ fn ingest(
     })
 }
 
+/// `max_queued_per_session` (of `[delivery]` or a route), when given and valid.
+pub(super) fn session_cap(s: &Section<'_>, diag: &mut Diagnostics) -> Option<u32> {
+    s.int_in("max_queued_per_session", 1..=1_000_000, diag)
+        .map(|n| n as u32)
+}
+
 /// `[delivery]`: settings for every outbound request.
 fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
     let s = Section::new(
         "[delivery]",
         "",
         t,
-        &["allow_private_targets", "circuit_breaker"],
+        &[
+            "allow_private_targets",
+            "circuit_breaker",
+            "max_queued_per_session",
+        ],
         diag,
     );
     DeliverySettings {
         allow_private_targets: s.bool("allow_private_targets", diag).unwrap_or(false),
         breaker: breaker_settings(&s, &BreakerSettings::default(), diag),
+        max_queued_per_session: session_cap(&s, diag).unwrap_or(super::MAX_QUEUED_PER_SESSION),
     }
 }
 

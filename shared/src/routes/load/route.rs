@@ -28,6 +28,7 @@ const ROUTE_KEYS: &[&str] = &[
     "cognigy",
     "reply",
     "ordering",
+    "max_queued_per_session",
 ];
 
 const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
@@ -64,7 +65,7 @@ pub(super) fn route(
         .map(|t| enrich_table(&loc, t, auth, diag));
     let triggers = triggers(&s, diag);
     let breaker = super::breaker_settings(&s, parts.breaker, diag);
-    let ordered = ordering(&s, diag);
+    let ordered = ordering(&s, parts.max_queued_per_session, diag);
     let max_in_flight = s
         .int_in("max_in_flight", 1..=10_000, diag)
         .map(|n| n as u32);
@@ -97,7 +98,8 @@ pub(super) fn route(
         breaker,
         max_in_flight,
         reply,
-        ordered: ordered?,
+        ordered: ordered?.0,
+        max_queued_per_session: ordered?.1,
     })
 }
 
@@ -118,8 +120,24 @@ fn route_auth(
     route_auth
 }
 
-/// `ordering`: `"session"` is ordered, `"none"` (the default) is not; `None` on an error.
-fn ordering(s: &Section<'_>, diag: &mut Diagnostics) -> Option<bool> {
+/// `ordering` and, for an ordered route, `max_queued_per_session` (else `default`);
+/// `None` on an error.
+fn ordering(s: &Section<'_>, default: u32, diag: &mut Diagnostics) -> Option<(bool, u32)> {
+    let ordered = ordered(s, diag);
+    let cap = super::session_cap(s, diag);
+    if cap.is_some() && ordered == Some(false) {
+        s.error(
+            diag,
+            "max_queued_per_session",
+            "only an ordered route (`ordering = \"session\"`) queues per session",
+        );
+        return None;
+    }
+    Some((ordered?, cap.unwrap_or(default)))
+}
+
+/// `ordering = "session"` is ordered, `"none"` (the default) is not; `None` on an error.
+fn ordered(s: &Section<'_>, diag: &mut Diagnostics) -> Option<bool> {
     match s.str("ordering", diag) {
         None | Some("none") => Some(false),
         Some("session") => Some(true),

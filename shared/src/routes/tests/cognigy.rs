@@ -220,3 +220,38 @@ fn ordered_routes_need_a_session_key() {
     let errs = errors(&with_route("name = 'bad'\nordering = \"strict\""));
     assert!(errs.iter().any(|e| e.contains("`ordering`")), "{errs:?}");
 }
+
+#[test]
+fn an_ordered_routes_session_cap_defaults_and_is_range_checked() {
+    let two = format!(
+        "{}\n{}",
+        with_route("name = 'timeline'\nordering = \"session\""),
+        with_route("name = 'capped'\nordering = \"session\"\nmax_queued_per_session = 50")
+    );
+    let r = parse(&two).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.get("timeline").unwrap().max_queued_per_session, 1000);
+    assert_eq!(r.get("capped").unwrap().max_queued_per_session, 50);
+    // `[delivery]` sets the default; a route's own wins.
+    let r = parse(&format!("[delivery]\nmax_queued_per_session = 20\n{two}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.delivery.max_queued_per_session, 20);
+    assert_eq!(r.get("timeline").unwrap().max_queued_per_session, 20);
+    assert_eq!(r.get("capped").unwrap().max_queued_per_session, 50);
+
+    let errs = errors(&with_route("name = 'plain'\nmax_queued_per_session = 5"));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`max_queued_per_session`") && e.contains("only an ordered route")),
+        "{errs:?}"
+    );
+    let errs = errors(&format!(
+        "[delivery]\nmax_queued_per_session = 0\n{}",
+        with_route("name = 'timeline'\nordering = \"session\"\nmax_queued_per_session = 'many'")
+    ));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].contains("must be between 1 and 1000000, got 0"),
+        "{errs:?}"
+    );
+    assert!(errs[1].contains("must be an integer"), "{errs:?}");
+}
