@@ -7,23 +7,44 @@
 //! [`text_fields`], which escapes newlines, ESC and every other control or bidirectional
 //! character ([`crate::text::escaped`]), so no field can forge a line or repaint a terminal.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
+
+thread_local! {
+    /// Each field's text before it is escaped: one buffer a thread, not one a field.
+    static FIELD: RefCell<String> = const { RefCell::new(String::new()) };
+}
 
 /// The text format's fields: `name=value`, space-delimited, the message bare, each value
 /// escaped.
 pub fn text_fields()
 -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        let mut raw = String::new();
-        let _ = write!(raw, "{value:?}");
-        let safe = crate::text::escaped(&raw, false);
-        if field.name() == "message" {
-            write!(w, "{safe}")
-        } else {
-            write!(w, "{}={safe}", field.name())
-        }
+        let mut write = |raw: &mut String| {
+            raw.clear();
+            let _ = write!(raw, "{value:?}");
+            let safe = crate::text::escaped(raw, false);
+            if field.name() == "message" {
+                write!(w, "{safe}")
+            } else {
+                write!(w, "{}={safe}", field.name())
+            }
+        };
+        // A value whose `Debug` formats a field of this thread itself gets a buffer of its
+        // own (no double borrow).
+        FIELD.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut raw) => {
+                let written = write(&mut raw);
+                if raw.capacity() > 4096 {
+                    // One large field (a target's answer) keeps no large buffer.
+                    *raw = String::new();
+                }
+                written
+            }
+            Err(_) => write(&mut String::new()),
+        })
     })
     .delimited(" ")
 }
@@ -104,5 +125,32 @@ mod tests {
             out.contains("WARN attempt failed; retrying boom\\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_field_whose_debug_logs_is_written_whole_without_a_panic() {
+        struct Logs;
+        impl std::fmt::Debug for Logs {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                tracing::info!(inner = "x\ny", "nested");
+                write!(f, "outer\u{1b}")
+            }
+        }
+        let buf = Buffer::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_target(false)
+            .fmt_fields(text_fields())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(field = ?Logs, "outer line");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("outer line field=outer\\u{1b}"), "{out}");
+        // (tracing itself drops an event logged while another is being written.)
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(!out.contains('\u{1b}'), "{out:?}");
     }
 }

@@ -15,7 +15,7 @@
 
 pub use super::db::{StoreSettings, WAL_LIMIT_BYTES};
 
-use super::db::{self, SMALL_CACHE_KIB, TICK, WRITER_CACHE_KIB, unavailable};
+use super::db::{self, SMALL_CACHE_KIB, WRITER_CACHE_KIB, unavailable};
 use super::ops::{self, Operation};
 use super::upkeep::{Upkeep, checkpoints};
 use crate::ports::{QueueDepth, QueueError};
@@ -113,7 +113,7 @@ fn writer(
 ) {
     let mut upkeep = Upkeep::new(&path, retention);
     loop {
-        let first = match requests.recv_timeout(TICK) {
+        let first = match requests.recv_timeout(upkeep.wait()) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 upkeep.tick(&conn);

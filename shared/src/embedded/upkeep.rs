@@ -26,13 +26,20 @@ const WAL_RESTART_BYTES: u64 = 8 << 20;
 /// Free pages are given back once there are more than this many and they are more than a
 /// quarter of the file ...
 const FREE_PAGES_MIN: i64 = 256;
-/// ... this many a tick (8 MiB at 4 KiB pages), so one tick never holds the writer long.
-const VACUUM_STEP: i64 = 2048;
+/// ... this many a tick (1 MiB at 4 KiB pages: 4 MiB a second), so one tick never holds
+/// the writer, and the triggers waiting on it, for more than a few milliseconds. (2,048
+/// pages a tick held it for tens of milliseconds after a burst: BENCHMARKS.md, the tail.)
+pub(super) const VACUUM_STEP: i64 = 256;
 
 /// How often messages past their queue's retention are looked for (more often for a
 /// retention shorter than twice this), and how many one tick deletes at most.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
-const RETENTION_BATCH: i64 = 10_000;
+const RETENTION_BATCH: i64 = 2_000;
+
+/// How many expired deduplication ids one step deletes: the ids of a burst on an ordered
+/// route (its FIFO sends) all expire together five minutes later, and deleting them in one
+/// statement held the writer for as long as the burst's size. While more are left, a step runs between every two group commits.
+pub(super) const DEDUP_BATCH: i64 = 1_000;
 
 /// How long the writer waits for readers of other processes before it gives up a
 /// truncating checkpoint (it tries again next tick).
@@ -45,6 +52,8 @@ pub(super) struct Upkeep {
     last_retention: Option<Instant>,
     /// Whether a commit changed anything since the last tick.
     pub(super) wrote: bool,
+    /// Whether expired deduplication ids are left after the last step.
+    dedup_behind: bool,
 }
 
 impl Upkeep {
@@ -55,14 +64,43 @@ impl Upkeep {
             last: Instant::now(),
             last_retention: None,
             wrote: false,
+            dedup_behind: false,
         }
     }
 
+    /// Whether [`Self::tick`] has work now: a tick is due, or expired deduplication ids
+    /// are left.
     pub(super) fn due(&self) -> bool {
-        self.last.elapsed() >= TICK
+        self.dedup_behind || self.last.elapsed() >= TICK
     }
 
+    /// How long the writer may wait for a request before it looks after the files again.
+    pub(super) fn wait(&self) -> Duration {
+        if self.dedup_behind {
+            Duration::ZERO
+        } else {
+            TICK.saturating_sub(self.last.elapsed())
+        }
+    }
+
+    /// One step of upkeep: a batch of expired deduplication ids, and the files' upkeep
+    /// once a tick.
     pub(super) fn tick(&mut self, conn: &Connection) {
+        let expired = conn
+            .execute(
+                "DELETE FROM dedup WHERE rowid IN (
+                    SELECT rowid FROM dedup WHERE at < ?1 ORDER BY at LIMIT ?2)",
+                params![now_ms() - ms(DEDUP_WINDOW), DEDUP_BATCH],
+            )
+            .unwrap_or(0);
+        self.dedup_behind = expired as i64 == DEDUP_BATCH;
+        if self.last.elapsed() >= TICK {
+            self.files(conn);
+        }
+    }
+
+    /// The files' upkeep: the WAL, free pages, retention.
+    fn files(&mut self, conn: &Connection) {
         let idle = !std::mem::take(&mut self.wrote);
         self.last = Instant::now();
         let wal = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
@@ -86,10 +124,6 @@ impl Upkeep {
             let _ = incremental_vacuum(conn, VACUUM_STEP);
         }
         let now = now_ms();
-        let _ = conn.execute(
-            "DELETE FROM dedup WHERE at < ?1",
-            params![now - ms(DEDUP_WINDOW)],
-        );
         let queues = lock(&self.retention).clone();
         // A retention shorter than the usual period is looked after more often.
         let every = queues
@@ -156,5 +190,96 @@ pub(super) fn checkpoints(conn: Connection, restart: Arc<AtomicBool>, stop: Rece
             // lets its next commit start the WAL over.
             restart.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::db;
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Connection, Upkeep) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let conn = db::connect(&path, 512).unwrap();
+        db::migrate(&conn).unwrap();
+        let upkeep = Upkeep::new(&path, Arc::default());
+        (dir, conn, upkeep)
+    }
+
+    fn dedup_ids(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM dedup", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn expired_deduplication_ids_go_in_batches_one_between_two_commits() {
+        let (_dir, conn, mut upkeep) = store();
+        let expired = now_ms() - ms(DEDUP_WINDOW) - 1_000;
+        let insert = |n: i64, at: i64, prefix: &str| {
+            for i in 0..n {
+                conn.execute(
+                    "INSERT INTO dedup (queue, id, at) VALUES ('q', ?1, ?2)",
+                    params![format!("{prefix}{i}"), at],
+                )
+                .unwrap();
+            }
+        };
+        insert(DEDUP_BATCH * 2 + 500, expired, "old");
+        insert(10, now_ms(), "new");
+        upkeep.last = Instant::now();
+        assert!(!upkeep.due());
+
+        // A tick's step deletes one batch; while expired ids are left, the writer steps
+        // again at once instead of a tick later.
+        upkeep.tick(&conn);
+        assert_eq!(dedup_ids(&conn), DEDUP_BATCH + 510);
+        assert!(upkeep.due());
+        assert_eq!(upkeep.wait(), Duration::ZERO);
+        upkeep.tick(&conn);
+        upkeep.tick(&conn);
+        assert_eq!(
+            dedup_ids(&conn),
+            10,
+            "only the ids inside the window are left"
+        );
+        assert!(!upkeep.due());
+        assert!(upkeep.wait() > Duration::ZERO);
+    }
+
+    #[test]
+    fn free_pages_are_given_back_a_bounded_step_a_tick() {
+        let (_dir, conn, mut upkeep) = store();
+        let pad = "x".repeat(4000);
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..3_000 {
+            conn.execute(
+                "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
+                 VALUES ('q', ?1, ?2, '{}', 0, 0)",
+                params![i.to_string(), pad],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("COMMIT; DELETE FROM messages;").unwrap();
+        let pages = |pragma: &str| -> i64 {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        let free = pages("freelist_count");
+        assert!(free > VACUUM_STEP * 4, "{free} free pages");
+        let mut ticks = 0;
+        while pages("freelist_count") > FREE_PAGES_MIN {
+            let before = pages("freelist_count");
+            upkeep.last = Instant::now() - TICK;
+            upkeep.tick(&conn);
+            let given_back = before - pages("freelist_count");
+            assert!(
+                given_back > 0 && given_back <= VACUUM_STEP,
+                "{given_back} pages in one tick"
+            );
+            ticks += 1;
+            assert!(ticks < 100);
+        }
+        assert!(ticks >= 4, "{ticks} ticks");
     }
 }
