@@ -90,8 +90,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn no_field_of_a_text_log_line_can_forge_a_line_or_repaint_the_terminal() {
+    /// The text format into a buffer.
+    fn text_subscriber() -> (Buffer, impl tracing::Subscriber + Send + Sync) {
         let buf = Buffer::default();
         let writer = buf.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -100,6 +100,12 @@ mod tests {
             .with_target(false)
             .fmt_fields(text_fields())
             .finish();
+        (buf, subscriber)
+    }
+
+    #[test]
+    fn no_field_of_a_text_log_line_can_forge_a_line_or_repaint_the_terminal() {
+        let (buf, subscriber) = text_subscriber();
         let answer = "boom\n2026-12-02T00:00:00Z  INFO delivered route=forged\u{1b}[2J\u{202e}";
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(
@@ -136,14 +142,7 @@ mod tests {
                 write!(f, "outer\u{1b}")
             }
         }
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_target(false)
-            .fmt_fields(text_fields())
-            .finish();
+        let (buf, subscriber) = text_subscriber();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(field = ?Logs, "outer line");
         });
