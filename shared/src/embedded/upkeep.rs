@@ -26,10 +26,10 @@ const WAL_RESTART_BYTES: u64 = 8 << 20;
 /// Free pages are given back once there are more than this many and they are more than a
 /// quarter of the file ...
 const FREE_PAGES_MIN: i64 = 256;
-/// ... this many a tick (1 MiB at 4 KiB pages: 4 MiB a second), so one tick never holds
-/// the writer, and the triggers waiting on it, for more than a few milliseconds. (2,048
-/// pages a tick held it for tens of milliseconds after a burst: BENCHMARKS.md, the tail.)
-pub(super) const VACUUM_STEP: i64 = 256;
+/// ... this many a tick (1 MiB at 4 KiB pages: 4 MiB a second), so one tick holds the
+/// writer, and the triggers waiting on it, for a small commit only (2,048 pages a tick
+/// was a commit of 8 MiB of WAL).
+const VACUUM_STEP: i64 = 256;
 
 /// How often messages past their queue's retention are looked for (more often for a
 /// retention shorter than twice this), and how many one tick deletes at most.
@@ -37,9 +37,10 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 const RETENTION_BATCH: i64 = 2_000;
 
 /// How many expired deduplication ids one step deletes: the ids of a burst on an ordered
-/// route (its FIFO sends) all expire together five minutes later, and deleting them in one
-/// statement held the writer for as long as the burst's size. While more are left, a step runs between every two group commits.
-pub(super) const DEDUP_BATCH: i64 = 1_000;
+/// route (its FIFO sends) all expire together five minutes later, and one statement
+/// deleting them all would hold the writer for a time that grows with the burst. While
+/// more are left, a step runs between every two group commits.
+const DEDUP_BATCH: i64 = 1_000;
 
 /// How long the writer waits for readers of other processes before it gives up a
 /// truncating checkpoint (it tries again next tick).
@@ -199,11 +200,18 @@ mod tests {
     use super::*;
 
     fn store() -> (tempfile::TempDir, Connection, Upkeep) {
+        store_keeping(BTreeMap::new())
+    }
+
+    /// A fresh database and its upkeep, with `retention` per queue.
+    fn store_keeping(
+        retention: BTreeMap<String, Duration>,
+    ) -> (tempfile::TempDir, Connection, Upkeep) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("queue.db");
         let conn = db::connect(&path, 512).unwrap();
         db::migrate(&conn).unwrap();
-        let upkeep = Upkeep::new(&path, Arc::default());
+        let upkeep = Upkeep::new(&path, Arc::new(Mutex::new(retention)));
         (dir, conn, upkeep)
     }
 
@@ -281,5 +289,46 @@ mod tests {
             assert!(ticks < 100);
         }
         assert!(ticks >= 4, "{ticks} ticks");
+    }
+
+    #[test]
+    fn messages_past_their_retention_go_a_bounded_batch_a_tick() {
+        let (_dir, conn, mut upkeep) = store_keeping(BTreeMap::from([(
+            "dlq".to_owned(),
+            Duration::from_secs(3600),
+        )]));
+        let insert = |queue: &str, n: i64, sent_at: i64| {
+            for i in 0..n {
+                conn.execute(
+                    "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at)
+                     VALUES (?1, ?2, '{}', '{}', ?3, 0)",
+                    params![queue, format!("{queue}{sent_at}-{i}"), sent_at],
+                )
+                .unwrap();
+            }
+        };
+        insert("dlq", RETENTION_BATCH + 500, 0);
+        insert("dlq", 5, now_ms());
+        insert("work", 5, 0);
+        let count = |queue: &str| -> i64 {
+            conn.query_row(
+                "SELECT COUNT(*) FROM messages WHERE queue = ?1",
+                params![queue],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        upkeep.last = Instant::now() - TICK;
+        upkeep.tick(&conn);
+        assert_eq!(count("dlq"), 505, "one batch a tick");
+        // A full batch: the rest goes at the next tick, not a minute later.
+        upkeep.last = Instant::now() - TICK;
+        upkeep.tick(&conn);
+        assert_eq!(count("dlq"), 5, "only those inside the retention are left");
+        assert_eq!(
+            count("work"),
+            5,
+            "a queue without a retention keeps its messages"
+        );
     }
 }
