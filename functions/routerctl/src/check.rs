@@ -1,6 +1,7 @@
-//! `routerctl routes check [FILE] [--probe]`: every load error; with `--probe`, also that
-//! each target and token URL answers (any HTTP status counts) and each template renders
-//! with a sample event.
+//! `routerctl routes check [FILE] [--event FILE] [--probe]`: every load error; with
+//! `--event`, which routes the event fires and why each does or does not; with `--probe`,
+//! also that each target and token URL answers (any HTTP status counts) and each template
+//! renders with a sample event.
 
 use crate::error::{CliError, CliResult, SetupContext};
 use router_core::domain::{DeliveryJob, EventId, TriggerEvent};
@@ -31,13 +32,16 @@ pub async fn run(path: &Path, probe: bool, event: Option<&Path>) -> CliResult {
         routes.routes().len(),
         routes.auth.len()
     );
-    if !probe {
-        return Ok(());
-    }
     let sample = match event {
         Some(p) => Some(read_event(p)?),
         None => None,
     };
+    if let Some(event) = &sample {
+        explain(&routes, event);
+    }
+    if !probe {
+        return Ok(());
+    }
     let problems = run_probe(&routes, sample.as_ref()).await;
     match problems {
         0 => Ok(()),
@@ -45,6 +49,40 @@ pub async fn run(path: &Path, probe: bool, event: Option<&Path>) -> CliResult {
             "The probe found {n} problem{}.",
             if n == 1 { "" } else { "s" }
         ))),
+    }
+}
+
+/// Prints, route by route, whether `event` fires it and why, and whether the trigger would
+/// refuse the event for the fields the fired routes need.
+fn explain(routes: &Routes, event: &TriggerEvent) {
+    let name = event
+        .name
+        .as_deref()
+        .map_or(String::new(), |n| format!(" {n:?}"));
+    println!(
+        "event {} ({}{name}, score {}):",
+        event.id.as_str(),
+        event.event_type.as_str(),
+        event.score
+    );
+    let mut fired = Vec::new();
+    for route in routes.routes() {
+        let (fires, notes) = route.explain(event);
+        let verdict = if fires { "fires" } else { "does not fire" };
+        println!("  route {}: {verdict} ({})", route.name, notes.join("; "));
+        if fires {
+            fired.push(route);
+        }
+    }
+    println!("{} of {} routes fire.", fired.len(), routes.routes().len());
+    for missing in Routes::missing_fields(&fired, event) {
+        println!(
+            "The trigger would refuse this event (422): field `{}` {}",
+            missing.field, missing.reason
+        );
+    }
+    if fired.is_empty() {
+        println!("The trigger would answer 200 unrouted: no route fires.");
     }
 }
 

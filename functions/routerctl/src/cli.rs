@@ -110,7 +110,9 @@ pub enum RoutesCommand {
         /// sample event.
         #[arg(long)]
         probe: bool,
-        /// The sample event for --probe (default: one built from each route's triggers).
+        /// A JSON file with a trigger event: say which routes it fires and why each does or
+        /// does not; with --probe, the sample the templates render (default: one built from
+        /// each route's triggers).
         #[arg(long)]
         event: Option<PathBuf>,
     },

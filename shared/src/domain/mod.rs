@@ -114,6 +114,16 @@ impl EventType {
             _ => return None,
         })
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::Entity => "entity",
+            Self::FlowStart => "flow_start",
+            Self::FlowEnd => "flow_end",
+            Self::Custom => "custom",
+        }
+    }
 }
 
 /// The trigger event (CONTRACT section 3), validated.

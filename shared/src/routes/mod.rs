@@ -4,11 +4,13 @@
 //! [`diagnostics`] while [`section`] reads each TOML table.
 
 pub mod cognigy;
+pub mod condition;
 mod diagnostics;
 mod load;
 mod section;
 
 pub use cognigy::{CognigyEndpoint, CognigyTarget, Mode, Reply, Target};
+pub use condition::Condition;
 pub use diagnostics::{LoadError, LoadErrors};
 
 use crate::breaker::BreakerSettings;
@@ -34,6 +36,9 @@ pub struct Routes {
     pub cognigy: BTreeMap<String, CognigyEndpoint>,
     routes: Vec<Route>,
     index: HashMap<String, usize>,
+    /// How many distinct paths the routes' conditions name, and how many distinct
+    /// conditions they hold (see [`condition::Lookup`]).
+    slots: (usize, usize),
     renderer: Renderer,
     path: PathBuf,
 }
@@ -180,10 +185,13 @@ pub struct Trigger {
     pub name: Option<String>,
     pub threshold: f64,
     pub negate: bool,
+    /// `where`: every one must hold.
+    pub conditions: Vec<Condition>,
 }
 
 impl Trigger {
-    /// Type matches, name matches (if given) and `score >= threshold`.
+    /// Type matches, name matches (if given), `score >= threshold`, and every `where`
+    /// condition holds.
     pub fn holds(&self, event: &TriggerEvent) -> bool {
         self.event_type == event.event_type
             && self
@@ -191,6 +199,51 @@ impl Trigger {
                 .as_deref()
                 .is_none_or(|n| event.name.as_deref() == Some(n))
             && event.score >= self.threshold
+            && self.conditions.iter().all(|c| c.holds(event))
+    }
+
+    /// As [`Self::holds`], each condition's value from `lookup`.
+    #[inline]
+    pub fn holds_in(&self, lookup: &condition::Lookup<'_>) -> bool {
+        let event = lookup.event();
+        self.event_type == event.event_type
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|n| event.name.as_deref() == Some(n))
+            && event.score >= self.threshold
+            && self.conditions.iter().all(|c| c.holds_in(lookup))
+    }
+
+    /// The first reason the trigger does not hold for `event`; `None` when it holds.
+    pub fn why_not(&self, event: &TriggerEvent) -> Option<String> {
+        if self.event_type != event.event_type {
+            return Some(format!(
+                "event_type is {}, not {}",
+                event.event_type.as_str(),
+                self.event_type.as_str()
+            ));
+        }
+        if let Some(want) = &self.name
+            && event.name.as_deref() != Some(want.as_str())
+        {
+            let got = condition::Condition {
+                path: condition::FieldPath::Name,
+                slot: usize::MAX,
+                id: usize::MAX,
+                test: condition::Test::Equals(condition::Scalar::Str(want.clone())),
+            };
+            return got.why_not(event);
+        }
+        if event.score < self.threshold {
+            return Some(format!(
+                "score {} is below the threshold {}",
+                event.score, self.threshold
+            ));
+        }
+        self.conditions
+            .iter()
+            .find_map(|c| c.why_not(event).map(|why| format!("where {why}")))
     }
 }
 
@@ -204,18 +257,64 @@ impl Route {
     /// At least one non-negated trigger holds and no negated one does; a route with only
     /// negated triggers fires when none of them holds.
     pub fn fires(&self, event: &TriggerEvent) -> bool {
+        self.fires_when(|t| t.holds(event))
+    }
+
+    /// As [`Self::fires`], the conditions' values from `lookup`.
+    #[inline]
+    pub fn fires_in(&self, lookup: &condition::Lookup<'_>) -> bool {
+        self.fires_when(|t| t.holds_in(lookup))
+    }
+
+    #[inline]
+    fn fires_when(&self, holds: impl Fn(&Trigger) -> bool) -> bool {
         let (mut has_positive, mut positive_holds) = (false, false);
         for t in &self.triggers {
             if t.negate {
-                if t.holds(event) {
+                if holds(t) {
                     return false;
                 }
             } else {
                 has_positive = true;
-                positive_holds = positive_holds || t.holds(event);
+                positive_holds = positive_holds || holds(t);
             }
         }
         positive_holds || !has_positive
+    }
+
+    /// Whether the route fires for `event`, and why, trigger by trigger (`routes check
+    /// --event`); agrees with [`Self::fires`].
+    pub fn explain(&self, event: &TriggerEvent) -> (bool, Vec<String>) {
+        let mut notes = Vec::new();
+        let (mut has_positive, mut positive_holds, mut vetoed) = (false, false, false);
+        for (i, t) in self.triggers.iter().enumerate() {
+            let n = i + 1;
+            let why = t.why_not(event);
+            match (t.negate, why) {
+                (true, None) => {
+                    vetoed = true;
+                    notes.push(format!(
+                        "negated trigger {n} holds, so the route does not fire"
+                    ));
+                }
+                (true, Some(why)) => {
+                    notes.push(format!("negated trigger {n} does not hold ({why})"))
+                }
+                (false, None) => {
+                    has_positive = true;
+                    positive_holds = true;
+                    notes.push(format!("trigger {n} holds"));
+                }
+                (false, Some(why)) => {
+                    has_positive = true;
+                    notes.push(format!("trigger {n} does not hold: {why}"));
+                }
+            }
+        }
+        if !has_positive && !vetoed {
+            notes.push("no negated trigger holds".to_owned());
+        }
+        (!vetoed && (positive_holds || !has_positive), notes)
     }
 }
 
@@ -282,7 +381,8 @@ impl Routes {
         &'a self,
         event: &'e TriggerEvent,
     ) -> impl Iterator<Item = &'a Route> + use<'a, 'e> {
-        self.routes.iter().filter(move |r| r.fires(event))
+        let lookup = condition::Lookup::new(event, self.slots.0, self.slots.1);
+        self.routes.iter().filter(move |r| r.fires_in(&lookup))
     }
 
     /// The fields `event` lacks for the routes that fire for it: a route answering into

@@ -1,14 +1,18 @@
 //! [`Section`]: typed reads of one TOML table that record every problem in [`Diagnostics`]
 //! instead of stopping at the first.
 
-use super::diagnostics::Diagnostics;
+use super::diagnostics::{Diagnostics, Pointer, Seg, field_name};
 use toml::{Table, Value};
 
-/// One TOML table being read. Errors name `loc` (`[ingest]`, `route `x``) and the field
-/// with `prefix` before it (`retry.` for a route's `retry` table).
+/// One TOML table being read, and where it is in the file. Errors name `loc` (`[ingest]`,
+/// `route `x``) and the field by its steps from there (`retry.schedule[0]` for a route's
+/// `retry` table), and carry the place so the error gets its line.
 pub(super) struct Section<'t> {
     pub loc: String,
-    prefix: String,
+    /// The table's steps from the top of the file.
+    at: Pointer,
+    /// How many steps of `at` `loc` stands for; the rest prefix each field's name.
+    base: usize,
     table: &'t Table,
 }
 
@@ -25,53 +29,75 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl<'t> Section<'t> {
-    /// Opens a table and reports each key not in `known` as an unknown field.
+    /// Opens the table at `at`, named `loc`, and reports each key not in `known` as an
+    /// unknown field.
     pub fn new(
         loc: impl Into<String>,
-        prefix: &str,
+        at: Pointer,
         table: &'t Table,
         known: &[&str],
         diag: &mut Diagnostics,
     ) -> Self {
         let s = Self {
             loc: loc.into(),
-            prefix: prefix.to_owned(),
+            base: at.len(),
+            at,
             table,
         };
-        for key in table.keys().filter(|k| !known.contains(&k.as_str())) {
-            s.error(
-                diag,
-                key,
-                format!("unknown field; expected one of: {}", known.join(", ")),
-            );
-        }
+        s.unknown_keys(known, diag);
         s
     }
 
-    /// Opens a table nested in this one (`prefix` like `retry.`), reported at the same
-    /// location.
+    /// Opens a table nested in this one, `steps` below it (`retry`, or `triggers`, 0),
+    /// reported at the same location.
     pub fn nested<'n>(
         &self,
-        prefix: &str,
+        steps: &[Seg],
         table: &'n Table,
         known: &[&str],
         diag: &mut Diagnostics,
     ) -> Section<'n> {
-        Section::new(
-            self.loc.clone(),
-            &format!("{}{prefix}", self.prefix),
+        let s = Section {
+            loc: self.loc.clone(),
+            at: self.at(steps),
+            base: self.base,
             table,
-            known,
-            diag,
-        )
+        };
+        s.unknown_keys(known, diag);
+        s
     }
 
-    fn field(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    fn unknown_keys(&self, known: &[&str], diag: &mut Diagnostics) {
+        for key in self.table.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.error_in(
+                diag,
+                &[Seg::key(key)],
+                format!("unknown field; expected one of: {}", known.join(", ")),
+            );
+        }
     }
 
+    /// The place of `steps` below this table.
+    pub fn at(&self, steps: &[Seg]) -> Pointer {
+        [self.at.as_slice(), steps].concat()
+    }
+
+    /// A problem with `key` of this table; `name[i]` names element `i` of array `name`.
     pub fn error(&self, diag: &mut Diagnostics, key: &str, reason: impl Into<String>) {
-        diag.error(&self.loc, Some(&self.field(key)), reason);
+        let steps = match key.strip_suffix(']').and_then(|k| k.split_once('[')) {
+            Some((name, i)) if i.parse::<usize>().is_ok() => {
+                vec![Seg::key(name), Seg::Index(i.parse().unwrap_or_default())]
+            }
+            _ => vec![Seg::key(key)],
+        };
+        self.error_in(diag, &steps, reason);
+    }
+
+    /// A problem `steps` below this table (a key that may hold dots, an element).
+    pub fn error_in(&self, diag: &mut Diagnostics, steps: &[Seg], reason: impl Into<String>) {
+        let at = self.at(steps);
+        let field = field_name(&at[self.base..]);
+        diag.error_at(at, &self.loc, Some(&field), reason);
     }
 
     fn typed<T>(

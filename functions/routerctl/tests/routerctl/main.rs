@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod binary;
 mod cli;
+mod conditions;
 mod disk;
 mod dlq;
 mod docs;

@@ -2,7 +2,7 @@
 //! to a profile names one the file defines.
 
 use super::http_url;
-use crate::routes::diagnostics::Diagnostics;
+use crate::routes::diagnostics::{Diagnostics, Pointer, Seg};
 use crate::routes::section::Section;
 use crate::routes::{AuthProfile, ClientAuth, OAuth2Profile, TokenRequestStyle};
 use std::collections::BTreeMap;
@@ -14,14 +14,15 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Au
     let mut out = BTreeMap::new();
     for (name, v) in t {
         let loc = format!("[auth.{name}]");
+        let at = vec![Seg::key("auth"), Seg::key(name)];
         let Some(table) = v.as_table() else {
-            diag.error(&loc, None, "must be a table");
+            diag.error_at(at, &loc, None, "must be a table");
             continue;
         };
         let profile = match table.get("type").and_then(Value::as_str) {
-            Some("api_key") => api_key(&loc, table, diag),
-            Some("header") => header(&loc, table, diag),
-            Some("oauth2") => oauth2(&loc, table, diag),
+            Some("api_key") => api_key(&loc, at, table, diag),
+            Some("header") => header(&loc, at, table, diag),
+            Some("oauth2") => oauth2(&loc, at, table, diag),
             other => {
                 let reason = match other {
                     None => "field `type` is required: one of api_key, header, oauth2".to_owned(),
@@ -29,7 +30,9 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Au
                         format!("unknown type `{t}`; expected one of api_key, header, oauth2")
                     }
                 };
-                diag.error(&loc, Some("type"), reason);
+                let mut at = at;
+                at.push(Seg::key("type"));
+                diag.error_at(at, &loc, Some("type"), reason);
                 None
             }
         };
@@ -40,16 +43,16 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Au
     out
 }
 
-fn api_key(loc: &str, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfile> {
-    let s = Section::new(loc, "", table, &["type", "secret"], diag);
+fn api_key(loc: &str, at: Pointer, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfile> {
+    let s = Section::new(loc, at, table, &["type", "secret"], diag);
     s.secret_id("secret", diag)
         .map(|secret| AuthProfile::ApiKey { secret })
 }
 
-fn header(loc: &str, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfile> {
+fn header(loc: &str, at: Pointer, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfile> {
     let s = Section::new(
         loc,
-        "",
+        at,
         table,
         &["type", "header", "prefix", "secret"],
         diag,
@@ -73,10 +76,10 @@ fn header(loc: &str, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfil
     })
 }
 
-fn oauth2(loc: &str, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfile> {
+fn oauth2(loc: &str, at: Pointer, table: &Table, diag: &mut Diagnostics) -> Option<AuthProfile> {
     let s = Section::new(
         loc,
-        "",
+        at,
         table,
         &[
             "type",

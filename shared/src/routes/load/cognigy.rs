@@ -5,7 +5,7 @@ use super::retry::retry_policy;
 use super::{http_url, templates};
 use crate::render::Renderer;
 use crate::routes::cognigy::{CognigyEndpoint, CognigyTarget, Mode, Reply};
-use crate::routes::diagnostics::Diagnostics;
+use crate::routes::diagnostics::{Diagnostics, Seg};
 use crate::routes::section::Section;
 use crate::routes::{on_failure_template, reply_template};
 use std::collections::BTreeMap;
@@ -20,11 +20,12 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Co
     let mut out = BTreeMap::new();
     for (name, v) in t {
         let loc = format!("[cognigy.{name}]");
+        let at = vec![Seg::key("cognigy"), Seg::key(name)];
         let Some(table) = v.as_table() else {
-            diag.error(&loc, None, "must be a table");
+            diag.error_at(at, &loc, None, "must be a table");
             continue;
         };
-        let s = Section::new(&loc, "", table, PROFILE_KEYS, diag);
+        let s = Section::new(&loc, at, table, PROFILE_KEYS, diag);
         let base_url = s
             .required_str("base_url", diag)
             .and_then(|u| http_url(&s, "base_url", u, diag))
@@ -43,7 +44,7 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Co
         let url_token_secret = s.secret_id("url_token_secret", diag);
         let timeout = s.int_in("timeout_seconds", 1..=30, diag).unwrap_or(10);
         let retry = match s.table("retry", diag) {
-            Some(t) => retry_policy(&loc, t, diag),
+            Some(t) => retry_policy(&s, t, diag),
             None => Some(CognigyEndpoint::default_retry()),
         };
         if let (Some(base_url), Some(url_token_secret), Some(retry)) =
@@ -109,7 +110,7 @@ pub(super) fn route_target(
     profiles: &BTreeMap<String, CognigyEndpoint>,
     diag: &mut Diagnostics,
 ) -> Option<CognigyTarget> {
-    let s = route.nested("cognigy.", t, &["endpoint", "mode"], diag);
+    let s = route.nested(&[Seg::key("cognigy")], t, &["endpoint", "mode"], diag);
     target(&s, "endpoint", profiles, diag)
 }
 
@@ -122,7 +123,7 @@ pub(super) fn reply(
     name: &str,
     diag: &mut Diagnostics,
 ) -> Option<Reply> {
-    let s = route.nested("reply.", t, REPLY_KEYS, diag);
+    let s = route.nested(&[Seg::key("reply")], t, REPLY_KEYS, diag);
     let to = target(&s, "cognigy", profiles, diag);
     let template = s.required_str("template", diag);
     if let Some(src) = template {

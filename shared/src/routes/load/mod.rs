@@ -7,11 +7,12 @@
 
 mod auth;
 mod cognigy;
+mod condition;
 mod retry;
 mod route;
 mod templates;
 
-use super::diagnostics::{Diagnostics, LoadErrors};
+use super::diagnostics::{Diagnostics, LoadErrors, Seg};
 use super::section::Section;
 use super::{AuthProfile, DeliverySettings, Ingest, Route, Routes, Signing};
 use crate::breaker::BreakerSettings;
@@ -31,7 +32,7 @@ pub(super) fn load(path: &Path) -> Result<Routes, LoadErrors> {
         Err(e) => {
             let mut diag = Diagnostics::default();
             diag.error("file", None, format!("cannot read the routes file: {e}"));
-            diag.finish(path, None)
+            diag.finish(path, None, None)
         }
     }
 }
@@ -49,13 +50,13 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Routes, LoadErrors> {
             None
         }
     };
-    diag.finish(path, routes)
+    diag.finish(path, Some(text), routes)
 }
 
 /// Reads every section of the file; `None` when a part that `Routes` cannot do without is
 /// missing (the caller refuses the file anyway when any error was recorded).
 fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
-    let file = Section::new("file", "", top, TOP_KEYS, diag);
+    let file = Section::new("file", Vec::new(), top, TOP_KEYS, diag);
     let auth = file
         .table("auth", diag)
         .map(|t| auth::profiles(t, diag))
@@ -82,7 +83,8 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         max_queued_per_session: defaults.max_queued_per_session,
         base_dir,
     };
-    let routes = route_list(entries, &parts, &mut renderer, diag);
+    let mut routes = route_list(entries, &parts, &mut renderer, diag);
+    let slots = condition::assign_slots(&mut routes);
     let index = routes
         .iter()
         .enumerate()
@@ -96,6 +98,7 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         cognigy,
         routes,
         index,
+        slots,
         renderer,
         path: path.to_owned(),
     })
@@ -125,7 +128,8 @@ fn route_list(
     let mut seen = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let Some(table) = entry.as_table() else {
-            diag.error(
+            diag.error_at(
+                vec![Seg::key("route"), Seg::Index(i)],
                 &format!("route #{}", i + 1),
                 None,
                 "must be a table ([[route]])",
@@ -136,7 +140,8 @@ fn route_list(
             continue;
         };
         if let Some(&first) = seen.get(route.name.as_str()) {
-            diag.error(
+            diag.error_at(
+                vec![Seg::key("route"), Seg::Index(i), Seg::key("name")],
                 &format!("route `{}`", route.name),
                 Some("name"),
                 format!(
@@ -162,7 +167,7 @@ fn ingest(
     let empty = Table::new();
     let s = Section::new(
         "[ingest]",
-        "",
+        vec![Seg::key("ingest")],
         table.unwrap_or(&empty),
         &["auth", "max_body_kb"],
         diag,
@@ -199,7 +204,7 @@ pub(super) fn session_cap(s: &Section<'_>, diag: &mut Diagnostics) -> Option<u32
 fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
     let s = Section::new(
         "[delivery]",
-        "",
+        vec![Seg::key("delivery")],
         t,
         &[
             "allow_private_targets",
@@ -226,7 +231,7 @@ pub(super) fn breaker_settings(
         return *base;
     };
     let b = s.nested(
-        "circuit_breaker.",
+        &[Seg::key("circuit_breaker")],
         t,
         &[
             "failures",
@@ -280,7 +285,7 @@ const MAX_COOL_DOWN: Duration = Duration::from_secs(24 * 3600);
 
 /// `[signing]`: the secret outbound requests are signed with.
 fn signing(t: &Table, diag: &mut Diagnostics) -> Option<Signing> {
-    let s = Section::new("[signing]", "", t, &["secret"], diag);
+    let s = Section::new("[signing]", vec![Seg::key("signing")], t, &["secret"], diag);
     s.secret_id("secret", diag).map(|secret| Signing { secret })
 }
 

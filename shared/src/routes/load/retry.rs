@@ -1,15 +1,19 @@
 //! A `retry` table (a route's, or a Cognigy endpoint's): its schedule and `max_age`.
 
 use crate::retry::{MAX_DELAY, RetryPolicy};
-use crate::routes::diagnostics::Diagnostics;
+use crate::routes::diagnostics::{Diagnostics, Seg};
 use crate::routes::section::Section;
 use crate::time_fmt::parse_duration;
 use std::time::Duration;
 use toml::{Table, Value};
 
 /// `retry = { schedule, max_age }`; each field defaults to [`RetryPolicy::default`]'s.
-pub(super) fn retry_policy(loc: &str, t: &Table, diag: &mut Diagnostics) -> Option<RetryPolicy> {
-    let s = Section::new(loc, "retry.", t, &["schedule", "max_age"], diag);
+pub(super) fn retry_policy(
+    owner: &Section<'_>,
+    t: &Table,
+    diag: &mut Diagnostics,
+) -> Option<RetryPolicy> {
+    let s = owner.nested(&[Seg::key("retry")], t, &["schedule", "max_age"], diag);
     let mark = diag.mark();
     let default = RetryPolicy::default();
     let schedule = match s.array("schedule", diag) {

@@ -4,7 +4,7 @@
 use super::{FileParts, auth, cognigy, http_url, retry, templates};
 use crate::domain::{EventType, RouteName};
 use crate::render::Renderer;
-use crate::routes::diagnostics::Diagnostics;
+use crate::routes::diagnostics::{Diagnostics, Seg};
 use crate::routes::section::Section;
 use crate::routes::{AuthProfile, Enrich, Route, Target, Trigger};
 use std::collections::BTreeMap;
@@ -42,11 +42,7 @@ pub(super) fn route(
     diag: &mut Diagnostics,
 ) -> Option<Route> {
     let (auth, base_dir) = (parts.auth, parts.base_dir);
-    let loc = match t.get("name").and_then(Value::as_str) {
-        Some(n) => format!("route `{n}`"),
-        None => format!("route #{}", i + 1),
-    };
-    let s = Section::new(&loc, "", t, ROUTE_KEYS, diag);
+    let s = route_section(i, t, diag);
     let name = s.required_str("name", diag).and_then(|n| {
         RouteName::parse(n)
             .map_err(|reason| s.error(diag, "name", reason))
@@ -57,12 +53,12 @@ pub(super) fn route(
     let timeout = s.int_in("timeout_seconds", 1..=30, diag).unwrap_or(15);
     let max_kb = s.int_in("max_payload_kb", 1..=1024, diag).unwrap_or(256);
     let retry = match s.table("retry", diag) {
-        Some(t) => retry::retry_policy(&loc, t, diag),
+        Some(t) => retry::retry_policy(&s, t, diag),
         None => Some(crate::retry::RetryPolicy::default()),
     };
     let enrich = s
         .table("enrich", diag)
-        .map(|t| enrich_table(&loc, t, auth, diag));
+        .map(|t| enrich_table(&s, t, auth, diag));
     let triggers = triggers(&s, diag);
     let breaker = super::breaker_settings(&s, parts.breaker, diag);
     let ordered = ordering(&s, parts.max_queued_per_session, diag);
@@ -101,6 +97,16 @@ pub(super) fn route(
         ordered: ordered?.0,
         max_queued_per_session: ordered?.1,
     })
+}
+
+/// Route `i`'s table, named by its name (or its place, without one).
+fn route_section<'t>(i: usize, t: &'t Table, diag: &mut Diagnostics) -> Section<'t> {
+    let loc = match t.get("name").and_then(Value::as_str) {
+        Some(n) => format!("route `{n}`"),
+        None => format!("route #{}", i + 1),
+    };
+    let at = vec![Seg::key("route"), Seg::Index(i)];
+    Section::new(loc, at, t, ROUTE_KEYS, diag)
 }
 
 /// The route's auth profile; a Cognigy route takes none (its URL token is the credential).
@@ -248,12 +254,12 @@ struct EnrichTable<'t> {
 }
 
 fn enrich_table<'t>(
-    loc: &str,
+    route: &Section<'_>,
     t: &'t Table,
     auth: &BTreeMap<String, AuthProfile>,
     diag: &mut Diagnostics,
 ) -> EnrichTable<'t> {
-    let section = Section::new(loc, "enrich.", t, ENRICH_KEYS, diag);
+    let section = route.nested(&[Seg::key("enrich")], t, ENRICH_KEYS, diag);
     let auth = auth::profile_ref(&section, auth, diag);
     let timeout = section.int_in("timeout_seconds", 1..=30, diag).unwrap_or(5);
     EnrichTable {
@@ -281,11 +287,10 @@ fn triggers(s: &Section<'_>, diag: &mut Diagnostics) -> Option<Vec<Trigger>> {
             s.error(diag, &format!("triggers[{i}]"), "must be a table");
             continue;
         };
-        let ts = Section::new(
-            &s.loc,
-            &format!("triggers[{i}]."),
+        let ts = s.nested(
+            &[Seg::key("triggers"), Seg::Index(i)],
             t,
-            &["event_type", "name", "threshold", "negate"],
+            &["event_type", "name", "threshold", "negate", "where"],
             diag,
         );
         out.extend(trigger(&ts, diag));
@@ -316,10 +321,12 @@ fn trigger(ts: &Section<'_>, diag: &mut Diagnostics) -> Option<Trigger> {
         );
     }
     let negate = ts.bool("negate", diag).unwrap_or(false);
+    let conditions = super::condition::conditions(ts, diag);
     Some(Trigger {
         event_type: event_type?,
         name,
         threshold,
         negate,
+        conditions: conditions?,
     })
 }

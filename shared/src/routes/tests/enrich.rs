@@ -167,10 +167,10 @@ fn an_enrich_table_reports_each_problem_once() {
     assert_eq!(
         e,
         [
-            "route `abc`: field `enrich.colour`: unknown field; expected one of: url, auth, timeout_seconds",
-            "route `abc`: field `enrich.auth`: unknown auth profile `nope`; the file defines no [auth.*] profiles",
-            "route `abc`: field `enrich.timeout_seconds`: must be between 1 and 30, got 0",
-            "route `abc`: field `enrich.url`: is required",
+            "line 3: route `abc`: field `enrich.colour`: unknown field; expected one of: url, auth, timeout_seconds",
+            "line 3: route `abc`: field `enrich.auth`: unknown auth profile `nope`; the file defines no [auth.*] profiles",
+            "line 3: route `abc`: field `enrich.timeout_seconds`: must be between 1 and 30, got 0",
+            "line 3: route `abc`: field `enrich.url`: is required",
         ],
         "{e:?}"
     );

@@ -331,3 +331,64 @@ fn every_error_of_a_file_is_reported_at_once() {
         "{msg}"
     );
 }
+
+#[test]
+fn every_error_names_its_line() {
+    let text = "\
+[ingest]
+max_body_kb = 0
+
+[auth.crm]
+type = 'header'
+secret = 'crm/key'
+
+[[route]]
+name = 'first'
+target_url = 'https://example.com/'
+template = '{}'
+triggers = [
+  { event_type = 'intent' },
+  { event_type = 'nope' },
+]
+retry = { schedule = ['30s', 'soon'] }
+
+[[route]]
+name = 'second'
+template = '{}'
+triggers = [{ event_type = 'intent' }]
+
+[[route]]
+name = 'third'
+target_url = 'https://example.com/'
+template = '{}'
+triggers = [{ event_type = 'intent' }]
+
+[[route]]
+name = 'third'
+target_url = 'https://example.com/'
+template = '{}'
+triggers = [{ event_type = 'intent' }]
+";
+    let e = parse(text).unwrap_err().errors;
+    let got: Vec<_> = e.iter().map(|e| (e.line, e.field.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            (Some(2), Some("max_body_kb")),
+            // A missing field: the line of its table's header.
+            (Some(4), Some("header")),
+            (Some(14), Some("triggers[1].event_type")),
+            (Some(16), Some("retry.schedule[1]")),
+            (Some(18), Some("target_url")),
+            (Some(30), Some("name")),
+        ],
+        "{e:#?}"
+    );
+    let shown = parse(text).unwrap_err().to_string();
+    assert!(
+        shown.contains(
+            "\n  - line 14: route `first`: field `triggers[1].event_type`: must be one of"
+        ),
+        "{shown}"
+    );
+}

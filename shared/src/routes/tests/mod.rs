@@ -5,6 +5,7 @@ use crate::domain::{EventId, RouteName};
 use std::path::Path;
 
 mod cognigy;
+mod conditions;
 mod enrich;
 mod load;
 mod matching;
