@@ -127,17 +127,20 @@ class Sink:
         self.proc.wait()
 
 
-def routes_file(sink_url, n_routes=1):
+def routes_file(sink_url, n_routes=1, bench_where="", bench_extra=""):
     out = ('[ingest]\nauth = "flows"\nmax_body_kb = 256\n[delivery]\nallow_private_targets = true\n'
            '[signing]\nsecret = "router/signing-key"\n[auth.flows]\ntype = "api_key"\nsecret = "router/ingest-key"\n')
     for i in range(n_routes):
         # One route fires for the benchmark's event; the others are never matched (a
         # routes file of many routes, one of which fires).
         name = "bench" if i == 0 else f"other-{i:04d}"
-        trigger = '{ event_type = "intent", name = "handover" }' if i == 0 else \
+        where = f", where = {{ {bench_where} }}" if bench_where else ""
+        trigger = f'{{ event_type = "intent", name = "handover"{where} }}' if i == 0 else \
             f'{{ event_type = "intent", name = "other-{i}" }}'
         out += (f'[[route]]\nname = "{name}"\ntarget_url = "{sink_url}"\n'
                 f"template = '{TEMPLATE}'\ntriggers = [{trigger}]\n")
+        if i == 0 and bench_extra:
+            out += bench_extra + "\n"
     return out
 
 
@@ -204,11 +207,11 @@ def wait_delivered(sink, want, timeout=600):
     raise SystemExit(f"only {sink.stats()['count']} of {want} deliveries arrived in {timeout} s")
 
 
-def whole_job(seconds, pad=0, n_routes=1, tmp=None, ids=True, log_level="warn"):
+def whole_job(seconds, pad=0, n_routes=1, tmp=None, ids=True, log_level="warn", where="", extra=""):
     """One wrk run into a fresh serve; returns the trigger figures, deliveries/s (first
     trigger to last delivery), and serve's peak RSS."""
     sink = Sink()
-    serve = Serve(routes_file(sink.url, n_routes), log_level=log_level)
+    serve = Serve(routes_file(sink.url, n_routes, where, extra), log_level=log_level)
     script = os.path.join(tmp, "unique.lua")
     wrk_script(script, pad, f"{int(time.time() * 1000)}_", ids=ids)
     started_ms = time.time() * 1000
@@ -305,6 +308,40 @@ def section_shapes(args, tmp):
         for (label, _, _), o in zip(shapes, outs):
             print(f"| {n} | {label} | {o['rps']:.0f} | {o['rps'] / b['rps']:.1f}x | {o['p99']:.2f} "
                   f"| {o['deliveries_per_s']:.0f} | {o['deliveries_per_s'] / b['deliveries_per_s']:.1f}x | {o['rss']:.1f} |")
+
+
+# Conditions that hold for the benchmark's event, and a limit it never reaches (serve
+# delivers well under 100,000 a second here): what they cost when they let everything pass.
+FEATURE_WHERE = '"data.text" = { prefix = "agent" }, "user_id" = { prefix = "usr_" }, "score" = { gte = 0.5 }'
+FEATURE_LIMIT = 'rate_limit = { requests = 100000, per = "1s" }'
+
+
+def section_features(args, tmp):
+    """`where` conditions and a rate limit on the route, each on and off in the same run
+    (the headline's shape: no id, default logging, signed)."""
+    log("== features")
+    variants = [("off (the headline's route)", "", ""),
+                ("3 `where` conditions that hold", FEATURE_WHERE, ""),
+                ("a rate limit it never reaches (100,000/s)", "", FEATURE_LIMIT),
+                ("both", FEATURE_WHERE, FEATURE_LIMIT)]
+    rows = []
+    for r in range(args.repeat):
+        log(f"== features, run {r + 1} of {args.repeat}")
+        b = baseline(args.seconds, tmp)
+        rows.append((b, [whole_job(args.seconds, tmp=tmp, ids=False, log_level=None, where=w, extra=e)
+                         for _, w, e in variants]))
+    print(f"\nConditions and rate limits on and off, wrk -t1 -c32 -d{args.seconds}s, events without an id, "
+          f"default logging, one signed route to a local sink; {args.repeat} runs, each measuring the baseline "
+          f"first (ratios to that run's baseline; \"vs off\" to the same run's route without either):\n")
+    print("| run | route | triggers/s | ratio | deliveries/s (whole job) | ratio | vs off | deliveries |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for n, (b, outs) in enumerate(rows, 1):
+        print(f"| {n} | Python baseline | {b['rps']:.0f} | | {b['deliveries_per_s']:.0f} | | | |")
+        off = outs[0]['deliveries_per_s']
+        for (label, _, _), o in zip(variants, outs):
+            print(f"| {n} | {label} | {o['rps']:.0f} | {o['rps'] / b['rps']:.1f}x "
+                  f"| {o['deliveries_per_s']:.0f} | {o['deliveries_per_s'] / b['deliveries_per_s']:.1f}x "
+                  f"| {o['deliveries_per_s'] / off:.2f} | {o['deliveries']} |")
 
 
 class ProbeSink:

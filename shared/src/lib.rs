@@ -12,6 +12,7 @@ pub mod domain;
 pub mod embedded;
 pub mod event;
 pub mod ports;
+pub mod rate_limit;
 pub mod render;
 pub mod retry;
 pub mod routes;

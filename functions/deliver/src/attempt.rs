@@ -58,7 +58,10 @@ pub async fn attempt(sender: &Sender, ready: &Ready<'_>) -> Attempt {
         timeout: out.timeout,
         keep,
     };
-    let sent = sender.send(ready.route, out.auth, request, &out.url).await;
+    let limits = sender.routes.rate_limits(ready.route, job.reply.is_some());
+    let sent = sender
+        .send(ready.route, out.auth, request, &out.url, &limits)
+        .await;
     let response = match (sent.body, sent.attempted.status) {
         (Some(body), Some(status)) => Some(Captured {
             status,

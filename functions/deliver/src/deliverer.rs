@@ -130,10 +130,38 @@ impl Deliverer {
                 breakers: Arc::new(Breakers::default()),
                 router_base: None,
                 router_origin: None,
+                limiters: Default::default(),
+                rate_share: 1,
             },
             backends,
             slots,
         })
+    }
+
+    /// Splits every rate limit between `share` processes that share no memory (Lambda
+    /// containers); an error naming each limit too small to split.
+    pub fn with_rate_share(mut self, share: u32) -> Result<Self, String> {
+        let routes = &self.sender.routes;
+        let mut small = Vec::new();
+        for route in routes.routes() {
+            for reply_job in [false, true] {
+                for (name, limit) in routes.rate_limits(route, reply_job) {
+                    if limit.share(share).is_none() && !small.contains(&name) {
+                        small.push(name);
+                    }
+                }
+            }
+        }
+        if !small.is_empty() {
+            return Err(format!(
+                "the rate limits of {} allow fewer requests per window than the {share} \
+                 containers that may deliver at once, so they cannot be split between them: \
+                 raise `requests` (and `per` with it) or lower DeliverMaxConcurrency",
+                small.join(", ")
+            ));
+        }
+        self.sender.rate_share = share.max(1);
+        Ok(self)
     }
 
     /// Sends the per-batch metric lines to `sink` instead of stdout.

@@ -47,6 +47,26 @@ async fn init() -> Result<Deliverer, Error> {
     let backends = Backends::aws(&config).await?;
     Ok(
         Deliverer::new(Arc::new(routes), backends, config.allow_private_targets)?
-            .with_router_base(config.router_base_url.clone())?,
+            .with_router_base(config.router_base_url.clone())?
+            .with_rate_share(rate_share()?)?,
     )
 }
+
+/// How many containers may deliver at once: each of the function's two event sources
+/// (standard and FIFO queue) runs up to `DELIVER_MAX_CONCURRENCY` (the template sets it to
+/// the sources' `MaximumConcurrency`); each rate limit is split between them all. Unset:
+/// one (a function run outside the template).
+fn rate_share() -> Result<u32, String> {
+    match std::env::var("DELIVER_MAX_CONCURRENCY") {
+        Err(_) => Ok(1),
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n.saturating_mul(EVENT_SOURCES)),
+            _ => Err(format!(
+                "DELIVER_MAX_CONCURRENCY must be a whole number of at least 1, got `{v}`"
+            )),
+        },
+    }
+}
+
+/// The deliver function's event sources in template.yaml.
+const EVENT_SOURCES: u32 = 2;

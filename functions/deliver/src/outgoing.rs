@@ -265,7 +265,14 @@ async fn lookup(
         keep: Keep::Whole,
     };
     let sent = sender
-        .send(route, enrich.auth.as_deref(), request, enrich.url.prefix())
+        // A lookup is not a delivery: the target's rate limit does not count it.
+        .send(
+            route,
+            enrich.auth.as_deref(),
+            request,
+            enrich.url.prefix(),
+            &[],
+        )
         .await;
     if classify(&sent.attempted.outcome, Resend::Spent) != Verdict::Delivered {
         return Err(sent.attempted.prefixed("enrich lookup: "));

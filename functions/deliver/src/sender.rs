@@ -9,6 +9,7 @@ use crate::auth::Credentials;
 use crate::http::{self, Private, Sent};
 use crate::metrics::MetricsSink;
 use router_core::breaker::{Admission, Breakers, Destination, Transition, circuit_names};
+use router_core::rate_limit::{self, Limiters, RateLimit};
 use router_core::retry::{Outcome, Refusal, Resend, Verdict, classify};
 use router_core::routes::{Route, Routes};
 use router_core::secret_cache::Read;
@@ -29,7 +30,16 @@ pub struct Sender {
     pub router_base: Option<url::Url>,
     /// Its origin as the circuit breakers name origins: requests there skip the guard.
     pub router_origin: Option<String>,
+    /// The rate limits' logs of this process.
+    pub limiters: Arc<Limiters>,
+    /// How many processes split each rate limit (1 in `serve`; on Lambda, as many
+    /// containers as the event sources may run at once).
+    pub rate_share: u32,
 }
+
+/// The longest a request sleeps for its place under a rate limit; a longer wait goes back
+/// to the queue (no attempt spent). Within the deadline margin an attempt keeps on Lambda.
+pub const MAX_RATE_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,7 +62,11 @@ impl Sender {
         auth: Option<&str>,
         request: http::Request<'_>,
         endpoint: &url::Url,
+        limits: &[(String, RateLimit)],
     ) -> Sent {
+        if let Err(waiting) = self.take_place(limits).await {
+            return waiting;
+        }
         let (host, endpoint) = circuit_names(endpoint);
         let to = Destination {
             host: &host,
@@ -89,7 +103,19 @@ impl Sender {
         } else {
             Private::Refused
         };
-        let sent = self.send_authenticated(auth, request, private).await;
+        let sent = self
+            .send_authenticated(auth, request, private, limits)
+            .await;
+        if let Outcome::Status {
+            code: 429,
+            retry_after: Some(after),
+        } = sent.attempted.outcome
+        {
+            let until = std::time::Instant::now() + after.min(router_core::retry::MAX_DELAY);
+            for (name, _) in limits {
+                self.limiters.pause(name, until);
+            }
+        }
         let signal = sent.attempted.outcome.signal();
         for t in self
             .breakers
@@ -98,6 +124,43 @@ impl Sender {
             self.circuit_changed(route.name.as_str(), t);
         }
         sent
+    }
+
+    /// A place under every limit in `limits` (this process's share of each), sleeping for
+    /// it up to [`MAX_RATE_SLEEP`]; else the failed send that makes the message wait.
+    async fn take_place(&self, limits: &[(String, RateLimit)]) -> Result<(), Sent> {
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let shares: Vec<(&str, RateLimit)> = limits
+            .iter()
+            .map(|(name, l)| {
+                // Checked when the deliverer was built; one a second if it were not.
+                let part = l.share(self.rate_share).unwrap_or(RateLimit {
+                    requests: 1,
+                    per: l.per * self.rate_share,
+                });
+                (name.as_str(), part)
+            })
+            .collect();
+        let now = std::time::Instant::now();
+        match self.limiters.admit(&shares, now, MAX_RATE_SLEEP) {
+            rate_limit::Admission::At(at) => {
+                if at > now {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                Ok(())
+            }
+            rate_limit::Admission::Later(wait) => {
+                let names: Vec<&str> = shares.iter().map(|(n, _)| *n).collect();
+                let error = format!(
+                    "rate limit ({}): no place for {} ms; waiting without an attempt",
+                    names.join(", "),
+                    wait.as_millis()
+                );
+                Err(Sent::failed(Outcome::RateLimited(wait), error, None))
+            }
+        }
     }
 
     fn circuit_changed(&self, route: &str, t: Transition) {
@@ -147,6 +210,7 @@ impl Sender {
         auth: Option<&str>,
         request: http::Request<'_>,
         to: Private,
+        limits: &[(String, RateLimit)],
     ) -> Sent {
         let resend = if auth.is_some_and(|p| self.credentials.is_oauth2(p)) {
             Resend::Possible
@@ -164,6 +228,10 @@ impl Sender {
                 status = sent.attempted.status,
                 "the target refused the token; re-reading it and resending"
             );
+            // The resend is a request too: it needs its own place under the limits.
+            if let Err(waiting) = self.take_place(limits).await {
+                return waiting;
+            }
             sent = self.send_with_auth(auth, again, Read::Fresh, to).await;
         }
         if let (Some(401 | 403), Some(profile)) = (sent.attempted.status, auth) {

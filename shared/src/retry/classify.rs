@@ -23,6 +23,9 @@ pub enum Outcome {
     /// Not sent: its endpoint's or host's circuit is open. Not an attempt: the message
     /// waits until a request may go.
     CircuitOpen(Box<Refusal>),
+    /// Not sent: a rate limit of its target has no place for it for this long. Not an
+    /// attempt: the message waits for its place.
+    RateLimited(Duration),
     // The attempt.
     Status {
         code: u16,
@@ -61,6 +64,7 @@ impl Outcome {
                 | Self::Expired
                 | Self::Deferred
                 | Self::CircuitOpen(_)
+                | Self::RateLimited(_)
         )
     }
 
@@ -105,6 +109,7 @@ pub enum RetryReason {
     ReplyNotQueued,
     /// Only for completeness: [`super::decide`] makes these waits, never retries.
     CircuitOpen,
+    RateLimited,
     Deadline,
 }
 
@@ -118,6 +123,7 @@ impl RetryReason {
             RetryReason::SigningKey => "signing_key",
             RetryReason::ReplyNotQueued => "reply_not_queued",
             RetryReason::CircuitOpen => Failure::CircuitOpen.as_str(),
+            RetryReason::RateLimited => "rate_limited",
             RetryReason::Deadline => "deadline",
         }
     }
@@ -161,6 +167,7 @@ pub fn classify(outcome: &Outcome, resend: Resend) -> Verdict {
         Outcome::SigningKey => retry(RetryReason::SigningKey),
         // Waits, not failures: [`super::decide`] puts them back without an attempt.
         Outcome::CircuitOpen(_) => retry(RetryReason::CircuitOpen),
+        Outcome::RateLimited(_) => retry(RetryReason::RateLimited),
         Outcome::Deferred => retry(RetryReason::Deadline),
         Outcome::Render => Verdict::Permanent(Failure::Render),
         Outcome::TooLarge => Verdict::Permanent(Failure::TooLarge),

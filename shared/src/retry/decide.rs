@@ -40,6 +40,8 @@ pub enum WaitReason {
     Deadline,
     /// An earlier delivery of its session has not succeeded yet.
     HeldBack,
+    /// A rate limit of its target has no place for it yet.
+    RateLimited,
 }
 
 impl WaitReason {
@@ -48,6 +50,7 @@ impl WaitReason {
             WaitReason::CircuitOpen => "circuit_open",
             WaitReason::Deadline => "deadline",
             WaitReason::HeldBack => "held_back",
+            WaitReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -90,27 +93,60 @@ pub const MIN_CIRCUIT_WAIT: Duration = Duration::from_secs(1);
 /// failed: once the time its schedule spans has passed, or when the wait would take it
 /// past `max_age`.
 pub fn decide(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Duration) -> Disposition {
+    if let Some(waits) = waiting(a, policy, attempt, elapsed) {
+        return waits;
+    }
+    settled(a, policy, attempt, elapsed)
+}
+
+/// Whole seconds, rounded up (queues count visibility in seconds), within the waits' bounds.
+fn whole_wait(until: Duration) -> Duration {
+    let whole = Duration::from_secs(until.as_secs() + u64::from(until.subsec_nanos() > 0));
+    whole.clamp(MIN_CIRCUIT_WAIT, super::MAX_DELAY)
+}
+
+/// The wait (or, for a rate limit past `max_age`, the end) of an outcome that is no
+/// attempt; `None` for the others.
+fn waiting(
+    a: &Attempted,
+    policy: &RetryPolicy,
+    attempt: u32,
+    elapsed: Duration,
+) -> Option<Disposition> {
     let wait = |delay, reason| Disposition::Wait {
         delay,
         reason,
         error: a.error.clone(),
     };
     match &a.outcome {
-        Outcome::Deferred => return wait(DEFER_DELAY, WaitReason::Deadline),
+        Outcome::Deferred => Some(wait(DEFER_DELAY, WaitReason::Deadline)),
+        // Never given up for a limit: only `max_age` ends its wait (as `expired`).
+        Outcome::RateLimited(until) => {
+            let delay = whole_wait(*until);
+            if elapsed.saturating_add(delay) <= policy.max_age {
+                return Some(wait(delay, WaitReason::RateLimited));
+            }
+            Some(Disposition::DeadLetter(DeadLetter {
+                failure: super::Failure::Expired,
+                attempts: attempt.saturating_sub(1),
+                last_status: a.status,
+                last_error: format!("max_age would pass while waiting: {}", a.error),
+            }))
+        }
         Outcome::CircuitOpen(refusal) => {
             let span = policy.span();
             // Back once a request may go, or once its schedule would have ended (then it is
-            // given up, unless the circuit closed meanwhile), whichever comes first; in
-            // whole seconds, rounded up (queues count visibility in seconds).
-            let until = refusal.retry_in.min(span.saturating_sub(elapsed));
-            let whole = Duration::from_secs(until.as_secs() + u64::from(until.subsec_nanos() > 0));
-            let delay = whole.clamp(MIN_CIRCUIT_WAIT, super::MAX_DELAY);
-            if elapsed < span && elapsed.saturating_add(delay) <= policy.max_age {
-                return wait(delay, WaitReason::CircuitOpen);
-            }
+            // given up, unless the circuit closed meanwhile), whichever comes first.
+            let delay = whole_wait(refusal.retry_in.min(span.saturating_sub(elapsed)));
+            (elapsed < span && elapsed.saturating_add(delay) <= policy.max_age)
+                .then(|| wait(delay, WaitReason::CircuitOpen))
         }
-        _ => {}
+        _ => None,
     }
+}
+
+/// What an attempt (or what ended the message before one) comes to, waits aside.
+fn settled(a: &Attempted, policy: &RetryPolicy, attempt: u32, elapsed: Duration) -> Disposition {
     let made = if a.outcome.before_attempt() {
         attempt.saturating_sub(1)
     } else {

@@ -413,3 +413,35 @@ fn the_attempts_a_schedule_allows_by_a_time() {
         "never more than the schedule has"
     );
 }
+
+#[test]
+fn a_rate_limited_delivery_waits_for_its_place_and_is_never_given_up_for_it() {
+    let p = policy(&[5, 30], 3600);
+    let limited = |ms| attempted(Outcome::RateLimited(Duration::from_millis(ms)), None);
+    // Whole seconds, rounded up, at least one; the attempt number stays (a wait).
+    for (ms, secs) in [(2300, 3), (1, 1), (1000, 1)] {
+        assert_eq!(
+            decide(&limited(ms), &p, 3, S(10)),
+            Disposition::Wait {
+                delay: S(secs),
+                reason: WaitReason::RateLimited,
+                error: "why".into()
+            },
+            "{ms} ms"
+        );
+    }
+    // Past its schedule's span too: a limit is not a failure.
+    assert!(matches!(
+        decide(&limited(5000), &p, 3, S(600)),
+        Disposition::Wait { .. }
+    ));
+    // Only max_age ends the wait, as `expired`, counting only the attempts made.
+    match decide(&limited(5000), &p, 3, S(3598)) {
+        Disposition::DeadLetter(d) => {
+            assert_eq!((d.failure, d.attempts), (Failure::Expired, 2));
+            assert!(d.last_error.contains("max_age"), "{}", d.last_error);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(Outcome::RateLimited(S(1)).before_attempt());
+}

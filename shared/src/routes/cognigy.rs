@@ -19,6 +19,8 @@ pub struct CognigyEndpoint {
     /// How replies to this endpoint are retried (`retry`, default 5s, 30s, 2m, 10m within
     /// 1h: an answer into a live conversation is worth little later).
     pub retry: RetryPolicy,
+    /// `rate_limit`: shared by every route and reply sending into this endpoint.
+    pub rate_limit: Option<crate::rate_limit::RateLimit>,
 }
 
 impl CognigyEndpoint {

@@ -16,6 +16,7 @@ pub use diagnostics::{LoadError, LoadErrors};
 use crate::breaker::BreakerSettings;
 use crate::domain::{Answer, DeliveryJob, EventType, RouteName, TriggerEvent};
 use crate::event::FieldError;
+use crate::rate_limit::RateLimit;
 use crate::render::{RenderError, Renderer, UrlShape};
 use crate::retry::RetryPolicy;
 use crate::wire::headers::AuthHeader;
@@ -57,6 +58,8 @@ pub struct DeliverySettings {
     pub breaker: BreakerSettings,
     /// `max_queued_per_session`: the default for every ordered route.
     pub max_queued_per_session: u32,
+    /// `rate_limit`: the default for every route (each route its own limit).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How many deliveries of one session an ordered route may hold queued by default.
@@ -68,6 +71,7 @@ impl Default for DeliverySettings {
             allow_private_targets: false,
             breaker: BreakerSettings::default(),
             max_queued_per_session: MAX_QUEUED_PER_SESSION,
+            rate_limit: None,
         }
     }
 }
@@ -169,6 +173,9 @@ pub struct Route {
     /// An ordered route: at most this many of one session's deliveries queued (the
     /// embedded queue refuses the trigger past it; SQS cannot count them).
     pub max_queued_per_session: u32,
+    /// `rate_limit` (else `[delivery]`'s): at most so many of the route's deliveries reach
+    /// its target in any window.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -383,6 +390,25 @@ impl Routes {
     ) -> impl Iterator<Item = &'a Route> + use<'a, 'e> {
         let lookup = condition::Lookup::new(event, self.slots.0, self.slots.1);
         self.routes.iter().filter(move |r| r.fires_in(&lookup))
+    }
+
+    /// The rate limits one request of `route` is under, by name: the route's own (not for
+    /// a reply job) and its Cognigy endpoint's (the route's target, or for a reply job its
+    /// reply's), which every route naming the endpoint shares.
+    pub fn rate_limits(&self, route: &Route, reply_job: bool) -> Vec<(String, RateLimit)> {
+        let mut out = Vec::new();
+        let endpoint = match (&route.target, &route.reply) {
+            (_, Some(reply)) if reply_job => Some(&reply.to.endpoint),
+            (Target::Cognigy(to), _) if !reply_job => Some(&to.endpoint),
+            _ => None,
+        };
+        if let (Some(limit), false) = (route.rate_limit, reply_job) {
+            out.push((format!("route:{}", route.name), limit));
+        }
+        if let Some(limit) = endpoint.and_then(|e| Some((e, self.cognigy.get(e)?.rate_limit?))) {
+            out.push((format!("cognigy:{}", limit.0), limit.1));
+        }
+        out
     }
 
     /// The fields `event` lacks for the routes that fire for it: a route answering into

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod deliver_rate_limit;
 mod deliver_sqs;
 mod embedded_disk;
 mod embedded_durability;

@@ -15,6 +15,7 @@ mod hardening;
 mod isolation;
 mod limits;
 mod ordering;
+mod rate_limits;
 mod replies;
 mod rotation;
 mod serve;

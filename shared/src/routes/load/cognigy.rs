@@ -12,7 +12,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::Table;
 
-const PROFILE_KEYS: &[&str] = &["base_url", "url_token_secret", "timeout_seconds", "retry"];
+const PROFILE_KEYS: &[&str] = &[
+    "base_url",
+    "url_token_secret",
+    "timeout_seconds",
+    "retry",
+    "rate_limit",
+];
 const REPLY_KEYS: &[&str] = &["cognigy", "mode", "template", "on_failure"];
 
 /// Every `[cognigy.<name>]` table.
@@ -47,6 +53,7 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Co
             Some(t) => retry_policy(&s, t, diag),
             None => Some(CognigyEndpoint::default_retry()),
         };
+        let rate_limit = super::rate_limit(&s, diag);
         if let (Some(base_url), Some(url_token_secret), Some(retry)) =
             (base_url, url_token_secret, retry)
         {
@@ -57,6 +64,7 @@ pub(super) fn profiles(t: &Table, diag: &mut Diagnostics) -> BTreeMap<String, Co
                     url_token_secret,
                     timeout: Duration::from_secs(timeout as u64),
                     retry,
+                    rate_limit,
                 },
             );
         }

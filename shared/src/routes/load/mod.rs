@@ -81,6 +81,7 @@ fn build(top: &Table, path: &Path, diag: &mut Diagnostics) -> Option<Routes> {
         cognigy: &cognigy,
         breaker: &defaults.breaker,
         max_queued_per_session: defaults.max_queued_per_session,
+        rate_limit: defaults.rate_limit,
         base_dir,
     };
     let mut routes = route_list(entries, &parts, &mut renderer, diag);
@@ -113,6 +114,8 @@ pub(super) struct FileParts<'a> {
     pub breaker: &'a BreakerSettings,
     /// `[delivery] max_queued_per_session`, the ordered routes' default.
     pub max_queued_per_session: u32,
+    /// `[delivery] rate_limit`, the routes' default.
+    pub rate_limit: Option<crate::rate_limit::RateLimit>,
     /// Where `template_file`s are read from.
     pub base_dir: &'a Path,
 }
@@ -200,6 +203,39 @@ pub(super) fn session_cap(s: &Section<'_>, diag: &mut Diagnostics) -> Option<u32
         .map(|n| n as u32)
 }
 
+/// `rate_limit = { requests, per }` of `s` (a route, a Cognigy endpoint, `[delivery]`),
+/// when given and valid.
+pub(super) fn rate_limit(
+    s: &Section<'_>,
+    diag: &mut Diagnostics,
+) -> Option<crate::rate_limit::RateLimit> {
+    use crate::rate_limit::{MAX_REQUESTS, RateLimit};
+    let t = s.table("rate_limit", diag)?;
+    let r = s.nested(&[Seg::key("rate_limit")], t, &["requests", "per"], diag);
+    let requests = if r.has("requests") {
+        r.int_in("requests", 1..=i64::from(MAX_REQUESTS), diag)
+    } else {
+        r.error(diag, "requests", "is required: how many requests per `per`");
+        None
+    };
+    let per = match r.required_str("per", diag).map(parse_duration) {
+        Some(Ok(d)) if d >= Duration::from_secs(1) && d <= MAX_COOL_DOWN => Some(d),
+        Some(Ok(_)) => {
+            r.error(diag, "per", "must be between 1s and 24h");
+            None
+        }
+        Some(Err(reason)) => {
+            r.error(diag, "per", reason);
+            None
+        }
+        None => None,
+    };
+    Some(RateLimit {
+        requests: requests? as u32,
+        per: per?,
+    })
+}
+
 /// `[delivery]`: settings for every outbound request.
 fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
     let s = Section::new(
@@ -210,6 +246,7 @@ fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
             "allow_private_targets",
             "circuit_breaker",
             "max_queued_per_session",
+            "rate_limit",
         ],
         diag,
     );
@@ -217,6 +254,7 @@ fn delivery(t: &Table, diag: &mut Diagnostics) -> DeliverySettings {
         allow_private_targets: s.bool("allow_private_targets", diag).unwrap_or(false),
         breaker: breaker_settings(&s, &BreakerSettings::default(), diag),
         max_queued_per_session: session_cap(&s, diag).unwrap_or(super::MAX_QUEUED_PER_SESSION),
+        rate_limit: rate_limit(&s, diag),
     }
 }
 

@@ -29,6 +29,7 @@ const ROUTE_KEYS: &[&str] = &[
     "reply",
     "ordering",
     "max_queued_per_session",
+    "rate_limit",
 ];
 
 const ENRICH_KEYS: &[&str] = &["url", "auth", "timeout_seconds"];
@@ -62,6 +63,7 @@ pub(super) fn route(
     let triggers = triggers(&s, diag);
     let breaker = super::breaker_settings(&s, parts.breaker, diag);
     let ordered = ordering(&s, parts.max_queued_per_session, diag);
+    let rate_limit = super::rate_limit(&s, diag).or(parts.rate_limit);
     let max_in_flight = s
         .int_in("max_in_flight", 1..=10_000, diag)
         .map(|n| n as u32);
@@ -96,6 +98,7 @@ pub(super) fn route(
         reply,
         ordered: ordered?.0,
         max_queued_per_session: ordered?.1,
+        rate_limit,
     })
 }
 

@@ -255,3 +255,88 @@ fn an_ordered_routes_session_cap_defaults_and_is_range_checked() {
     );
     assert!(errs[1].contains("must be an integer"), "{errs:?}");
 }
+
+#[test]
+fn rate_limits_load_on_routes_endpoints_and_delivery_and_name_who_shares_them() {
+    use crate::rate_limit::RateLimit;
+    let lim = |requests, secs| RateLimit {
+        requests,
+        per: Duration::from_secs(secs),
+    };
+    let text = format!(
+        "[delivery]\nrate_limit = {{ requests = 50, per = \"10s\" }}\n\
+         [cognigy.support]\nbase_url = \"https://endpoint-trial.cognigy.ai\"\n\
+         url_token_secret = \"t\"\nrate_limit = {{ requests = 1000, per = \"5m\" }}\n\
+         [cognigy.other]\nbase_url = \"https://endpoint-trial.cognigy.ai\"\nurl_token_secret = \"u\"\n{}\n{}\n{}",
+        with_route("name = 'default'"),
+        with_route(
+            "name = 'own'\nrate_limit = { requests = 20, per = \"1s\" }\n\
+             reply = { cognigy = \"support\", mode = \"inject\", template = '{}' }"
+        ),
+        with_route(
+            "name = 'into-session'\ncognigy = { endpoint = \"support\", mode = \"notify\" }"
+        ),
+    );
+    let r = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let named = |route: &str, reply: bool| r.rate_limits(r.get(route).unwrap(), reply);
+    assert_eq!(
+        named("default", false),
+        [("route:default".into(), lim(50, 10))]
+    );
+    assert_eq!(named("own", false), [("route:own".into(), lim(20, 1))]);
+    // A reply goes into the endpoint: its limit, shared with every route sending there.
+    assert_eq!(
+        named("own", true),
+        [("cognigy:support".into(), lim(1000, 300))]
+    );
+    assert_eq!(
+        named("into-session", false),
+        [
+            ("route:into-session".into(), lim(50, 10)),
+            ("cognigy:support".into(), lim(1000, 300)),
+        ]
+    );
+    assert_eq!(r.cognigy["other"].rate_limit, None);
+    // Without any, nothing limits.
+    let r = parse(&with_route("name = 'free'")).unwrap();
+    assert!(r.rate_limits(r.get("free").unwrap(), false).is_empty());
+}
+
+#[test]
+fn rate_limit_mistakes_are_load_errors() {
+    for (bad, want) in [
+        (
+            "rate_limit = { requests = 0, per = \"1s\" }",
+            "`rate_limit.requests`: must be between 1 and 100000",
+        ),
+        (
+            "rate_limit = { requests = 10 }",
+            "`rate_limit.per`: is required",
+        ),
+        (
+            "rate_limit = { per = \"1s\" }",
+            "`rate_limit.requests`: is required",
+        ),
+        (
+            "rate_limit = { requests = 10, per = \"500ms\" }",
+            "`rate_limit.per`:",
+        ),
+        (
+            "rate_limit = { requests = 10, per = \"2d\" }",
+            "`rate_limit.per`:",
+        ),
+        (
+            "rate_limit = { requests = 10, per = \"1s\", burst = 5 }",
+            "`rate_limit.burst`: unknown field",
+        ),
+        ("rate_limit = 10", "`rate_limit`: must be a table"),
+    ] {
+        let errs = errors(&with_route(&format!("name = 'bad'\n{bad}")));
+        assert!(errs.iter().any(|e| e.contains(want)), "{bad}: {errs:?}");
+    }
+    let errs = errors("[delivery]\nrate_limit = { requests = 'many', per = '1s' }\n");
+    assert!(
+        errs[0].contains("[delivery]: field `rate_limit.requests`"),
+        "{errs:?}"
+    );
+}
