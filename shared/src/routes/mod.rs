@@ -200,13 +200,8 @@ impl Trigger {
     /// Type matches, name matches (if given), `score >= threshold`, and every `where`
     /// condition holds.
     pub fn holds(&self, event: &TriggerEvent) -> bool {
-        self.event_type == event.event_type
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|n| event.name.as_deref() == Some(n))
-            && event.score >= self.threshold
-            && self.conditions.iter().all(|c| c.holds(event))
+        // A lookup with no room keeps nothing: each condition reads the event itself.
+        self.holds_in(&condition::Lookup::new(event, 0, 0))
     }
 
     /// As [`Self::holds`], each condition's value from `lookup`.
