@@ -82,15 +82,9 @@ impl<'t> Section<'t> {
         [self.at.as_slice(), steps].concat()
     }
 
-    /// A problem with `key` of this table; `name[i]` names element `i` of array `name`.
+    /// A problem with `key` of this table.
     pub fn error(&self, diag: &mut Diagnostics, key: &str, reason: impl Into<String>) {
-        let steps = match key.strip_suffix(']').and_then(|k| k.split_once('[')) {
-            Some((name, i)) if i.parse::<usize>().is_ok() => {
-                vec![Seg::key(name), Seg::Index(i.parse().unwrap_or_default())]
-            }
-            _ => vec![Seg::key(key)],
-        };
-        self.error_in(diag, &steps, reason);
+        self.error_in(diag, &[Seg::key(key)], reason);
     }
 
     /// A problem `steps` below this table (a key that may hold dots, an element).

@@ -44,9 +44,9 @@ pub(super) fn retry_policy(
 
 /// `schedule[i]`: a duration no longer than SQS can delay a message.
 fn schedule_step(s: &Section<'_>, i: usize, v: &Value, diag: &mut Diagnostics) -> Option<Duration> {
-    let key = format!("schedule[{i}]");
+    let key = [Seg::key("schedule"), Seg::Index(i)];
     let Some(text) = v.as_str() else {
-        s.error(
+        s.error_in(
             diag,
             &key,
             "must be a duration string like \"30s\", \"5m\" or \"2h\"",
@@ -55,7 +55,7 @@ fn schedule_step(s: &Section<'_>, i: usize, v: &Value, diag: &mut Diagnostics) -
     };
     match parse_duration(text) {
         Ok(d) if d > MAX_DELAY => {
-            s.error(
+            s.error_in(
                 diag,
                 &key,
                 format!("`{text}` is over 12h, the longest delay SQS can hold a message"),
@@ -64,7 +64,7 @@ fn schedule_step(s: &Section<'_>, i: usize, v: &Value, diag: &mut Diagnostics) -
         }
         Ok(d) => Some(d),
         Err(reason) => {
-            s.error(diag, &key, reason);
+            s.error_in(diag, &key, reason);
             None
         }
     }

@@ -287,7 +287,11 @@ fn triggers(s: &Section<'_>, diag: &mut Diagnostics) -> Option<Vec<Trigger>> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Some(t) = item.as_table() else {
-            s.error(diag, &format!("triggers[{i}]"), "must be a table");
+            s.error_in(
+                diag,
+                &[Seg::key("triggers"), Seg::Index(i)],
+                "must be a table",
+            );
             continue;
         };
         let ts = s.nested(
