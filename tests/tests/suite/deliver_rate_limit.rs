@@ -2,7 +2,7 @@
 //! deliverers that share no memory, as Lambda containers, each taking its third of a route's
 //! limit, drain a burst of 120 deliveries into a target that notes when each request
 //! arrives; no window of the limit's length holds more than the limit, every delivery
-//! arrives once, on its first attempt, and nothing is dead-lettered. A limit too small to
+//! arrives (its first copy on its first attempt), and nothing is dead-lettered. A limit too small to
 //! split between the containers refuses to start.
 
 use deliver::Deliverer;
@@ -135,10 +135,21 @@ async fn containers_sharing_a_limit_never_send_more_than_it_together() {
         r.await.unwrap();
     }
     let a = arrivals.lock().unwrap().clone();
-    let ids: std::collections::BTreeSet<&str> = a.iter().map(|(_, id, _)| id.as_str()).collect();
-    assert_eq!((a.len(), ids.len()), (JOBS, JOBS), "each delivery once");
+    // SQS standard queues (and moto, with three receivers at once) deliver at least once:
+    // a message can be handed out twice. Every delivery arrives; a second copy goes through
+    // the limit like any request, so the window check below counts it too.
+    let mut first: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (_, id, attempt) in &a {
+        first.entry(id.as_str()).or_insert(*attempt);
+    }
+    assert_eq!(first.len(), JOBS, "every delivery arrived");
     assert!(
-        a.iter().all(|(_, _, attempt)| *attempt == 1),
+        a.len() <= JOBS + 3,
+        "{} requests for {JOBS} deliveries",
+        a.len()
+    );
+    assert!(
+        first.values().all(|attempt| *attempt == 1),
         "waits spent no attempt"
     );
     let times: Vec<Instant> = a.iter().map(|(t, _, _)| *t).collect();
